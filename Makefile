@@ -1,0 +1,44 @@
+# Two commands a new user needs: `make run` (the main job on the embedded default data)
+# and `make test` (the test suite). Each sets up its own virtual environment first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+CORES  ?= 8
+
+.PHONY: setup run test test-all report bench clean help
+
+help:
+	@echo "make run       set up, then snakemake --cores $(CORES) results/exp2 (embedded default data)"
+	@echo "make test      set up, then the test suite (slow tests excluded)"
+	@echo "make test-all  the test suite including slow tests"
+	@echo "make report    snakemake --report report.html after a run"
+	@echo "make bench     the benchmarks in benchmarks/"
+
+# Idempotent: reinstalls only when the lock file or pyproject change.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/local results/exp2
+
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow"
+
+test-all: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+report: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores 1 --report report.html results/exp2
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do PATH=$(abspath $(BIN)):$$PATH $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf .snakemake data results report.html

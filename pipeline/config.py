@@ -1,0 +1,143 @@
+"""Load and validate the workflow configuration; shared helpers for months and frames.
+
+The schema (``schemas/config.schema.yaml``) is the single source of truth for keys,
+types and defaults. Snakemake validates with it at parse time; every command-line
+entry point validates with :func:`load_config`, so a step run by hand sees the same
+defaults as one run by the workflow.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import yaml
+
+from pipeline.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+def _validator_with_defaults(cls):
+    """A jsonschema validator class that fills in each property's ``default``."""
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = json.loads(json.dumps(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def validate_config(config: dict) -> dict:
+    """Validate ``config`` in place (defaults filled in) and check cross-key rules.
+
+    Raises :class:`ConfigError` naming the key path and the offending value.
+    """
+    schema = load_schema()
+    validator_cls = _validator_with_defaults(jsonschema.Draft202012Validator)
+    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        key = ".".join(str(p) for p in e.path) or "<top level>"
+        raise ConfigError(f"config key '{key}': {e.message}")
+    check_consistency(config)
+    return config
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config, apply nested ``overrides``, validate, fill defaults."""
+    with open(path) as f:
+        config = yaml.safe_load(f) or {}
+    if overrides:
+        config = deep_update(config, overrides)
+    try:
+        return validate_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def deep_update(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_update(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def check_consistency(config: dict) -> None:
+    """Rules a JSON schema cannot express: ordering of levels, periods and split gaps."""
+    levels = config["levels_hpa"]
+    if any(b >= a for a, b in zip(levels, levels[1:])):
+        raise ConfigError(f"config key 'levels_hpa': must be strictly decreasing, got {levels}")
+    for name in ("region1", "region2"):
+        box = config["regions"][name]
+        if box["lat_min"] >= box["lat_max"] or box["lon_min"] >= box["lon_max"]:
+            raise ConfigError(f"config key 'regions.{name}': empty box {box}")
+    p = config["period"]
+    if pd.Period(p["start"], "M") > pd.Period(p["end"], "M"):
+        raise ConfigError(f"config key 'period': start {p['start']} after end {p['end']}")
+    window = pd.Timedelta(hours=config["frames"]["input_steps"] * config["frames"]["step_hours"])
+    s = config["splits"]
+    order = ["train", "val", "test"]
+    for name in order:
+        if pd.Timestamp(s[name]["start"]) > pd.Timestamp(s[name]["end"]):
+            raise ConfigError(f"config key 'splits.{name}': start {s[name]['start']} after end {s[name]['end']}")
+    for a, b in zip(order, order[1:]):
+        end_a = pd.Timestamp(s[a]["end"]) + pd.Timedelta(days=1)  # end date is inclusive
+        gap = pd.Timestamp(s[b]["start"]) - end_a
+        if gap < window:
+            raise ConfigError(
+                f"config key 'splits.{b}.start': {s[b]['start']} leaves a gap of {gap} after "
+                f"splits.{a}.end {s[a]['end']}; at least one input window ({window}) is required"
+            )
+
+
+def config_hash(config: dict, keys: tuple[str, ...] | None = None) -> str:
+    """Stable short hash of the config (or of a subset of its top-level keys)."""
+    sub = config if keys is None else {k: config.get(k) for k in keys}
+    blob = json.dumps(sub, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def period_months(config: dict) -> list[str]:
+    """Months of the study period as 'YYYY-MM' strings."""
+    p = config["period"]
+    return [str(m) for m in pd.period_range(p["start"], p["end"], freq="M")]
+
+
+def month_frame_times(month: str, step_hours: int = 12) -> pd.DatetimeIndex:
+    """Frame times (UTC, tz-naive) inside a month: 00 and 12 UTC of every day."""
+    per = pd.Period(month, "M")
+    start = per.start_time
+    end = (per + 1).start_time - pd.Timedelta(hours=step_hours)
+    return pd.date_range(start, end, freq=f"{step_hours}h")
+
+
+def previous_month(month: str) -> str:
+    return str(pd.Period(month, "M") - 1)
+
+
+def split_of_times(times, config: dict) -> np.ndarray:
+    """Name of the split ('train'|'val'|'test'|'') of each frame time (by date range)."""
+    times = pd.DatetimeIndex(times)
+    out = np.full(len(times), "", dtype=object)
+    for name, rng in config["splits"].items():
+        lo = pd.Timestamp(rng["start"])
+        hi = pd.Timestamp(rng["end"]) + pd.Timedelta(days=1)
+        out[(times >= lo) & (times < hi)] = name
+    return out

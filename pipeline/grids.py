@@ -1,0 +1,100 @@
+"""Region grids: cell centres of each region box and of the joined (concat) grid.
+
+Conventions: latitude ascending (row 0 is the southern edge), longitude ascending;
+cell centres at ``edge + (i + 0.5) * resolution``. Region 1 alone is the ``region1``
+grid; ``concat`` joins region 2 to region 1 on the configured side, so for the
+default (region 2 west) ``concat`` is region 2's columns followed by region 1's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.errors import GridError
+
+
+def _axis(lo: float, hi: float, res: float, what: str) -> np.ndarray:
+    n = (hi - lo) / res
+    if abs(n - round(n)) > 1e-6:
+        raise GridError(f"{what}: extent {hi} - {lo} = {hi - lo} deg is not a multiple of the resolution {res} deg")
+    n = int(round(n))
+    return np.round(lo + (np.arange(n) + 0.5) * res, 6)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular lat/lon grid with the region-1 cells marked."""
+
+    name: str
+    lat: np.ndarray  # (y,) ascending cell centres, degrees north
+    lon: np.ndarray  # (x,) ascending cell centres, degrees east
+    region1_mask: np.ndarray  # (y, x) bool: True on region-1 cells
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.lat.size, self.lon.size)
+
+    def region1_slices(self) -> tuple[slice, slice]:
+        """Row and column slices of region 1 inside this grid."""
+        rows = np.flatnonzero(self.region1_mask.any(axis=1))
+        cols = np.flatnonzero(self.region1_mask.any(axis=0))
+        return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def region_axes(box: dict, res: float, name: str = "region") -> tuple[np.ndarray, np.ndarray]:
+    lat = _axis(box["lat_min"], box["lat_max"], res, f"regions.{name} latitude")
+    lon = _axis(box["lon_min"], box["lon_max"], res, f"regions.{name} longitude")
+    return lat, lon
+
+
+def make_grid(config: dict, name: str) -> Grid:
+    """The ``region1`` or ``concat`` grid of a validated config."""
+    regions = config["regions"]
+    res = float(config["grid"]["resolution_deg"])
+    lat1, lon1 = region_axes(regions["region1"], res, "region1")
+    if name == "region1":
+        return Grid("region1", lat1, lon1, np.ones((lat1.size, lon1.size), bool))
+    if name != "concat":
+        raise GridError(f"unknown grid {name!r}; expected 'region1' or 'concat'")
+    lat2, lon2 = region_axes(regions["region2"], res, "region2")
+    side = regions.get("region2_side", "west")
+    r1, r2 = regions["region1"], regions["region2"]
+    if side in ("west", "east"):
+        if not np.array_equal(lat1, lat2):
+            raise GridError(
+                f"regions joined {side}-east must share latitudes exactly: region1 "
+                f"{r1['lat_min']}..{r1['lat_max']} vs region2 {r2['lat_min']}..{r2['lat_max']}"
+            )
+        edge_ok = (r2["lon_max"] == r1["lon_min"]) if side == "west" else (r2["lon_min"] == r1["lon_max"])
+        if not edge_ok:
+            raise GridError(f"region2 must adjoin region1 on its {side} side: region1 {r1}, region2 {r2}")
+        lon = np.concatenate([lon2, lon1] if side == "west" else [lon1, lon2])
+        mask = np.zeros((lat1.size, lon.size), bool)
+        mask[:, np.isin(lon, lon1)] = True
+        return Grid("concat", lat1, lon, mask)
+    if not np.array_equal(lon1, lon2):
+        raise GridError(
+            f"regions joined {side}-south must share longitudes exactly: region1 "
+            f"{r1['lon_min']}..{r1['lon_max']} vs region2 {r2['lon_min']}..{r2['lon_max']}"
+        )
+    edge_ok = (r2["lat_max"] == r1["lat_min"]) if side == "south" else (r2["lat_min"] == r1["lat_max"])
+    if not edge_ok:
+        raise GridError(f"region2 must adjoin region1 on its {side} side: region1 {r1}, region2 {r2}")
+    lat = np.concatenate([lat2, lat1] if side == "south" else [lat1, lat2])
+    mask = np.zeros((lat.size, lon1.size), bool)
+    mask[np.isin(lat, lat1), :] = True
+    return Grid("concat", lat, lon1, mask)
+
+
+def channel_names(config: dict) -> list[str]:
+    """The 55 (levels x variables) sounding channel names then 'rain', in tensor order.
+
+    Order: variable-major, e.g. temperature_1000hPa, temperature_925hPa, ..., then rain.
+    """
+    names = [f"{v}_{_fmt_level(p)}hPa" for v in config["variables"] for p in config["levels_hpa"]]
+    return names + ["rain"]
+
+
+def _fmt_level(p: float) -> str:
+    return str(int(p)) if float(p).is_integer() else str(p)
