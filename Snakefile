@@ -1,0 +1,29 @@
+# Upstream-rain workflow: raw soundings + gauges -> zarr tensors -> ConvLSTM U-Net -> verification.
+# Main job: `snakemake --cores 8 results/exp2`. See README.md and docs/contracts.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# Parse-time validation: unknown keys and wrong types fail here, naming the key.
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/sources.smk"
+include: "rules/ingest.smk"
+include: "rules/grid.smk"
+include: "rules/dataset.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+
+
+report: "report/workflow.rst"
+
+
+rule all:
+    input:
+        "results/exp2",

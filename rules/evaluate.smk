@@ -1,0 +1,56 @@
+# Verification: scores, baselines, exp2-vs-exp1 bootstrap comparison, figures, report.
+
+
+def _run_inputs(exp):
+    runs = [f"results/runs/{exp}/seed{s}" for s in SEEDS]
+    return {
+        "predictions": [f"{r}/predictions.zarr" for r in runs],
+        "logs": [f"{r}/train_log.csv" for r in runs],
+    }
+
+
+rule evaluate_exp1:
+    input:
+        data=f"{WORK}/processed/region1.zarr",
+        **_run_inputs("exp1"),
+    output:
+        report(
+            directory("results/exp1"),
+            patterns=["{name}.png", "{name}.csv"],
+            caption="../report/exp1.rst",
+            category="exp1: region 1 only",
+        ),
+    params:
+        settings=settings("evaluation", "splits"),
+        runs=" ".join(f"results/runs/exp1/seed{s}" for s in SEEDS),
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/evaluate/exp1.log",
+    shell:
+        "{PY} -m evaluation.evaluate --config {CFG} --exp exp1 --data {input.data}"
+        " --runs {params.runs} --out {output} 2>&1 | tee {log}"
+
+
+rule compare_exp2:
+    input:
+        data=f"{WORK}/processed/region1.zarr",
+        reference="results/exp1",
+        **_run_inputs("exp2"),
+    output:
+        report(
+            directory("results/exp2"),
+            patterns=["{name}.png", "{name}.csv"],
+            caption="../report/exp2.rst",
+            category="exp2: region 2 + region 1, compared with exp1",
+        ),
+    params:
+        settings=settings("evaluation", "splits"),
+        runs=" ".join(f"results/runs/exp2/seed{s}" for s in SEEDS),
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/evaluate/exp2.log",
+    shell:
+        "{PY} -m evaluation.evaluate --config {CFG} --exp exp2 --data {input.data}"
+        " --runs {params.runs} --reference {input.reference} --out {output} 2>&1 | tee {log}"

@@ -1,0 +1,38 @@
+# Train the ConvLSTM U-Net per experiment and seed, then predict the test period.
+
+
+rule train_model:
+    input:
+        lambda wc: f"{WORK}/processed/{EXPERIMENT_GRID[wc.exp]}.zarr",
+    output:
+        checkpoint=f"results/runs/{{exp}}/seed{{seed}}/checkpoint.pt",
+        log=f"results/runs/{{exp}}/seed{{seed}}/train_log.csv",
+        curve=f"results/runs/{{exp}}/seed{{seed}}/loss_curve.png",
+    params:
+        settings=settings("model", "train", "frames", "splits"),
+        out=lambda wc: f"results/runs/{wc.exp}/seed{wc.seed}",
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    log:
+        "logs/train/{exp}_seed{seed}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m training.train --config {CFG} --data {input}"
+        " --exp {wildcards.exp} --seed {wildcards.seed} --out {params.out} 2>&1 | tee {log}"
+
+
+rule predict_test:
+    input:
+        checkpoint=rules.train_model.output.checkpoint,
+        data=lambda wc: f"{WORK}/processed/{EXPERIMENT_GRID[wc.exp]}.zarr",
+    output:
+        directory(f"results/runs/{{exp}}/seed{{seed}}/predictions.zarr"),
+    threads: 2
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/predict/{exp}_seed{seed}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m training.predict --checkpoint {input.checkpoint}"
+        " --data {input.data} --split test --out {output} 2>&1 | tee {log}"

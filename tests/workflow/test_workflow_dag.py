@@ -1,0 +1,67 @@
+"""The workflow's DAG and parse-time config validation (dry runs, no computation)."""
+from __future__ import annotations
+
+from tests.workflow.conftest import job_counts, snakemake, write_config
+
+
+def test_dry_run_of_main_job_has_every_stage_per_month(tmp_path):
+    proc = snakemake(tmp_path, "-n", "results/exp2")
+    counts = job_counts(proc.stdout)
+    months = 3
+    assert counts == {
+        "generate_network": 1,
+        "generate_month": months,
+        "ingest_soundings": months,
+        "ingest_gauges": months,
+        "grid_month": months,
+        "build_dataset": 2,  # region1 and concat
+        "train_model": 2,  # exp1 and exp2, one seed
+        "predict_test": 2,
+        "evaluate_exp1": 1,
+        "compare_exp2": 1,
+    }
+
+
+def test_several_seeds_multiply_training_jobs(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", train={"epochs": 1, "batch_size": 8, "seeds": [0, 1, 2]})
+    counts = job_counts(snakemake(tmp_path, "-n", "results/exp2", configfile=cfg).stdout)
+    assert counts["train_model"] == 6 and counts["predict_test"] == 6
+
+
+def test_results_exp1_alone_skips_the_joined_grid(tmp_path):
+    counts = job_counts(snakemake(tmp_path, "-n", "results/exp1").stdout)
+    assert counts["build_dataset"] == 1 and counts["train_model"] == 1
+    assert "compare_exp2" not in counts
+
+
+def test_unknown_key_fails_at_parse_time_naming_it(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", grid={"resolution_deg": 1.0, "resolutoin_deg": 2.0})
+    proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
+    assert proc.returncode != 0
+    assert "resolutoin_deg" in proc.stdout + proc.stderr
+
+
+def test_wrong_type_fails_at_parse_time_naming_the_key(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", train={"epochs": "many"})
+    proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "epochs" in text and "many" in text
+
+
+def test_split_gap_shorter_than_input_window_is_rejected(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", splits={
+        "train": {"start": "2020-01-01", "end": "2020-02-10"},
+        "val": {"start": "2020-02-12", "end": "2020-02-29"},
+        "test": {"start": "2020-03-04", "end": "2020-03-31"},
+    })
+    proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
+    assert proc.returncode != 0
+    assert "splits.val.start" in proc.stdout + proc.stderr
+
+
+def test_raw_source_without_data_fails_clearly(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", data={"source": "raw", "raw_dir": "nowhere"})
+    proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
+    assert proc.returncode != 0
+    assert "nowhere" in proc.stdout + proc.stderr
