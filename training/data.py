@@ -1,0 +1,193 @@
+"""Samples of the processed zarr as a torch Dataset.
+
+A sample is ``frames.input_steps`` consecutive frames of ``x`` and the rain of the frame
+``frames.lead_steps`` after the last input (the target). It belongs to split S when every
+one of its frames lies in S's date range (:func:`pipeline.config.split_of_times`); frames
+must be contiguous in time, so a window across a missing frame time is dropped. Because
+the frame times are sorted, a window is a contiguous slice of the time axis, which both
+loaders below exploit.
+
+The loss mask of a sample is ``loss_mask * valid(t)``: region 2 (``loss_mask`` 0) and
+cells without rain data at the target time never reach the loss. Targets where the mask
+is 0 are stored as 0 (never NaN) and the loss additionally ignores them by ``where``.
+
+Two loaders: when the needed time range of ``x`` fits in ``train.preload_max_gb``, it is
+read into RAM once and a sample is a view (no copy; fork-shared with workers); otherwise
+each worker opens the zarr store itself and reads one contiguous time slice per sample.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from pipeline.config import split_of_times
+from training.config import FramesConfig
+
+REQUIRED_VARS = {
+    "x": ("time", "channel", "lat", "lon"),
+    "rain_mm": ("time", "lat", "lon"),
+    "valid": ("time", "lat", "lon"),
+    "loss_mask": ("lat", "lon"),
+    "region1_mask": ("lat", "lon"),
+}
+
+
+class TrainingDataError(ValueError):
+    """The processed zarr does not match the contract, or a split has no samples."""
+
+
+def open_processed(path) -> xr.Dataset:
+    """Open a processed zarr lazily and check its variables, dims and time axis."""
+    try:
+        ds = xr.open_zarr(path, consolidated=None)
+    except Exception as err:  # noqa: BLE001 - re-raised with the path
+        raise TrainingDataError(f"{path}: cannot open as zarr: {err}") from err
+    for name, dims in REQUIRED_VARS.items():
+        if name not in ds.variables:
+            raise TrainingDataError(f"{path}: variable '{name}' missing (have {sorted(ds.variables)})")
+        if tuple(ds[name].dims) != dims:
+            raise TrainingDataError(f"{path}: variable '{name}' has dims {ds[name].dims}, expected {dims}")
+    times = pd.DatetimeIndex(ds["time"].values)
+    if not times.is_monotonic_increasing or not times.is_unique:
+        raise TrainingDataError(f"{path}: coordinate 'time' must be strictly increasing")
+    return ds
+
+
+def normalisation_of(ds: xr.Dataset) -> dict:
+    norm = ds.attrs.get("normalisation", {})
+    if isinstance(norm, str):
+        import json
+
+        norm = json.loads(norm)
+    return norm
+
+
+def sample_windows(times, config: dict, frames: FramesConfig, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(first_input_pos (N,), target_pos (N,)) of the samples of ``split``.
+
+    Inputs are positions ``first .. first + input_steps - 1``; the target is the frame
+    ``lead_steps`` after the last input. Every frame must exist (contiguous) and lie in the split.
+    """
+    times = pd.DatetimeIndex(times)
+    step = pd.Timedelta(hours=frames.step_hours)
+    labels = split_of_times(times, config)
+    n_back = frames.lead_steps + frames.input_steps - 1  # target minus first input, in steps
+    # frame times needed by each candidate target, oldest first: (N, input_steps)
+    offsets = np.arange(n_back, frames.lead_steps - 1, -1)
+    tgt = np.flatnonzero(labels == split)
+    if tgt.size == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    need = times[tgt].values[:, None] - offsets[None, :] * step.to_timedelta64()
+    pos = times.get_indexer(need.ravel()).reshape(need.shape)
+    ok = (pos >= 0).all(axis=1)
+    ok[ok] = (labels[pos[ok]] == split).all(axis=1)
+    return pos[ok, 0].astype(int), tgt[ok].astype(int)
+
+
+@dataclass
+class SplitSamples:
+    """Index of one split: where its windows start and which frame each targets."""
+
+    split: str
+    first: np.ndarray  # (N,) time position of the first input frame
+    target: np.ndarray  # (N,) time position of the target frame
+    times: pd.DatetimeIndex  # (N,) target times
+
+    def __len__(self) -> int:
+        return int(self.first.size)
+
+
+def split_samples(ds: xr.Dataset, config: dict, frames: FramesConfig, split: str, drop_empty: bool) -> SplitSamples:
+    """Samples of ``split``; with ``drop_empty``, those whose loss mask is all 0 are dropped (counted on stderr)."""
+    times = pd.DatetimeIndex(ds["time"].values)
+    first, target = sample_windows(times, config, frames, split)
+    n_all = first.size
+    if drop_empty and n_all:
+        lm = ds["loss_mask"].values.astype(bool)
+        valid = ds["valid"].isel(time=target).values  # (N, H, W)
+        keep = (valid & lm).any(axis=(1, 2))
+        first, target = first[keep], target[keep]
+        if n_all - first.size:
+            print(f"[data] {split}: dropped {n_all - first.size} of {n_all} samples with no "
+                  f"valid region-1 target cell", file=sys.stderr)
+    return SplitSamples(split, first, target, times[target])
+
+
+def target_arrays(ds: xr.Dataset, target: np.ndarray, transform: str):
+    """(y (N, 1, H, W) on the target scale, 0 where masked; mask (N, 1, H, W) float32)."""
+    from training.losses import to_target
+
+    lm = ds["loss_mask"].values.astype(bool)
+    rain = ds["rain_mm"].isel(time=target).values.astype(np.float32)  # (N, H, W)
+    valid = ds["valid"].isel(time=target).values.astype(bool) & lm & np.isfinite(rain)
+    rain = np.where(valid, rain, 0.0).astype(np.float32)
+    if (rain < 0).any():
+        bad = np.argwhere(rain < 0)[0]
+        raise TrainingDataError(f"negative rain_mm {rain[tuple(bad)]} at sample {bad[0]}, cell {tuple(bad[1:])}")
+    y = to_target(torch.from_numpy(rain), transform).unsqueeze(1)
+    return y, torch.from_numpy(valid.astype(np.float32)).unsqueeze(1)
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Items: (x (T, C, H, W) float32, y (1, H, W) target scale, mask (1, H, W) float32)."""
+
+    def __init__(self, path, ds: xr.Dataset, samples: SplitSamples, frames: FramesConfig,
+                 transform: str, preload_max_gb: float = 4.0):
+        self.path = str(path)
+        self.samples = samples
+        self.steps = frames.input_steps
+        self.y, self.mask = target_arrays(ds, samples.target, transform)
+        self._x = None  # in-memory (time, C, H, W) or None (lazy)
+        self._lazy = None
+        self.offset = 0
+        if len(samples):
+            lo, hi = int(samples.first.min()), int(samples.first.max()) + self.steps
+            nbytes = (hi - lo) * int(np.prod(ds["x"].shape[1:])) * 4
+            if nbytes <= preload_max_gb * 1e9:
+                self._x = torch.from_numpy(np.ascontiguousarray(ds["x"].isel(time=slice(lo, hi)).values, np.float32))
+                self.offset = lo
+
+    @property
+    def in_memory(self) -> bool:
+        return self._x is not None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _read(self, first: int) -> torch.Tensor:
+        if self._x is not None:
+            a = first - self.offset
+            return self._x[a : a + self.steps]
+        if self._lazy is None:  # opened once per worker process
+            import zarr
+
+            self._lazy = zarr.open_group(self.path, mode="r")["x"]
+        return torch.from_numpy(np.asarray(self._lazy[first : first + self.steps], np.float32))
+
+    def __getitem__(self, i: int):
+        return self._read(int(self.samples.first[i])), self.y[i], self.mask[i]
+
+    def __getstate__(self):  # a worker re-opens the store itself
+        state = dict(self.__dict__)
+        state["_lazy"] = None
+        return state
+
+
+def make_loader(dataset: WindowDataset, batch_size: int, shuffle_seed: int | None, num_workers: int,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """DataLoader; shuffling uses a generator seeded from ``shuffle_seed`` (exact resume)."""
+    gen = None
+    if shuffle_seed is not None:
+        gen = torch.Generator().manual_seed(int(shuffle_seed))
+    kw = {}
+    if num_workers > 0:
+        kw = dict(persistent_workers=False, prefetch_factor=4)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle_seed is not None, generator=gen,
+        num_workers=num_workers, pin_memory=pin_memory, drop_last=False, **kw,
+    )

@@ -1,0 +1,318 @@
+"""ST-RainNet: a ConvLSTM U-Net that maps past frames to the next frame's rain.
+
+Layout (depth = len(hidden) - 1, default hidden (32, 64) -> depth 1)::
+
+    x (B, T, C, H, W) --pad to a multiple of 2**depth-->
+    encoder level i < depth: ConvLSTM(hidden[i]) over all T frames, keep its final (h, c)
+                             as the skip, 2x2 max-pool every frame -> next level
+    bottleneck:              ConvLSTM(hidden[-1]) over all T frames, attention on the
+                             hidden state (every step or only the final one)
+    decoder level i:         transposed-conv 2x up of the level below, concatenate the
+                             encoder's skip h_i, one ConvLSTMCell step whose state starts
+                             from the encoder's final (h_i, c_i) at that level
+    head:                    1x1 conv -> softplus (non-negative), crop back to (H, W)
+
+Decoder state. The decoder is a one-step forecaster (the target is a single frame), so
+its cell state must come from somewhere: zeros would turn the cell into a plain conv
+block and throw away the memory the encoder built; the bottleneck's state has the wrong
+shape and width. Each decoder cell therefore starts from the *encoder's final (h, c) at
+the same level* (same width, same resolution), as in the encoder-forecaster of Shi et
+al. (2015), and its input is the upsampled features concatenated with the skip h.
+
+Speed. A ConvLSTM cell has one gate convolution over ``[x_t, h_{t-1}]`` producing all
+four gates. Its weight splits into an input part and a recurrent part; the input part
+does not depend on the recurrence, so :class:`ConvLSTM` applies it to all T frames in
+one batched convolution and only the recurrent part runs step by step. The result is
+the same function as the textbook per-step concatenation (tested), with one large GEMM
+instead of T small ones.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.config import ModelConfig
+
+
+# ----------------------------------------------------------------------------- cells
+def make_norm(kind: str, channels: int, groups: int) -> nn.Module:
+    """Normalisation of the gate pre-activations (channels = 4 * hidden)."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        if channels % groups:
+            raise ValueError(f"GroupNorm groups {groups} must divide gate channels {channels}")
+        return nn.GroupNorm(groups, channels)
+    if kind == "layer":  # LayerNorm over (C, H, W), resolution independent
+        return nn.GroupNorm(1, channels)
+    raise ValueError(f"unknown norm {kind!r}; allowed: none, batch, group, layer")
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM cell: a single convolution over [x, h] gives the four gates.
+
+    Gate order in the conv output: input, forget, output, candidate. The state is
+    created on the input's device and dtype (nothing hard-coded).
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int = 3, norm: str = "group", groups: int = 8):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.in_channels = in_channels
+        self.hidden = hidden
+        self.padding = kernel_size // 2
+        self.gates = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel_size, padding=self.padding)
+        self.norm = make_norm(norm, 4 * hidden, groups)
+        with torch.no_grad():  # forget-gate bias 1: remember by default early in training
+            self.gates.bias.zero_()
+            self.gates.bias[hidden : 2 * hidden] = 1.0
+
+    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, h, w = x.shape  # (B, C, H, W)
+        z = torch.zeros(b, self.hidden, h, w, device=x.device, dtype=x.dtype)
+        return z, z
+
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """Input part of the gate convolution (bias included). x: (N, C_in, H, W)."""
+        w = self.gates.weight[:, : self.in_channels]
+        return F.conv2d(x, w, self.gates.bias, padding=self.padding)  # (N, 4h, H, W)
+
+    def recurrent_gates(self, h: torch.Tensor) -> torch.Tensor:
+        w = self.gates.weight[:, self.in_channels :]
+        return F.conv2d(h, w, None, padding=self.padding)  # (B, 4h, H, W)
+
+    def update(self, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gates = self.norm(gates)  # (B, 4h, H, W)
+        ifo = torch.sigmoid(gates[:, : 3 * self.hidden])
+        g = torch.tanh(gates[:, 3 * self.hidden :])
+        i, f, o = ifo.chunk(3, dim=1)
+        c = f * c + i * g  # (B, h, H, W)
+        h = o * torch.tanh(c)
+        return h, c
+
+    def forward(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step, textbook form: conv over the concatenation [x, h]."""
+        h, c = state if state is not None else self.init_state(x)
+        gates = self.gates(torch.cat([x, h], dim=1))  # (B, 4h, H, W)
+        return self.update(gates, c)
+
+
+class ConvLSTM(nn.Module):
+    """Stacked ConvLSTM layers with per-layer hidden widths and kernel sizes.
+
+    forward(x (B, T, C, H, W)) -> (outputs (B, T, h_last, H, W), [(h, c) per layer]).
+    ``step_hook`` (optional) is applied to the last layer's h after every step and the
+    modified h is carried on (used for every-step attention).
+    """
+
+    def __init__(self, in_channels: int, hidden, kernel_size=3, norm: str = "group", groups: int = 8):
+        super().__init__()
+        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+        ks = [kernel_size] * len(hidden) if isinstance(kernel_size, int) else list(kernel_size)
+        if len(ks) != len(hidden):
+            raise ValueError(f"kernel sizes {ks} do not match hidden widths {hidden}")
+        chans = [in_channels] + hidden[:-1]
+        self.cells = nn.ModuleList(
+            ConvLSTMCell(ci, hi, ki, norm, groups) for ci, hi, ki in zip(chans, hidden, ks)
+        )
+
+    def forward(self, x: torch.Tensor, state=None, step_hook=None):
+        b, t = x.shape[:2]  # x: (B, T, C, H, W)
+        states = []
+        for li, cell in enumerate(self.cells):
+            hw = x.shape[-2:]
+            gx = cell.input_gates(x.reshape(b * t, *x.shape[2:]))  # (B*T, 4h, H, W)
+            gx = gx.view(b, t, *gx.shape[1:])
+            h, c = state[li] if state is not None else cell.init_state(x[:, 0])
+            last = li == len(self.cells) - 1
+            outs = []
+            for k in range(t):
+                gates = gx[:, k] if (k == 0 and state is None) else gx[:, k] + cell.recurrent_gates(h)
+                h, c = cell.update(gates, c)
+                if last and step_hook is not None:
+                    h = step_hook(h)
+                outs.append(h)
+            x = torch.stack(outs, dim=1)  # (B, T, h, H, W)
+            assert x.shape[-2:] == hw
+            states.append((h, c))
+        return x, states
+
+
+# ------------------------------------------------------------------------- attention
+class SelfAttention2d(nn.Module):
+    """Non-local block (SAGAN): Q/K reduced to C/8, gamma starts at 0 (training starts local)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        r = max(1, channels // 8)
+        self.q = nn.Conv2d(channels, r, 1)
+        self.k = nn.Conv2d(channels, r, 1)
+        self.v = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q = self.q(x).flatten(2).transpose(1, 2)  # (B, N, r)
+        k = self.k(x).flatten(2)  # (B, r, N)
+        attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (B, N, N)
+        v = self.v(x).flatten(2)  # (B, C, N)
+        out = torch.bmm(v, attn.transpose(1, 2)).view(b, c, h, w)
+        return x + self.gamma * out
+
+
+class SqueezeExcite2d(nn.Module):
+    """Squeeze-and-excitation channel gating (reduction 8)."""
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        r = max(1, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, r, 1)
+        self.fc2 = nn.Conv2d(r, channels, 1)
+
+    def forward(self, x):
+        s = x.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+class CBAM2d(nn.Module):
+    """Convolutional block attention: channel (avg+max MLP) then spatial (7x7) gating."""
+
+    def __init__(self, channels: int, reduction: int = 8, spatial_kernel: int = 7):
+        super().__init__()
+        r = max(1, channels // reduction)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, r, 1), nn.ReLU(), nn.Conv2d(r, channels, 1))
+        self.spatial = nn.Conv2d(2, 1, spatial_kernel, padding=spatial_kernel // 2)
+
+    def forward(self, x):
+        avg = x.mean(dim=(2, 3), keepdim=True)
+        mx = x.amax(dim=(2, 3), keepdim=True)
+        x = x * torch.sigmoid(self.mlp(avg) + self.mlp(mx))
+        s = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)  # (B, 2, H, W)
+        return x * torch.sigmoid(self.spatial(s))
+
+
+class ECA2d(nn.Module):
+    """Efficient channel attention: 1-D conv across pooled channels, adaptive kernel."""
+
+    def __init__(self, channels: int, gamma: int = 2, b: int = 1):
+        super().__init__()
+        k = int(abs((math.log2(channels) + b) / gamma))
+        k = k if k % 2 else k + 1
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        s = x.mean(dim=(2, 3))  # (B, C)
+        s = self.conv(s.unsqueeze(1)).squeeze(1)  # (B, C)
+        return x * torch.sigmoid(s)[:, :, None, None]
+
+
+def make_attention(kind: str, channels: int) -> nn.Module | None:
+    if kind == "none":
+        return None
+    table = {"self": SelfAttention2d, "se": SqueezeExcite2d, "cbam": CBAM2d, "eca": ECA2d}
+    if kind not in table:
+        raise ValueError(f"unknown attention {kind!r}; allowed: none, {', '.join(table)}")
+    return table[kind](channels)
+
+
+# ----------------------------------------------------------------------------- U-Net
+class ConvLSTMUNet(nn.Module):
+    """ConvLSTM U-Net: (B, T, C, H, W) -> non-negative (B, 1, H, W), any H and W.
+
+    The output is on the training target scale (log1p mm by default); see
+    :func:`training.losses.to_mm` for the inverse.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden=(32, 64),
+        kernel_size: int = 3,
+        attention: str = "self",
+        attention_mode: str = "final",
+        norm: str = "group",
+        groups: int = 8,
+    ):
+        super().__init__()
+        cfg = ModelConfig(tuple(hidden), kernel_size, attention, attention_mode, norm, groups)  # validates
+        self.args = dict(
+            in_channels=int(in_channels), hidden=list(cfg.hidden), kernel_size=kernel_size,
+            attention=attention, attention_mode=attention_mode, norm=norm, groups=groups,
+        )
+        hidden = list(cfg.hidden)
+        self.depth = len(hidden) - 1
+        self.attention_mode = attention_mode
+        self.encoder = nn.ModuleList()
+        cin = in_channels
+        for i in range(self.depth):
+            self.encoder.append(ConvLSTM(cin, hidden[i], kernel_size, norm, groups))
+            cin = hidden[i]
+        self.bottleneck = ConvLSTM(cin, hidden[-1], kernel_size, norm, groups)
+        self.attention = make_attention(attention, hidden[-1])
+        self.up = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for i in reversed(range(self.depth)):
+            self.up.append(nn.ConvTranspose2d(hidden[i + 1], hidden[i], 2, stride=2))
+            self.decoder.append(ConvLSTMCell(2 * hidden[i], hidden[i], kernel_size, norm, groups))
+        self.head = nn.Conv2d(hidden[0], 1, 1)
+
+    @classmethod
+    def from_config(cls, in_channels: int, cfg: ModelConfig) -> "ConvLSTMUNet":
+        return cls(in_channels, cfg.hidden, cfg.kernel_size, cfg.attention, cfg.attention_mode, cfg.norm, cfg.groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape  # (B, T, C, H, W)
+        m = 2**self.depth
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:  # zero = the normalised mean; cropped back below
+            x = F.pad(x, (0, pw, 0, ph))
+        skips = []
+        for enc in self.encoder:
+            seq, states = enc(x)  # (B, T, h_i, H_i, W_i)
+            skips.append(states[-1])
+            x = F.max_pool2d(seq.flatten(0, 1), 2).unflatten(0, (b, t))  # (B, T, h_i, H_i/2, W_i/2)
+        hook = self.attention if (self.attention is not None and self.attention_mode == "every_step") else None
+        _, states = self.bottleneck(x, step_hook=hook)
+        y = states[-1][0]  # (B, h_last, H_d, W_d)
+        if self.attention is not None and self.attention_mode == "final":
+            y = self.attention(y)
+        for up, cell, (hs, cs) in zip(self.up, self.decoder, reversed(skips)):
+            u = up(y)  # (B, h_i, H_i, W_i)
+            y, _ = cell(torch.cat([u, hs], dim=1), (hs, cs))
+        out = F.softplus(self.head(y))  # (B, 1, H_pad, W_pad), >= 0
+        return out[..., :h, :w]
+
+
+# ---------------------------------------------------------------------- accounting
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_flops(model: nn.Module, input_shape, backward: bool = False) -> int:
+    """FLOPs (2 x multiply-adds of convolutions and matmuls) of one pass at ``input_shape``.
+
+    With ``backward=True``, forward plus backward (a training step without the optimiser).
+    Counted by torch's FlopCounterMode on a real input, so it follows the actual graph.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import copy
+
+    model = copy.deepcopy(model)  # no side effects (BatchNorm running stats, grads)
+    p = next(model.parameters())
+    x = torch.zeros(input_shape, device=p.device, dtype=p.dtype)
+    model.train(backward)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        if backward:
+            model(x).sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    return int(counter.get_total_flops())

@@ -1,0 +1,317 @@
+"""Train the ConvLSTM U-Net on a processed zarr.
+
+    python -m training.train --config config.yaml --data processed/region1.zarr \\
+        --exp exp1 --seed 0 --out results/runs/exp1/seed0 [--resume] [--threads N]
+
+Writes (atomically) into ``--out``: ``checkpoint.pt`` (best validation loss),
+``checkpoint_last.pt`` (end of the latest epoch, for ``--resume``), ``train_log.csv``
+(epoch, train_loss, val_loss, lr, seconds) and ``loss_curve.png``. Prints parameter and
+FLOP counts at start-up and a progress bar per epoch on stderr.
+
+Exact resume: the shuffling order of epoch e is drawn from a generator seeded with
+(seed, e), the model has no stochastic layers, and the checkpoint carries the optimiser,
+scheduler, scaler and RNG states; with ``train.deterministic`` on CPU, a run killed after
+any epoch and resumed ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_path, write_bytes_if_changed
+from pipeline.config import load_config
+from training import checkpoint as ckpt_io
+from training.config import as_dict, frames_config, model_config, train_config
+from training.data import TrainingDataError, WindowDataset, make_loader, normalisation_of, open_processed, split_samples
+from training.losses import masked_loss
+from training.model import ConvLSTMUNet, count_flops, count_parameters
+
+LOG_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+
+
+# ------------------------------------------------------------------ runtime set-up
+def pick_device(name: str) -> torch.device:
+    """``auto``: cuda if available, then mps, then cpu; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config key 'train.device': 'cuda' requested but CUDA is not available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("config key 'train.device': 'mps' requested but MPS is not available")
+    return torch.device(name)
+
+
+def cpu_bf16_supported() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - older builds
+        return False
+
+
+def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, use GradScaler).
+
+    auto: fp16 + GradScaler on CUDA, off elsewhere. bf16: bf16 autocast (no scaler) on
+    any device; on a CPU without native bf16 support it would be slower than fp32, so
+    the trainer warns and runs fp32 instead.
+    """
+    if amp == "off":
+        return None, False
+    if amp == "auto":
+        return (torch.float16, True) if device.type == "cuda" else (None, False)
+    if device.type == "cpu" and not cpu_bf16_supported():
+        warnings.warn("train.amp=bf16 but this CPU has no native bf16 support; training in float32")
+        return None, False
+    return torch.bfloat16, False
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def cosine_lambda(total_steps: int):
+    total = max(1, total_steps)
+
+    def f(step: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+    return f
+
+
+# -------------------------------------------------------------------- epoch loops
+def run_epoch(model, loader, tc, device, amp_dtype, optimizer=None, scheduler=None, scaler=None,
+              desc: str = "", progress: bool = True) -> float:
+    """One pass; trains when ``optimizer`` is given. Returns the mask-weighted mean loss."""
+    train = optimizer is not None
+    model.train(train)
+    total, cells = 0.0, 0.0
+    accum = tc.grad_accumulation
+    n_batches = len(loader)
+    bar = tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    ctx = torch.enable_grad() if train else torch.no_grad()
+    with ctx:
+        for k, (x, y, mask) in enumerate(bar):
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            mask = mask.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                pred = model(x)  # (B, 1, H, W)
+            loss_sum = masked_loss(pred, y, mask, tc.loss, tc.loss_alpha, reduction="sum")
+            n = float(mask.sum())
+            total += float(loss_sum.detach())
+            cells += n
+            if train:
+                # the mean over this batch's cells, split evenly over the accumulated batches
+                loss = loss_sum / max(n, 1.0) / accum
+                scaler.scale(loss).backward()
+                if (k + 1) % accum == 0 or k + 1 == n_batches:
+                    if tc.grad_clip > 0:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+            bar.set_postfix(loss=f"{total / max(cells, 1.0):.4f}")
+    return total / max(cells, 1.0)
+
+
+# --------------------------------------------------------------------- outputs
+def write_log_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r[k] for k in LOG_FIELDS})
+    write_bytes_if_changed(path, buf.getvalue().encode())
+
+
+def plot_loss_curve(path: Path, rows: list[dict], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ep = [r["epoch"] for r in rows]
+    ax.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
+    ax.plot(ep, [r["val_loss"] for r in rows], "s-", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("masked loss (target scale)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------ train
+def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = False,
+          threads: int | None = None, stop_after_epochs: int | None = None, progress: bool = True) -> dict:
+    """Train one model; returns a summary dict. ``stop_after_epochs`` ends this call early
+    (as if killed) after that many epochs in total — used to test resuming."""
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fc, mc, tc = frames_config(config), model_config(config), train_config(config)
+    torch.set_num_threads(threads or default_threads())
+    set_determinism(seed, tc.deterministic)
+    device = pick_device(tc.device)
+    amp_dtype, use_scaler = amp_settings(tc.amp, device)
+
+    ds = open_processed(data_path)
+    samples = {s: split_samples(ds, config, fc, s, drop_empty=True) for s in ("train", "val")}
+    for s, smp in samples.items():
+        if len(smp) == 0:
+            raise TrainingDataError(f"{data_path}: split '{s}' has no samples with a valid target "
+                                    f"(dates {config['splits'][s]}, {fc.input_steps} input frames)")
+    sets = {s: WindowDataset(data_path, ds, smp, fc, tc.target_transform, tc.preload_max_gb)
+            for s, smp in samples.items()}
+    n_chan, n_lat, n_lon = ds.sizes["channel"], ds.sizes["lat"], ds.sizes["lon"]
+
+    model = ConvLSTMUNet.from_config(n_chan, mc).to(device)
+    n_params = count_parameters(model)
+    shape1 = (1, fc.input_steps, n_chan, n_lat, n_lon)
+    fwd = count_flops(model, shape1)
+    step_flops = count_flops(model, shape1, backward=True)
+    print(f"[train] {exp} seed {seed}: {n_params:,} parameters; {fwd / 1e9:.2f} GFLOP forward and "
+          f"{step_flops / 1e9:.2f} GFLOP forward+backward per sample on a {n_lat}x{n_lon} grid; "
+          f"device {device}, amp {amp_dtype}, threads {torch.get_num_threads()}; samples train "
+          f"{len(sets['train'])}, val {len(sets['val'])} ({'in memory' if sets['train'].in_memory else 'lazy zarr'})",
+          file=sys.stderr)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    n_batches = math.ceil(len(sets["train"]) / tc.batch_size)
+    steps_per_epoch = math.ceil(n_batches / tc.grad_accumulation)
+    lam = cosine_lambda(tc.epochs * steps_per_epoch) if tc.schedule == "cosine" else (lambda s: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+
+    norm_json = ckpt_io.plain(normalisation_of(ds))
+    base = {
+        "model_args": model.args,
+        "config": ckpt_io.plain(config),
+        "frames": as_dict(fc), "train": as_dict(tc), "model": as_dict(mc),
+        "normalisation": __import__("json").dumps(norm_json),
+        "data": {
+            "path": str(data_path), "config_hash": str(ds.attrs.get("config_hash", "")),
+            "channels": [str(c) for c in ds["channel"].values], "grid": [int(n_lat), int(n_lon)],
+            "lat": [float(v) for v in ds["lat"].values], "lon": [float(v) for v in ds["lon"].values],
+        },
+        "exp": exp, "seed": int(seed),
+    }
+    start_epoch, best_val, bad_epochs, rows = 0, math.inf, 0, []
+    last_path, best_path = out_dir / "checkpoint_last.pt", out_dir / "checkpoint.pt"
+    if resume and last_path.is_file():
+        st = ckpt_io.load(last_path)
+        if st["model_args"] != model.args:
+            raise ckpt_io.CheckpointError(f"{last_path}: model {st['model_args']} differs from config {model.args}")
+        model.load_state_dict(st["model_state"])
+        optimizer.load_state_dict(st["optimizer"])
+        scheduler.load_state_dict(st["scheduler"])
+        scaler.load_state_dict(st["scaler"])
+        ckpt_io.set_rng_state(st["rng"])
+        start_epoch, best_val, bad_epochs, rows = st["epoch"], st["best_val"], st["bad_epochs"], list(st["log"])
+        print(f"[train] resumed from {last_path} after epoch {start_epoch}", file=sys.stderr)
+    elif resume:
+        print(f"[train] --resume: no {last_path}; starting fresh", file=sys.stderr)
+
+    val_loader = make_loader(sets["val"], tc.batch_size, None, tc.num_workers, device.type == "cuda")
+    stopped = "max epochs"
+    if bad_epochs >= tc.early_stopping_patience:
+        stopped = "early stopping (before resume)"
+    for epoch in range(start_epoch, tc.epochs):
+        if bad_epochs >= tc.early_stopping_patience:
+            break
+        if stop_after_epochs is not None and epoch >= stop_after_epochs:
+            stopped = "interrupted"
+            break
+        t0 = time.perf_counter()
+        loader = make_loader(sets["train"], tc.batch_size, seed * 100_003 + epoch, tc.num_workers,
+                             device.type == "cuda")
+        lr = optimizer.param_groups[0]["lr"]
+        tr = run_epoch(model, loader, tc, device, amp_dtype, optimizer, scheduler, scaler,
+                       desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress)
+        va = run_epoch(model, val_loader, tc, device, amp_dtype, desc="  val", progress=progress)
+        if not math.isfinite(tr) or not math.isfinite(va):
+            raise FloatingPointError(f"epoch {epoch + 1}: non-finite loss (train {tr}, val {va}); lower train.lr")
+        rows.append({"epoch": epoch + 1, "train_loss": tr, "val_loss": va, "lr": lr,
+                     "seconds": round(time.perf_counter() - t0, 3)})
+        improved = va < best_val
+        if improved:
+            best_val, bad_epochs = va, 0
+        else:
+            bad_epochs += 1
+        state = dict(base, model_state=model.state_dict(), epoch=epoch + 1, best_val=best_val,
+                     bad_epochs=bad_epochs, log=rows)
+        if improved:
+            ckpt_io.save(best_path, state)
+        ckpt_io.save(last_path, dict(state, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                     scaler=scaler.state_dict(), rng=ckpt_io.rng_state()))
+        write_log_csv(out_dir / "train_log.csv", rows)
+        plot_loss_curve(out_dir / "loss_curve.png", rows, f"{exp} seed {seed}")
+        print(f"[train] epoch {epoch + 1}: train {tr:.4f} val {va:.4f} lr {lr:.2e} "
+              f"{rows[-1]['seconds']:.1f} s{' *' if improved else ''}", file=sys.stderr)
+    else:
+        stopped = "max epochs"
+    if bad_epochs >= tc.early_stopping_patience and stopped != "interrupted":
+        stopped = "early stopping"
+    summary = {"epochs": len(rows), "best_val": best_val, "stopped": stopped, "parameters": n_params,
+               "flops_forward": fwd, "seconds": time.perf_counter() - t_start}
+    print(f"[train] done ({stopped}): {len(rows)} epochs, best val {best_val:.4f}, "
+          f"{summary['seconds']:.1f} s", file=sys.stderr)
+    return summary
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="config YAML")
+    ap.add_argument("--data", required=True, help="processed zarr (region1.zarr or concat.zarr)")
+    ap.add_argument("--exp", required=True, choices=["exp1", "exp2"], help="experiment name (recorded)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument("--out", required=True, help="run folder")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint_last.pt if present")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: usable cores)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    config = load_config(args.config)
+    train(config, args.data, args.exp, args.seed, args.out, resume=args.resume, threads=args.threads,
+          progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
