@@ -1,0 +1,163 @@
+"""The metrics.json schema (see docs/metrics.md) and the Markdown report."""
+from __future__ import annotations
+
+import jsonschema
+
+_num = {"type": ["number", "null"]}
+_interval = {"type": "array", "items": _num, "minItems": 2, "maxItems": 2}
+_scores_block = {
+    "continuous": {"type": "object", "required": ["rmse", "mae", "bias", "correlation"]},
+    "categorical": {"type": "object", "additionalProperties": {
+        "type": "object",
+        "required": ["hits", "misses", "false_alarms", "correct_negatives", "csi", "pod", "far",
+                     "frequency_bias", "ets", "hk"]}},
+    "fss": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": _num}},
+}
+
+METRICS_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "metrics.json of python -m evaluation.evaluate",
+    "type": "object",
+    "required": ["schema_version", "exp", "reference_exp", "units", "event_definition", "thresholds_mm",
+                 "fss_windows", "samples", "bootstrap", "models", "vs_baselines", "verdicts", "provenance"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "exp": {"type": "string"},
+        "reference_exp": {"type": ["string", "null"]},
+        "units": {"const": "mm / 12 h"},
+        "event_definition": {"type": "string"},
+        "thresholds_mm": {"type": "array", "items": {"type": "number"}},
+        "fss_windows": {"type": "array", "items": {"type": "integer"}},
+        "samples": {"type": "object", "required": ["n_times", "time_start", "time_end", "times_sha256",
+                                                   "cell_times_scored"]},
+        "bootstrap": {"type": "object", "required": ["samples", "block_days", "block_frames", "scheme",
+                                                     "confidence", "seed"]},
+        "models": {"type": "object", "additionalProperties": {
+            "type": "object",
+            "required": ["kind", "continuous", "categorical", "fss"],
+            "properties": {
+                "kind": {"enum": ["experiment", "seed", "baseline"]},
+                **_scores_block,
+                "intervals": {"type": "object", "properties": {
+                    "continuous": {"type": "object", "additionalProperties": _interval},
+                    "categorical": {"type": "object", "additionalProperties": {
+                        "type": "object", "additionalProperties": _interval}},
+                    "fss": {"type": "object", "additionalProperties": {
+                        "type": "object", "additionalProperties": _interval}}}},
+            }}},
+        "vs_baselines": {"type": "object"},
+        "verdicts": {"type": "array", "items": {"type": "string"}},
+        "provenance": {"type": "object", "required": ["config_hash", "data_config_hash", "versions", "created"]},
+    },
+}
+
+
+def validate_metrics(metrics: dict) -> None:
+    jsonschema.validate(metrics, METRICS_SCHEMA)
+
+
+def _f(v, fmt=".3f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def _ci(iv, fmt=".3f") -> str:
+    if not iv or iv[0] is None:
+        return ""
+    return f" [{format(iv[0], fmt)}, {format(iv[1], fmt)}]"
+
+
+def _spread(block, path) -> str:
+    sp = block.get("spread")
+    if not sp or len(block.get("seeds", [])) < 2:
+        return ""
+    d = sp
+    for p in path:
+        d = d[p]
+    if d["std"] is None:
+        return ""
+    return f" ± {d['std']:.3f} (seeds {d['min']:.3f}..{d['max']:.3f})"
+
+
+def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]]) -> str:
+    exp = metrics["exp"]
+    ref = metrics["reference_exp"]
+    conf = f"{100 * metrics['bootstrap']['confidence']:g}%"
+    s = metrics["samples"]
+    lines = [f"# Verification of {exp}" + (f" against {ref}" if ref else ""), ""]
+    lines += ["## Verdict", ""] + [f"- {v}" for v in metrics["verdicts"]] + [""]
+    lines += [
+        "## Samples", "",
+        f"Test target times {s['time_start']} .. {s['time_end']}: {s['n_times']} frames common to every run"
+        + (f" of {exp} and {ref} (identical samples, times digest {s['times_sha256']})" if ref else
+           f" of {exp} (times digest {s['times_sha256']})") + ".",
+        f"Scored cell-times: {s['cell_times_scored']} of {s['cell_times_truth_valid']} with valid truth on "
+        f"{s['cells_in_loss_mask']} region-1 cells (loss_mask = 1); excluded because persistence had no value: "
+        f"{s['excluded_no_persistence']}, because climatology had none: {s['excluded_no_climatology']}. "
+        f"Frames dropped as not common to all runs: {s['times_dropped_not_common']}.",
+        f"Intervals: {conf} paired block bootstrap over time ({metrics['bootstrap']['samples']} resamples, "
+        f"{metrics['bootstrap']['scheme']} blocks of {metrics['bootstrap']['block_days']:g} days = "
+        f"{metrics['bootstrap']['block_frames']} frames). Units mm / 12 h; an event is rain >= threshold.", "",
+    ]
+    models = {k: v for k, v in metrics["models"].items() if v["kind"] != "seed"}
+    lines += ["## Continuous scores (mm / 12 h)", "",
+              "| model | RMSE | MAE | bias | correlation |", "|---|---|---|---|---|"]
+    for name, b in models.items():
+        iv = b.get("intervals", {}).get("continuous", {})
+        cells = [f"{_f(b['continuous'][k])}{_ci(iv.get(k))}{_spread(b, ('continuous', k))}"
+                 for k in ("rmse", "mae", "bias", "correlation")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    seeds = [k for k, v in metrics["models"].items() if v["kind"] == "seed"]
+    for name in seeds:
+        b = metrics["models"][name]
+        lines.append(f"| {name} | " + " | ".join(_f(b["continuous"][k]) for k in ("rmse", "mae", "bias",
+                                                                                 "correlation")) + " |")
+    lines.append("")
+    for thr in metrics["thresholds_mm"]:
+        t = f"{thr:g}"
+        lines += [f"## Categorical scores, rain >= {t} mm / 12 h", "",
+                  "| model | hits | misses | false alarms | correct negatives | CSI | POD | FAR | freq. bias | ETS | HK |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, b in list(models.items()) + [(k, metrics["models"][k]) for k in seeds]:
+            c = b["categorical"][t]
+            iv = b.get("intervals", {}).get("categorical", {}).get(t, {})
+            counts = [_f(c[k], ".0f") for k in ("hits", "misses", "false_alarms", "correct_negatives")]
+            sc = [f"{_f(c[k])}{_ci(iv.get(k))}" for k in ("csi", "pod", "far", "frequency_bias", "ets", "hk")]
+            lines.append(f"| {name} | " + " | ".join(counts + sc) + " |")
+        lines.append("")
+    wins = [str(w) for w in metrics["fss_windows"]]
+    lines += ["## Fractions Skill Score", "", "| model | threshold (mm) | " + " | ".join(f"{w} cells" for w in wins)
+              + " |", "|---|---|" + "---|" * len(wins)]
+    for name, b in models.items():
+        for thr in metrics["thresholds_mm"]:
+            t = f"{thr:g}"
+            iv = b.get("intervals", {}).get("fss", {}).get(t, {})
+            lines.append(f"| {name} | {t} | " + " | ".join(f"{_f(b['fss'][t][w])}{_ci(iv.get(w))}" for w in wins)
+                         + " |")
+    lines.append("")
+    if comparison is not None:
+        a, bname = comparison["a"], comparison["b"]
+        lines += [f"## {bname} minus {ref_or(a)} (paired block bootstrap, {conf})", "",
+                  f"| score | threshold (mm) | window | {a} | {bname} | difference | interval | better |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in comparison["scores"]:
+            better = {"a": a, "b": bname, "neither": "-"}[r["better"]]
+            thr = "" if r["threshold_mm"] is None else f"{r['threshold_mm']:g}"
+            win = "" if r["window"] is None else str(r["window"])
+            lines.append(f"| {r['score']} | {thr} | {win} | {_f(r['a'])} | {_f(r['b'])} | {_f(r['difference'], '+.3f')}"
+                         f" | {_ci([r['ci_low'], r['ci_high']], '+.3f')} | {better} |")
+        lines.append("")
+    lines += ["## Figures", ""]
+    for caption, fname in figures:
+        lines += [f"### {caption}", "", f"![{caption}]({fname})", ""]
+    p = metrics["provenance"]
+    lines += ["## Provenance", "",
+              f"- config: {p.get('config')} (hash {p['config_hash']}); data: {p.get('data')} "
+              f"(config_hash {p['data_config_hash']})",
+              f"- runs: {', '.join(p.get('runs', []))}" + (f"; reference: {p['reference']}" if p.get("reference") else ""),
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()),
+              f"- created: {p['created']}", ""]
+    return "\n".join(lines)
+
+
+def ref_or(name: str) -> str:
+    return name
