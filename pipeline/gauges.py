@@ -1,0 +1,255 @@
+"""Rain gauges: the project's hourly CSV layout -> 12 h totals at frame times; GHCN-Daily PRCP.
+
+Hourly CSV (``raw/gauges/YYYY-MM.csv``): columns ``station,time,rain_mm``; ``time`` is the
+END of the hour (UTC, ISO 8601), ``rain_mm`` the rain of that hour in millimetres (the
+column name carries the unit: any other rain column name is rejected). A month's file
+holds the hours ending in ``[YYYY-MM-01T00:00, next month 01T00:00)``. Stations file:
+``id,lat,lon,elevation_m``.
+
+The rain of frame ``t`` is the total of the 12 hours ending at ``t`` (hour-end times
+``t-11h .. t``). A window counts only when at least ``qc.min_hours_present`` of its
+hours have a valid value; the total is then the sum of the valid hours (not rescaled)
+and otherwise NaN, never zero. Hourly values below zero or above
+``qc.max_hourly_rain_mm`` are removed and counted.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import month_frame_times
+from pipeline.errors import InvalidGaugeError
+
+WINDOW_HOURS = 12
+
+
+def _first_bad(mask, path, what, frame: pd.DataFrame, column: str) -> InvalidGaugeError:
+    i = int(np.flatnonzero(np.asarray(mask))[0])
+    return InvalidGaugeError(f"{path}:{i + 2}: {what}: {frame[column].iloc[i]!r}")
+
+
+def read_stations(path: str | Path) -> pd.DataFrame:
+    """Gauge stations (``id,lat,lon,elevation_m``) indexed by id (str)."""
+    df = pd.read_csv(path, dtype={"id": str})
+    need = {"id", "lat", "lon", "elevation_m"}
+    if not need <= set(df.columns):
+        raise InvalidGaugeError(f"{path}:1: stations file needs columns {sorted(need)}, has {list(df.columns)}")
+    for c in ("lat", "lon", "elevation_m"):
+        num = pd.to_numeric(df[c], errors="coerce")
+        if num.isna().any():
+            raise _first_bad(num.isna(), path, f"column {c} is not a number", df, c)
+        df[c] = num
+    bad = (df["lat"].abs() > 90) | (df["lon"] < -180) | (df["lon"] > 360)
+    if bad.any():
+        raise _first_bad(bad, path, "latitude/longitude out of range", df, "id")
+    if df["id"].duplicated().any():
+        raise _first_bad(df["id"].duplicated(), path, "duplicate station id", df, "id")
+    return df.set_index("id")
+
+
+def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFrame, dict]:
+    """Read an hourly gauge CSV; returns (frame with station, time, rain_mm; counts).
+
+    Unparseable times or rain values raise :class:`InvalidGaugeError` naming
+    ``path:line`` and the value, or are dropped and counted under ``'skip'``.
+    """
+    counts = {"qc_malformed_records": 0}
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    cols = [c.strip() for c in df.columns]
+    df.columns = cols
+    if "station" not in cols or "time" not in cols:
+        raise InvalidGaugeError(f"{path}:1: gauge file needs columns station,time,rain_mm; header is {cols}")
+    if "rain_mm" not in cols:
+        rain_like = [c for c in cols if c.lower().startswith(("rain", "prcp", "precip"))]
+        raise InvalidGaugeError(f"{path}:1: rain column must be 'rain_mm' (millimetres); found {rain_like or cols}: "
+                                "convert the unit and rename the column")
+    time = pd.to_datetime(df["time"].str.strip().str.rstrip("Z"), format="ISO8601", errors="coerce")
+    rain_text = df["rain_mm"].str.strip()
+    rain = pd.to_numeric(rain_text.replace({"": "nan", "NA": "nan", "NaN": "nan"}), errors="coerce")
+    bad_rain = rain.isna() & ~rain_text.isin(["", "NA", "NaN", "nan"])
+    bad_time = time.isna()
+    off_hour = ~bad_time & ((time.dt.minute != 0) | (time.dt.second != 0))
+    bad = bad_time | bad_rain | off_hour
+    if bad.any():
+        if on_malformed == "error":
+            if bad_time.any():
+                raise _first_bad(bad_time, path, "time is not ISO 8601", df, "time")
+            if off_hour.any():
+                raise _first_bad(off_hour, path, "time is not on the hour", df, "time")
+            raise _first_bad(bad_rain, path, "rain_mm is not a number", df, "rain_mm")
+        counts["qc_malformed_records"] = int(bad.sum())
+    out = pd.DataFrame({"station": df["station"].str.strip(), "time": time, "rain_mm": rain.astype(float)})[~bad]
+    return out.reset_index(drop=True), counts
+
+
+def twelve_hour_totals(hourly: pd.DataFrame, stations: pd.Index, frame_times: pd.DatetimeIndex,
+                       min_hours_present: int = 12, max_hourly_rain_mm: float = 150.0) -> tuple[np.ndarray, dict]:
+    """Rain (mm) in the 12 h ending at each frame time, array (time, station).
+
+    ``hourly`` has columns station, time (end of hour), rain_mm (NaN = missing).
+    Returns (totals, counts); a window with fewer than ``min_hours_present`` valid hours
+    is NaN.
+    """
+    counts = {}
+    h = hourly
+    unknown = ~h["station"].isin(stations)
+    counts["qc_unknown_station_records"] = int(unknown.sum())
+    h = h[~unknown]
+    dup = h.duplicated(["station", "time"], keep="first")
+    counts["qc_duplicate_hours"] = int(dup.sum())
+    h = h[~dup]
+    rain = h["rain_mm"].to_numpy(float)
+    neg = rain < 0
+    absurd = rain > max_hourly_rain_mm
+    counts["qc_negative_rain"] = int(neg.sum())
+    counts["qc_absurd_rain"] = int(absurd.sum())
+    counts["qc_missing_hours"] = int(np.isnan(rain).sum())
+    rain = np.where(neg | absurd, np.nan, rain)
+    if len(frame_times) == 0:
+        return np.zeros((0, len(stations))), counts
+    first_hour = frame_times[0] - pd.Timedelta(hours=WINDOW_HOURS - 1)
+    hours = pd.date_range(first_hour, frame_times[-1], freq="1h")
+    ti = ((h["time"] - first_hour) // pd.Timedelta(hours=1)).to_numpy()
+    inside = (h["time"] >= first_hour).to_numpy() & (h["time"] <= frame_times[-1]).to_numpy()
+    si = stations.get_indexer(h["station"])
+    grid = np.full((len(hours), len(stations)), np.nan)
+    grid[ti[inside].astype(np.int64), si[inside]] = rain[inside]
+    valid = np.isfinite(grid)
+    csum = np.concatenate((np.zeros((1, len(stations))), np.cumsum(np.where(valid, grid, 0.0), axis=0)))
+    cnum = np.concatenate((np.zeros((1, len(stations)), np.int64), np.cumsum(valid, axis=0)))
+    end = ((frame_times - first_hour) // pd.Timedelta(hours=1)).to_numpy().astype(np.int64) + 1
+    start = end - WINDOW_HOURS
+    total = csum[end] - csum[start]
+    n = cnum[end] - cnum[start]
+    totals = np.where(n >= min_hours_present, total, np.nan)
+    counts["qc_windows_incomplete"] = int((n < min_hours_present).sum())
+    return totals, counts
+
+
+def gauge_month(month: str, month_csv: str | Path, stations: pd.DataFrame, previous_csv: str | Path | None = None,
+                qc: dict | None = None):
+    """The interim gauge dataset of ``month`` (xarray.Dataset, dims time, station)."""
+    import xarray as xr
+
+    qc = qc or {}
+    on_malformed = qc.get("on_malformed", "error")
+    per = pd.Period(month, "M")
+    counts: dict[str, int] = {}
+    parts = []
+    for path, period in ((month_csv, per), (previous_csv, per - 1)):
+        if path is None:
+            continue
+        df, c = read_hourly(path, on_malformed)
+        # a month's file holds the hours ending in [month start, next month start)
+        outside = ~((df["time"] >= period.start_time) & (df["time"] < (period + 1).start_time))
+        counts["qc_outside_file_month"] = counts.get("qc_outside_file_month", 0) + int(outside.sum())
+        for k, v in c.items():
+            counts[k] = counts.get(k, 0) + v
+        counts["qc_records_read"] = counts.get("qc_records_read", 0) + len(df)
+        parts.append(df[~outside])
+    hourly = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["station", "time", "rain_mm"])
+    times = month_frame_times(month)
+    totals, c = twelve_hour_totals(hourly, stations.index, times, int(qc.get("min_hours_present", 12)),
+                                   float(qc.get("max_hourly_rain_mm", 150.0)))
+    counts.update(c)
+    ds = xr.Dataset(
+        {"rain_mm": (("time", "station"), totals.astype(np.float32),
+                     {"units": "mm", "long_name": "rain in the 12 h ending at time",
+                      "standard_name": "thickness_of_rainfall_amount", "cell_methods": "time: sum (interval: 1 hour)"})},
+        coords={"time": ("time", times.values, {"standard_name": "time"}),
+                "station": ("station", stations.index.astype(str).to_numpy(dtype=object)),
+                "lat": ("station", stations["lat"].to_numpy(float), {"units": "degrees_north", "standard_name": "latitude"}),
+                "lon": ("station", stations["lon"].to_numpy(float), {"units": "degrees_east", "standard_name": "longitude"}),
+                "elevation": ("station", stations["elevation_m"].to_numpy(float), {"units": "m", "standard_name": "height_above_mean_sea_level"})},
+        attrs={"Conventions": "CF-1.8", "title": f"rain-gauge 12 h totals {month}",
+               "min_hours_present": int(qc.get("min_hours_present", 12)),
+               "source_files": " ".join(str(p) for p in (month_csv, previous_csv) if p is not None),
+               **{k: int(v) for k, v in counts.items()}})
+    return ds, counts
+
+
+# --------------------------------------------------------------------------- GHCN-Daily
+
+def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFrame, dict]:
+    """Daily PRCP (mm) from a GHCN-Daily ``.dly`` file (plain or .gz).
+
+    Layout: ID 1-11, YEAR 12-15, MONTH 16-17, ELEMENT 18-21, then 31 x (VALUE 5 chars,
+    MFLAG, QFLAG, SFLAG). PRCP is in tenths of mm; -9999 is missing (also non-existent
+    days such as Feb 30, which are dropped). Flags: a non-blank QFLAG (failed NCEI
+    quality check) -> NaN, counted; MFLAG 'T' (trace) keeps the value 0; MFLAG 'P'
+    ("missing, presumed zero") -> NaN, counted, since presumed zeros are not
+    observations. Returns (frame with station, time, prcp_mm, mflag, qflag, sflag; counts).
+    """
+    from pipeline.igra2 import gather, parse_fields, read_bytes, split_lines
+
+    data = read_bytes(path)
+    buffer, starts, lengths = split_lines(data)
+    width = 269
+    rows = gather(buffer, starts, np.minimum(lengths, width), width)
+    elem = rows[:, 17:21].copy().view("S4").ravel()
+    sel = np.flatnonzero(elem == element.encode())
+    rows = rows[sel]
+    short = lengths[sel] < width - 3  # the last day's flags may be absent
+    if short.any():
+        i = int(sel[np.flatnonzero(short)[0]])
+        raise InvalidGaugeError(f"{path}:{i + 1}: GHCN-Daily record shorter than {width} characters")
+    fields = {"year": (12, 15), "month": (16, 17)}
+    for d in range(31):
+        a = 22 + 8 * d
+        fields[f"v{d}"] = (a, a + 4)
+    vals, bad = parse_fields(rows, fields)
+    for name, b in bad.items():
+        if b.any():
+            i = int(sel[np.flatnonzero(b)[0]])
+            raise InvalidGaugeError(f"{path}:{i + 1}: GHCN-Daily field {name} is not an integer: "
+                                    f"{bytes(rows[np.flatnonzero(b)[0]]).decode('ascii', 'replace')!r}")
+    station = rows[:, :11].copy().view("S11").ravel().astype(str)
+    n = rows.shape[0]
+    value = np.stack([vals[f"v{d}"] for d in range(31)], axis=1)  # (n, 31)
+    flag = lambda off: np.stack([rows[:, 21 + 8 * d + off] for d in range(31)], axis=1)  # noqa: E731
+    mflag, qflag, sflag = flag(5), flag(6), flag(7)
+    day = np.broadcast_to(np.arange(1, 32), (n, 31))
+    dates = pd.to_datetime(pd.DataFrame({"year": np.repeat(vals["year"], 31), "month": np.repeat(vals["month"], 31),
+                                         "day": day.ravel()}), errors="coerce")
+    exists = ~dates.isna().to_numpy()
+    v = value.ravel()
+    m, q, s = mflag.ravel(), qflag.ravel(), sflag.ravel()
+    missing = v == -9999
+    counts = {"qc_days_read": int((exists & ~missing).sum()), "qc_missing_days": int((exists & missing).sum())}
+    prcp = np.where(missing, np.nan, v / 10.0)
+    failed_q = exists & ~missing & (q != ord(" "))
+    presumed = exists & ~missing & (m == ord("P"))
+    counts["qc_failed_quality_flag"] = int(failed_q.sum())
+    counts["qc_presumed_zero"] = int(presumed.sum())
+    counts["qc_trace"] = int((exists & ~missing & (m == ord("T"))).sum())
+    prcp[failed_q | presumed] = np.nan
+    out = pd.DataFrame({"station": np.repeat(station, 31), "time": dates.to_numpy(), "prcp_mm": prcp,
+                        "mflag": m.view("S1").astype(str), "qflag": q.view("S1").astype(str),
+                        "sflag": s.view("S1").astype(str)})[exists]
+    return out.reset_index(drop=True), counts
+
+
+def daily_dataset(frames: list[pd.DataFrame], counts: dict, month: str | None = None, stations: pd.DataFrame | None = None):
+    """(time, station) daily totals of GHCN-Daily frames (optionally one month)."""
+    import xarray as xr
+
+    df = pd.concat(frames, ignore_index=True)
+    if month is not None:
+        per = pd.Period(month, "M")
+        df = df[(df["time"] >= per.start_time) & (df["time"] < (per + 1).start_time)]
+    table = df.pivot_table(index="time", columns="station", values="prcp_mm", aggfunc="first", dropna=False)
+    if month is not None:
+        table = table.reindex(pd.date_range(pd.Period(month, "M").start_time, (pd.Period(month, "M") + 1).start_time,
+                                            freq="D", inclusive="left"))
+    ds = xr.Dataset({"prcp_mm": (("time", "station"), table.to_numpy(np.float32),
+                                 {"units": "mm", "long_name": "daily precipitation (GHCN-Daily day)",
+                                  "standard_name": "thickness_of_rainfall_amount"})},
+                    coords={"time": table.index.values, "station": table.columns.astype(str).to_numpy(dtype=object)},
+                    attrs={"Conventions": "CF-1.8", **{k: int(v) for k, v in counts.items()}})
+    if stations is not None:
+        st = stations.reindex(ds["station"].values)
+        ds = ds.assign_coords(lat=("station", st["lat"].to_numpy(float)), lon=("station", st["lon"].to_numpy(float)))
+    return ds

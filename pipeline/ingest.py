@@ -1,0 +1,249 @@
+"""Ingest raw soundings and gauge rain into the interim per-month datasets.
+
+Command line (each a thin wrapper over the pure functions below)::
+
+    python -m pipeline.ingest soundings --config C --format igra2|wyoming [--station-list L]
+        [--month YYYY-MM] [--levels 1000,925,...] --out OUT.nc FILE...
+    python -m pipeline.ingest gauges --config C --stations stations.csv --month YYYY-MM
+        --out OUT.nc MONTH.csv [PREVIOUS_MONTH.csv]
+    python -m pipeline.ingest gauges --config C --format ghcn-daily [--stations S]
+        [--month YYYY-MM] --out OUT.nc FILE.dly...
+    python -m pipeline.ingest partition --format igra2 --out DIR FILE...
+
+Every run writes ``OUT`` atomically plus its QC summary as JSON next to it
+(``OUT`` with suffix ``.qc.json``) and logs that summary to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time as _time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline import igra2, qc, vertical, wyoming
+from pipeline.atomic import atomic_path
+from pipeline.config import load_config
+
+log = logging.getLogger("pipeline.ingest")
+
+VARIABLE_ATTRS = {
+    "temperature": {"units": "degC", "standard_name": "air_temperature", "long_name": "air temperature"},
+    "dewpoint": {"units": "degC", "standard_name": "dew_point_temperature", "long_name": "dew-point temperature"},
+    "u": {"units": "m s-1", "standard_name": "eastward_wind", "long_name": "eastward wind component"},
+    "v": {"units": "m s-1", "standard_name": "northward_wind", "long_name": "northward wind component"},
+    "geopotential_height": {"units": "m", "standard_name": "geopotential_height", "long_name": "geopotential height"},
+}
+
+
+# --------------------------------------------------------------------------- soundings
+
+def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.DataFrame | None = None,
+                   progress: bool = True) -> igra2.RawSoundings:
+    """Read sounding files of one format into one :class:`igra2.RawSoundings`."""
+    parts = []
+    for i, p in enumerate(paths):
+        if fmt == "igra2":
+            parts.append(igra2.read_igra2(p, on_malformed))
+        elif fmt == "wyoming":
+            parts.append(wyoming.read_wyoming(p, on_malformed, stations=stations))
+        else:
+            raise ValueError(f"unknown sounding format {fmt!r} (igra2 | wyoming)")
+        if progress and (i + 1) % 20 == 0:
+            log.info("read %d/%d files", i + 1, len(paths))
+    return igra2.concat_raw(parts)
+
+
+def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | None = None,
+                         month: str | None = None, stations: pd.DataFrame | None = None,
+                         source_files=()) -> xr.Dataset:
+    """Filter, QC, derive and interpolate soundings; the interim dataset (profile, level)."""
+    counts = dict(raw.counts)
+    soundings, levels = raw.soundings, raw.levels
+    # ---- month
+    if month is not None:
+        per = pd.Period(month, "M")
+        inside = ((soundings["time"] >= per.start_time) & (soundings["time"] < (per + 1).start_time)).to_numpy()
+        counts["qc_outside_month"] = int((~inside).sum())
+        soundings, levels = qc.select_soundings(soundings, levels, inside)
+    # ---- coordinates: the header's, else the station list's
+    elevation = np.full(len(soundings), np.nan)
+    if stations is not None and len(soundings):
+        lat = soundings["lat"].to_numpy(float).copy()
+        lon = soundings["lon"].to_numpy(float).copy()
+        for sid in pd.unique(soundings["station"]):
+            row = igra2.lookup_station(stations, sid)
+            if row is None:
+                continue
+            m = (soundings["station"] == sid).to_numpy()
+            lat[m & np.isnan(lat)] = row["lat"]
+            lon[m & np.isnan(lon)] = row["lon"]
+            elevation[m] = row["elevation"]
+        soundings = soundings.assign(lat=lat, lon=lon)
+    no_coords = (soundings["lat"].isna() | soundings["lon"].isna()).to_numpy()
+    counts["qc_no_coordinates"] = int(no_coords.sum())
+    soundings, levels = qc.select_soundings(soundings, levels, ~no_coords)
+    elevation = elevation[~no_coords]
+    # ---- duplicates
+    n_before = len(soundings)
+    keep_elev = pd.Series(elevation, index=pd.MultiIndex.from_frame(soundings[["station", "time"]].astype(object)))
+    soundings, levels, counts["qc_duplicate_soundings"] = qc.drop_duplicate_soundings(soundings, levels)
+    if len(soundings) != n_before:
+        elevation = keep_elev.groupby(level=[0, 1]).first().reindex(
+            pd.MultiIndex.from_frame(soundings[["station", "time"]].astype(object))).to_numpy(float)
+    # ---- derive, QC, heights
+    levels = qc.derive_variables(levels)
+    soundings, levels, c = qc.quality_control(soundings, levels, qc_config, surface_elevation=elevation)
+    counts.update(c)
+    # ---- vertical interpolation
+    n = len(soundings)
+    levels_hpa = [float(x) for x in levels_hpa]
+    data_vars = {}
+    prof = levels["profile"].to_numpy()
+    p = levels["pressure"].to_numpy(float)
+    for name in qc.VARIABLES:
+        values = vertical.interpolate_to_levels(prof, p, levels[name].to_numpy(float), n, levels_hpa)
+        data_vars[name] = (("profile", "level"), values.astype(np.float32), VARIABLE_ATTRS[name])
+    counts["qc_soundings_kept"] = n
+    counts["qc_levels_kept"] = int(len(levels))
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("profile", soundings["time"].to_numpy(dtype="datetime64[ns]"),
+                     {"standard_name": "time", "long_name": "nominal launch time (UTC)"}),
+            "station": ("profile", soundings["station"].astype(str).to_numpy(dtype=object), {"long_name": "station id"}),
+            "lat": ("profile", soundings["lat"].to_numpy(np.float64), {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("profile", soundings["lon"].to_numpy(np.float64), {"units": "degrees_east", "standard_name": "longitude"}),
+            "level": ("level", np.asarray(levels_hpa, dtype=np.float64),
+                      {"units": "hPa", "standard_name": "air_pressure", "long_name": "pressure level", "positive": "down"}),
+        },
+        attrs={"Conventions": "CF-1.8", "title": "QC'd radiosonde profiles on pressure levels",
+               "interpolation": "linear in log-pressure, no extrapolation",
+               "quality_control_policy": (qc_config or {}).get("policy", "drop_value"),
+               "source_files": " ".join(str(s) for s in source_files),
+               **{k: int(v) for k, v in sorted(counts.items())}},
+    )
+    return ds
+
+
+def write_dataset(ds: xr.Dataset, out: str | Path) -> None:
+    """Write netCDF (or zarr for a ``.zarr`` path) atomically."""
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        if out.suffix == ".zarr":
+            ds.to_zarr(tmp, mode="w")
+        else:
+            enc = {v: {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)} for v in ds.data_vars}
+            ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
+
+
+def write_qc_summary(ds: xr.Dataset, out: str | Path, extra: dict | None = None) -> Path:
+    """``OUT.qc.json`` next to the output: the qc_* counts and what was read; also logged."""
+    summary = {k: int(v) for k, v in ds.attrs.items() if k.startswith("qc_")}
+    summary.update(extra or {})
+    path = Path(out).with_suffix(".qc.json")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    log.info("QC summary for %s: %s", out, json.dumps(summary, sort_keys=True))
+    return path
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _levels_arg(text: str | None, config: dict) -> list[float]:
+    if not text:
+        return [float(x) for x in config["levels_hpa"]]
+    vals = [float(x) for x in text.split(",") if x.strip()]
+    if any(b >= a for a, b in zip(vals, vals[1:])):
+        raise SystemExit(f"--levels must be strictly decreasing hPa values, got {text!r}")
+    return vals
+
+
+def cmd_soundings(args) -> None:
+    config = load_config(args.config)
+    qcfg = config["qc"]
+    stations = igra2.read_station_list(args.station_list) if args.station_list else None
+    t0 = _time.perf_counter()
+    raw = read_soundings(args.files, args.format, qcfg["on_malformed"], stations)
+    ds = soundings_to_dataset(raw, _levels_arg(args.levels, config), qcfg, args.month, stations,
+                              [Path(f).name for f in args.files])
+    write_dataset(ds, args.out)
+    write_qc_summary(ds, args.out, {"files": len(args.files), "seconds": round(_time.perf_counter() - t0, 3)})
+    log.info("wrote %s: %d soundings x %d levels", args.out, ds.sizes["profile"], ds.sizes["level"])
+
+
+def cmd_gauges(args) -> None:
+    from pipeline import gauges
+
+    config = load_config(args.config)
+    qcfg = config["qc"]
+    if args.format == "ghcn-daily":
+        frames, counts = [], {}
+        for f in args.files:
+            df, c = gauges.read_ghcn_daily(f)
+            frames.append(df)
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
+        st = gauges.read_stations(args.stations) if args.stations else None
+        ds = gauges.daily_dataset(frames, counts, args.month, st)
+    else:
+        if not args.stations or not args.month:
+            raise SystemExit("gauges: --stations and --month are required for the hourly CSV format")
+        if not 1 <= len(args.files) <= 2:
+            raise SystemExit("gauges: give MONTH.csv and optionally PREVIOUS_MONTH.csv")
+        st = gauges.read_stations(args.stations)
+        ds, _ = gauges.gauge_month(args.month, args.files[0], st, args.files[1] if len(args.files) > 1 else None, qcfg)
+    write_dataset(ds, args.out)
+    write_qc_summary(ds, args.out, {"files": len(args.files)})
+    log.info("wrote %s: %s", args.out, dict(ds.sizes))
+
+
+def cmd_partition(args) -> None:
+    if args.format != "igra2":
+        raise SystemExit("partition supports --format igra2 only")
+    written = igra2.partition_files(args.files, args.out)
+    log.info("partitioned %d files into %d station-months under %s", len(args.files), len(written), args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.ingest", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("soundings", help="sounding files -> interim (profile, level) dataset")
+    s.add_argument("--config", required=True)
+    s.add_argument("--format", choices=["igra2", "wyoming"], default="igra2")
+    s.add_argument("--station-list", help="IGRA2 station list (coordinates where headers lack them)")
+    s.add_argument("--month", help="YYYY-MM: keep soundings of this month only (others counted)")
+    s.add_argument("--levels", help="comma-separated hPa levels (default: config levels_hpa)")
+    s.add_argument("--out", required=True)
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=cmd_soundings)
+    g = sub.add_parser("gauges", help="hourly gauge CSV -> 12 h totals at frame times (or GHCN-Daily daily totals)")
+    g.add_argument("--config", required=True)
+    g.add_argument("--format", choices=["csv", "ghcn-daily"], default="csv")
+    g.add_argument("--stations")
+    g.add_argument("--month")
+    g.add_argument("--out", required=True)
+    g.add_argument("files", nargs="+")
+    g.set_defaults(func=cmd_gauges)
+    p = sub.add_parser("partition", help="split full-period IGRA2 files into DIR/YYYY-MM/<ID>-data.txt")
+    p.add_argument("--format", choices=["igra2"], default="igra2")
+    p.add_argument("--out", required=True)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_partition)
+    return ap
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
