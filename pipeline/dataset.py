@@ -1,0 +1,282 @@
+"""Assemble monthly gridded fragments into the normalised training zarr of one grid.
+
+    python -m pipeline.dataset --config config.yaml --grid region1|concat \
+        --out processed/GRID.zarr --stats-out processed/GRID_stats.json [--threads N] gridded/*.nc
+
+Output (docs/contracts.md section 4): ``x`` normalised float32 (time, channel, lat, lon)
+with NaN -> 0, ``rain_mm`` target in mm, ``valid``, ``loss_mask``, ``region1_mask``.
+
+Built lazily with dask from the fragments (one task per month for the statistics, then a
+streamed write chunk by chunk), so peak memory does not grow with the period. Statistics
+are fitted on the ``splits.train`` frames only, from per-fragment moments combined in
+time order: adding months outside the training split leaves them, and every earlier
+normalised value, bit-identical.
+
+``loss_mask`` rule: a region-1 cell is 1 when its gridded rain is valid (finite) in at
+least ``grid.loss_mask_min_valid_fraction`` of the training-split frames; every region-2
+cell is 0.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import sys
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.atomic import atomic_path
+from pipeline.compute import dask_scheduler
+from pipeline.config import config_hash, load_config, split_of_times
+from pipeline.errors import GridError, NormalisationError
+from pipeline.grids import Grid, channel_names, make_grid
+from pipeline.normalise import Moments, NormStats, finalise, moments_of, normalise
+
+ENGINE = "h5netcdf"
+VERSIONED_PACKAGES = ("numpy", "pandas", "xarray", "dask", "distributed", "zarr", "h5netcdf", "metpy", "pyproj", "scipy")
+
+
+class FragmentError(GridError):
+    """A gridded fragment does not match the configured grid or channels."""
+
+
+def _region_index(config: dict, grid_name: str) -> tuple[Grid, slice, slice]:
+    """The output grid and the row/column slices that cut it out of the concat fragments."""
+    concat = make_grid(config, "concat")
+    if grid_name == "concat":
+        return concat, slice(None), slice(None)
+    if grid_name != "region1":
+        raise GridError(f"--grid must be region1 or concat, got {grid_name!r}")
+    rows, cols = concat.region1_slices()
+    region1 = make_grid(config, "region1")
+    if not (np.array_equal(concat.lat[rows], region1.lat) and np.array_equal(concat.lon[cols], region1.lon)):
+        raise GridError("region-1 slice of the concat grid does not match the region1 grid")
+    return region1, rows, cols
+
+
+def _check_fragment(ds: xr.Dataset, path: str, concat: Grid, channels: list[str]) -> None:
+    if "x" not in ds:
+        raise FragmentError(f"{path}: no variable 'x'")
+    if ds["x"].dims != ("time", "channel", "lat", "lon"):
+        raise FragmentError(f"{path}: x has dims {ds['x'].dims}, expected ('time', 'channel', 'lat', 'lon')")
+    got = [str(c) for c in ds["channel"].values]
+    if got != channels:
+        raise FragmentError(f"{path}: channels {got[:3]}... ({len(got)}) differ from the config's {channels[:3]}... ({len(channels)})")
+    for name, want in (("lat", concat.lat), ("lon", concat.lon)):
+        have = ds[name].values
+        if have.shape != want.shape or not np.allclose(have, want, atol=1e-6):
+            raise FragmentError(f"{path}: {name} axis ({have.size} cells, {have[:1]}..{have[-1:]}) differs from the "
+                                f"configured concat grid ({want.size} cells, {want[:1]}..{want[-1:]})")
+
+
+def open_fragments(paths: list[str], config: dict) -> list[tuple[str, xr.Dataset]]:
+    """Open every fragment lazily (one dask chunk per file), validated, sorted by time."""
+    concat = make_grid(config, "concat")
+    channels = channel_names(config)
+    opened = []
+    for p in paths:
+        ds = xr.open_dataset(p, engine=ENGINE, chunks={"time": -1})
+        _check_fragment(ds, str(p), concat, channels)
+        ds = ds.assign_coords(lat=concat.lat, lon=concat.lon, channel=np.asarray(channels, dtype=object))
+        opened.append((str(p), ds))
+    opened.sort(key=lambda item: item[1]["time"].values[0] if item[1].sizes["time"] else np.datetime64("NaT"))
+    times = np.concatenate([ds["time"].values for _, ds in opened]) if opened else np.array([], "datetime64[ns]")
+    if len(times) and (np.diff(times.astype("datetime64[ns]").astype(np.int64)) <= 0).any():
+        k = int(np.flatnonzero(np.diff(times.astype("datetime64[ns]").astype(np.int64)) <= 0)[0])
+        raise FragmentError(f"fragments overlap or are unsorted in time at {pd.Timestamp(times[k + 1])}")
+    return opened
+
+
+def _fragment_moments(path: str, rows: slice, cols: slice, take: np.ndarray, channels: list[str]):
+    """Moments and valid-rain counts of the training frames of one fragment (one task)."""
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        x = ds["x"].isel(time=take, lat=rows, lon=cols).values  # (t, C, y, x) float32
+    rain_valid = np.isfinite(x[:, channels.index("rain")]).sum(axis=0)
+    return moments_of(x, channels), rain_valid, len(take)
+
+
+def fit_statistics(fragments, config: dict, grid_name: str) -> tuple[NormStats, np.ndarray, dict]:
+    """Normalisation statistics and loss_mask from the training-split frames only."""
+    grid, rows, cols = _region_index(config, grid_name)
+    channels = channel_names(config)
+    tasks, used = [], []
+    for path, ds in fragments:
+        take = np.flatnonzero(split_of_times(ds["time"].values, config) == "train")
+        if take.size:
+            tasks.append(dask.delayed(_fragment_moments, pure=True)(path, rows, cols, take, channels))
+            used.append(path)
+    if not tasks:
+        raise NormalisationError(f"no fragment has frames in the train split {config['splits']['train']}; "
+                                 "statistics cannot be fitted")
+    print(f"dataset: fitting statistics on {len(tasks)} fragments of the train split", file=sys.stderr)
+    parts = dask.compute(*tasks)
+    total = Moments.empty(len(channels))
+    valid = np.zeros(grid.shape, dtype=np.int64)
+    n_frames = 0
+    for m, v, n in parts:  # fixed (time) order: independent of months outside the train split
+        total = total.merge(m)
+        valid += v
+        n_frames += n
+    train = config["splits"]["train"]
+    fitted_on = {"split": "train", "start": train["start"], "end": train["end"], "frames": n_frames,
+                 "fragments": [Path(p).name for p in used]}
+    stats = finalise(total, channels, int(config["grid"]["min_norm_samples"]), fitted_on)
+    frac = valid / n_frames
+    threshold = float(config["grid"]["loss_mask_min_valid_fraction"])
+    loss_mask = ((frac >= threshold) & grid.region1_mask).astype(np.uint8)
+    info = {"rule": f"region-1 cell with valid gridded rain in >= {threshold} of the {n_frames} train-split frames; "
+                    "region-2 cells 0", "min_valid_fraction": threshold, "train_frames": n_frames,
+            "cells": int(loss_mask.sum())}
+    return stats, loss_mask, info
+
+
+def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mask: np.ndarray) -> xr.Dataset:
+    """The lazy (dask-backed) output dataset of one grid."""
+    grid, rows, cols = _region_index(config, grid_name)
+    chunk = int(config["compute"]["zarr_time_chunk"])
+    x = xr.concat([ds["x"].isel(lat=rows, lon=cols) for _, ds in fragments], dim="time",
+                  coords="minimal", compat="override", join="override")
+    x = x.chunk({"time": chunk, "channel": -1, "lat": -1, "lon": -1})
+    z = normalise(x.data, stats)
+    z = da.where(da.isnan(z), 0.0, z).astype(np.float32)
+    rain = x.sel(channel="rain").data.astype(np.float32)
+    dims3 = ("time", "lat", "lon")
+    channels = np.asarray(stats.channels, dtype=object)
+    out = xr.Dataset(
+        {
+            "x": (("time", "channel", "lat", "lon"), z, {
+                "long_name": "normalised inputs (see attrs normalisation); 0 where missing",
+                "units": "1"}),
+            "rain_mm": (dims3, rain, {"long_name": "gauge rain in the 12 h ending at time (objective analysis)",
+                                      "units": "mm", "standard_name": "thickness_of_rainfall_amount"}),
+            "valid": (dims3, da.isfinite(rain), {"long_name": "rain_mm exists at this cell and time"}),
+            "loss_mask": (("lat", "lon"), loss_mask.astype(np.uint8),
+                          {"long_name": "1 on region-1 cells with rain coverage in the train split"}),
+            "region1_mask": (("lat", "lon"), grid.region1_mask.astype(bool), {"long_name": "region-1 cells"}),
+        },
+        coords={
+            "time": ("time", x["time"].values.astype("datetime64[ns]"), {"standard_name": "time"}),
+            "channel": ("channel", channels),
+            "lat": ("lat", grid.lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", grid.lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+    return out
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _encoding(ds: xr.Dataset, chunk: int) -> dict:
+    from zarr.codecs import BloscCodec
+
+    comp = (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
+    enc = {"time": {"units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "int64"}}
+    for name in ("x", "rain_mm", "valid"):
+        var = ds[name]
+        enc[name] = {"compressors": comp, "chunks": (min(chunk, max(var.shape[0], 1)),) + var.shape[1:]}
+    return enc
+
+
+def write_zarr(ds: xr.Dataset, out: str | Path, chunk: int, progress: bool = True) -> Path:
+    """Write ``ds`` as zarr v3 at a temporary path, renamed onto ``out`` only when complete."""
+    out = Path(out)
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="zarr")
+        delayed = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds, chunk),
+                             compute=False)
+        if progress and dask.config.get("scheduler", None) in ("threads", None):
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar(out=sys.stderr, minimum=2.0):
+                delayed.compute()
+        else:
+            delayed.compute()
+    return out
+
+
+def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Path, stats_out: str | Path,
+                  threads: int = 1) -> xr.Dataset:
+    """Fit statistics, assemble and write ``out`` (zarr) and ``stats_out`` (JSON). Returns the lazy dataset."""
+    if not paths:
+        raise FragmentError("no gridded fragments given")
+    t0 = time.perf_counter()
+    with dask_scheduler(config, threads):
+        fragments = open_fragments([str(p) for p in paths], config)
+        try:
+            stats, loss_mask, mask_info = fit_statistics(fragments, config, grid_name)
+            ds = assemble(fragments, config, grid_name, stats, loss_mask)
+            times = pd.DatetimeIndex(ds["time"].values)
+            gaps = times[1:][np.diff(times.values).astype("timedelta64[h]").astype(int) != config["frames"]["step_hours"]]
+            if len(gaps):
+                print(f"dataset: WARNING time axis has {len(gaps)} gaps (first before {gaps[0]})", file=sys.stderr)
+            ds.attrs = {
+                "Conventions": "CF-1.8",
+                "title": f"normalised training tensors, grid {grid_name}",
+                "grid": {"name": grid_name, "resolution_deg": float(config["grid"]["resolution_deg"]),
+                         "shape": list(map(int, ds["loss_mask"].shape)),
+                         "region2_side": config["regions"].get("region2_side", "west")},
+                "regions": json.loads(json.dumps(config["regions"])),
+                "normalisation": stats.to_dict(),
+                "loss_mask_rule": mask_info,
+                "source": {"data_source": config["data"]["source"], "fragments": [Path(p).name for p, _ in fragments],
+                           "gridding": json.loads(json.dumps(config["gridding"]))},
+                "config_hash": config_hash(config),
+                "versions": package_versions(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "time_gaps": int(len(gaps)),
+            }
+            print(f"dataset: writing {out} ({ds.sizes['time']} frames, {ds.sizes['channel']} channels, "
+                  f"{ds.sizes['lat']}x{ds.sizes['lon']} cells)", file=sys.stderr)
+            write_zarr(ds, out, int(config["compute"]["zarr_time_chunk"]))
+        finally:
+            for _, f in fragments:
+                f.close()
+    blob = json.dumps({"grid": grid_name, "config_hash": config_hash(config), **stats.to_dict(),
+                       "loss_mask_rule": mask_info}, indent=1, sort_keys=True).encode()
+    with atomic_path(stats_out) as tmp:
+        Path(tmp).write_bytes(blob)
+    print(f"dataset: {grid_name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return ds
+
+
+def load_stats(path_or_attrs) -> NormStats:
+    """NormStats from the JSON file next to a zarr, or from its ``normalisation`` attrs."""
+    if isinstance(path_or_attrs, dict):
+        return NormStats.from_dict(path_or_attrs)
+    return NormStats.from_dict(json.loads(Path(path_or_attrs).read_text()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.dataset", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", required=True, help="config YAML")
+    ap.add_argument("--grid", required=True, choices=["region1", "concat"], help="output grid")
+    ap.add_argument("--out", required=True, help="zarr store to write (processed/GRID.zarr)")
+    ap.add_argument("--stats-out", required=True, help="JSON file of the normalisation statistics")
+    ap.add_argument("--threads", type=int, default=1, help="dask threads (the rule's threads)")
+    ap.add_argument("fragments", nargs="+", help="gridded monthly fragments (gridded/YYYY-MM.nc)")
+    args = ap.parse_args(argv)
+    config = load_config(args.config)
+    build_dataset(args.fragments, config, args.grid, args.out, args.stats_out, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
