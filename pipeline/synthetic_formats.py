@@ -1,0 +1,176 @@
+"""Vectorised writers of the raw formats the nature run produces.
+
+Fixed-width text is assembled in 2-D uint8 arrays (one row per record) with integer
+fields written digit by digit for all rows at once; there is no per-line Python work.
+
+- IGRA v2 "data" format (NCEI ``igra2-data-format.txt``): header records of 71 columns,
+  level records of 52 columns (the last is a blank, as in NCEI's files).
+- IGRA2 station list (``igra2-station-list.txt``).
+- Gauge CSV ``station,time,rain_mm`` with rain in 0.1 mm and empty fields for missing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SPACE, MINUS, DOT, ZERO, PAD = 32, 45, 46, 48, 0
+LEVEL_WIDTH = 52
+HEADER_WIDTH = 71
+
+
+def put_int(buf: np.ndarray, first: int, last: int, values: np.ndarray) -> None:
+    """Write integers right-justified into 1-based inclusive columns [first, last].
+
+    Raises ValueError when a value does not fit the field.
+    """
+    width = last - first + 1
+    v = np.asarray(values, np.int64)
+    neg = v < 0
+    a = np.abs(v)
+    ndig = np.maximum(1, np.floor(np.log10(np.maximum(a, 1))).astype(np.int64) + 1)
+    ndig = np.where(a >= 10 ** ndig, ndig + 1, ndig)  # guard float log rounding
+    need = ndig + neg
+    if (need > width).any():
+        bad = v[need > width][0]
+        raise ValueError(f"value {bad} does not fit columns {first}-{last}")
+    rows = np.arange(v.size)
+    for j in range(width):
+        col = last - 1 - j  # 0-based column of the j-th digit from the right
+        digit = (a // 10 ** j) % 10
+        is_digit = j < ndig
+        is_sign = neg & (j == ndig)
+        ch = np.where(is_digit, ZERO + digit, np.where(is_sign, MINUS, buf[rows, col]))
+        buf[rows, col] = ch
+
+
+def put_text(buf: np.ndarray, first: int, text: np.ndarray | str) -> None:
+    """Write ASCII text (one per row, or one for all) starting at 1-based column ``first``."""
+    if isinstance(text, str):
+        b = np.frombuffer(text.encode("ascii"), np.uint8)
+        buf[:, first - 1:first - 1 + b.size] = b
+        return
+    arr = np.asarray(text, dtype="S")
+    w = arr.dtype.itemsize
+    raw = np.frombuffer(arr.tobytes(), np.uint8).reshape(arr.size, w)
+    raw = np.where(raw == 0, SPACE, raw)
+    buf[:, first - 1:first - 1 + w] = raw
+
+
+def level_records(lvltyp1, lvltyp2, etime, press, pflag, gph, zflag, temp, tflag, rh, dpdp,
+                  wdir, wspd) -> np.ndarray:
+    """(N, 52) uint8 level records. Integer arrays use the file's units; flags are uint8."""
+    n = np.asarray(press).size
+    buf = np.full((n, LEVEL_WIDTH), SPACE, np.uint8)
+    buf[:, 0] = ZERO + np.asarray(lvltyp1, np.uint8)
+    buf[:, 1] = ZERO + np.asarray(lvltyp2, np.uint8)
+    put_int(buf, 4, 8, etime)
+    put_int(buf, 10, 15, press)
+    buf[:, 15] = pflag
+    put_int(buf, 17, 21, gph)
+    buf[:, 21] = zflag
+    put_int(buf, 23, 27, temp)
+    buf[:, 27] = tflag
+    put_int(buf, 29, 33, rh)
+    put_int(buf, 35, 39, dpdp)
+    put_int(buf, 41, 45, wdir)
+    put_int(buf, 47, 51, wspd)
+    return buf
+
+
+def header_records(station_id, times: pd.DatetimeIndex, reltime, numlev, lat, lon,
+                   p_src: str = "ncdc-gts") -> np.ndarray:
+    """(S, 71) uint8 header records."""
+    n = len(times)
+    buf = np.full((n, HEADER_WIDTH), SPACE, np.uint8)
+    buf[:, 0] = ord("#")
+    put_text(buf, 2, np.asarray(station_id, dtype="S11"))
+    t = pd.DatetimeIndex(times)
+    put_int(buf, 14, 17, t.year.to_numpy())
+    _zero_pad(buf, 19, 20, t.month.to_numpy())
+    _zero_pad(buf, 22, 23, t.day.to_numpy())
+    _zero_pad(buf, 25, 26, t.hour.to_numpy())
+    _zero_pad(buf, 28, 31, reltime)
+    put_int(buf, 33, 36, numlev)
+    put_text(buf, 38, p_src.ljust(8)[:8])
+    put_int(buf, 56, 62, np.round(np.asarray(lat) * 10000).astype(np.int64))
+    put_int(buf, 64, 71, np.round(np.asarray(lon) * 10000).astype(np.int64))
+    return buf
+
+
+def _zero_pad(buf, first, last, values):
+    v = np.asarray(values, np.int64)
+    for j in range(last - first + 1):
+        buf[:, last - 1 - j] = ZERO + (v // 10 ** j) % 10
+
+
+def station_file_bytes(headers: np.ndarray, levels: np.ndarray, numlev: np.ndarray) -> bytes:
+    """One station file: each header row followed by its ``numlev`` level rows."""
+    hdr = np.concatenate([headers, np.full((len(headers), 1), 10, np.uint8)], axis=1)
+    lev = np.concatenate([levels, np.full((len(levels), 1), 10, np.uint8)], axis=1)
+    hb, lb = hdr.tobytes(), lev.tobytes()
+    hw, lw = hdr.shape[1], lev.shape[1]
+    ends = np.cumsum(numlev)
+    starts = ends - numlev
+    parts = []
+    for s in range(len(headers)):
+        parts.append(hb[s * hw:(s + 1) * hw])
+        parts.append(lb[starts[s] * lw:ends[s] * lw])
+    return b"".join(parts)
+
+
+def station_list_bytes(ids, lat, lon, elev, names, first_year, last_year, nobs) -> bytes:
+    """IGRA2 station list: ID 1-11, LAT 13-20, LON 22-30, ELEV 32-37, STATE 39-40,
+    NAME 42-71, FSTYEAR 73-76, LSTYEAR 78-81, NOBS 83-88."""
+    lines = []
+    for i in range(len(ids)):
+        lines.append(f"{ids[i]:<11s} {lat[i]:8.4f} {lon[i]:9.4f} {elev[i]:6.1f}    "
+                     f"{names[i][:30]:<30s} {first_year:4d} {last_year:4d} {nobs[i]:6d}")
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def gauge_csv_bytes(station_ids: np.ndarray, times: pd.DatetimeIndex, tenths: np.ndarray,
+                    present: np.ndarray, empty: np.ndarray) -> bytes:
+    """CSV ``station,time,rain_mm``; rows station-major, then time.
+
+    tenths: (T, S) int rain in 0.1 mm; present: (T, S) bool (False = row absent);
+    empty: (T, S) bool (row written with an empty rain_mm field).
+    """
+    ids = np.asarray(station_ids, dtype="S")
+    wid = ids.dtype.itemsize
+    tstr = np.asarray(pd.DatetimeIndex(times).strftime("%Y-%m-%dT%H:%M"), dtype="S16")
+    rows_s, rows_t = np.nonzero(present.T)  # station-major
+    n = rows_s.size
+    vw = 7  # value field width, padded on the left with PAD bytes then removed
+    width = wid + 1 + 16 + 1 + vw + 1
+    buf = np.full((n, width), PAD, np.uint8)
+    id_raw = np.frombuffer(ids.tobytes(), np.uint8).reshape(ids.size, wid)
+    buf[:, :wid] = id_raw[rows_s]
+    buf[:, wid] = ord(",")
+    t_raw = np.frombuffer(tstr.tobytes(), np.uint8).reshape(tstr.size, 16)
+    buf[:, wid + 1:wid + 17] = t_raw[rows_t]
+    buf[:, wid + 17] = ord(",")
+    v = tenths[rows_t, rows_s].astype(np.int64)
+    emp = empty[rows_t, rows_s]
+    neg = v < 0
+    a = np.abs(v)
+    c0 = wid + 18  # first column of the value field (0-based)
+    last = c0 + vw - 1
+    buf[:, last] = ZERO + a % 10
+    buf[:, last - 1] = DOT
+    ip = a // 10
+    ndig = np.ones(n, np.int64)
+    for j in range(vw - 2):
+        col = last - 2 - j
+        if j == 0:
+            buf[:, col] = ZERO + ip % 10
+            continue
+        has = ip >= 10 ** j
+        buf[:, col] = np.where(has, ZERO + (ip // 10 ** j) % 10, PAD)
+        ndig += has
+    sign_col = last - 2 - ndig
+    buf[np.flatnonzero(neg), sign_col[neg]] = MINUS
+    buf[emp, c0:last + 1] = PAD
+    buf[:, -1] = 10
+    flat = buf.ravel()
+    header = b"station,time,rain_mm\n"
+    return header + flat[flat != PAD].tobytes()
