@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import dask
 
@@ -24,13 +25,21 @@ def dask_scheduler(config: dict, threads: int = 1):
     """Context in which dask computations run on the configured scheduler.
 
     Yields the ``distributed.Client`` when ``compute.dask_scheduler`` is set, else None
-    (dask's threaded scheduler with ``threads`` workers).
+    (dask's threaded scheduler with ``threads`` workers). On exit, also after an error,
+    local tasks still running are waited for; with a distributed client, the client's
+    outstanding tasks are cancelled before it closes.
     """
     threads = max(1, int(threads))
     address = scheduler_address(config)
     if address is None:
-        with dask.config.set(scheduler="threads", num_workers=threads):
-            yield None
+        # Our own pool, so that leaving the block (also on error) waits for tasks still in
+        # flight: nothing keeps reading or writing files after the caller cleans up.
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="dask-local")
+        try:
+            with dask.config.set(scheduler="threads", num_workers=threads, pool=pool):
+                yield None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return
     from distributed import Client
 
@@ -40,4 +49,7 @@ def dask_scheduler(config: dict, threads: int = 1):
         with client.as_current(), dask.config.set(scheduler=client.get):
             yield client
     finally:
+        futures = list(client.futures.values()) if hasattr(client, "futures") else []
+        if futures:
+            client.cancel(futures)
         client.close()

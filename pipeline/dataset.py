@@ -41,8 +41,8 @@ from pipeline.errors import GridError, NormalisationError
 from pipeline.grids import Grid, channel_names, make_grid
 from pipeline.normalise import Moments, NormStats, finalise, moments_of, normalise
 
-ENGINE = "h5netcdf"
-VERSIONED_PACKAGES = ("numpy", "pandas", "xarray", "dask", "distributed", "zarr", "h5netcdf", "metpy", "pyproj", "scipy")
+ENGINE = "netcdf4"
+VERSIONED_PACKAGES = ("numpy", "pandas", "xarray", "dask", "distributed", "zarr", "netCDF4", "metpy", "pyproj", "scipy")
 
 
 class FragmentError(GridError):
@@ -194,37 +194,39 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict:
     return enc
 
 
-def write_zarr(ds: xr.Dataset, out: str | Path, chunk: int, progress: bool = True) -> Path:
-    """Write ``ds`` as zarr v3 at a temporary path, renamed onto ``out`` only when complete."""
-    out = Path(out)
-    with atomic_path(out) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-        warnings.filterwarnings("ignore", category=UserWarning, module="zarr")
-        delayed = ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds, chunk),
+def write_zarr(ds: xr.Dataset, path: str | Path, chunk: int, progress: bool = True) -> Path:
+    """Write ``ds`` as a new zarr v3 store at ``path`` (callers write to a temporary path)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        delayed = ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds, chunk),
                              compute=False)
-        if progress and dask.config.get("scheduler", None) in ("threads", None):
+        if progress and dask.config.get("scheduler", None) == "threads":
             from dask.diagnostics import ProgressBar
 
             with ProgressBar(out=sys.stderr, minimum=2.0):
                 delayed.compute()
         else:
             delayed.compute()
-    return out
+    return Path(path)
 
 
 def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Path, stats_out: str | Path,
-                  threads: int = 1) -> xr.Dataset:
-    """Fit statistics, assemble and write ``out`` (zarr) and ``stats_out`` (JSON). Returns the lazy dataset."""
+                  threads: int = 1) -> NormStats:
+    """Fit statistics, assemble and write ``out`` (zarr) and ``stats_out`` (JSON), both atomically."""
     if not paths:
         raise FragmentError("no gridded fragments given")
     t0 = time.perf_counter()
-    with dask_scheduler(config, threads):
-        fragments = open_fragments([str(p) for p in paths], config)
-        try:
+    fragments = []
+    try:
+        # The scheduler block closes first (waiting for tasks in flight), then the
+        # temporary store is renamed, or removed on error.
+        with atomic_path(out) as tmp, dask_scheduler(config, threads):
+            fragments = open_fragments([str(p) for p in paths], config)
             stats, loss_mask, mask_info = fit_statistics(fragments, config, grid_name)
             ds = assemble(fragments, config, grid_name, stats, loss_mask)
             times = pd.DatetimeIndex(ds["time"].values)
-            gaps = times[1:][np.diff(times.values).astype("timedelta64[h]").astype(int) != config["frames"]["step_hours"]]
+            steps = np.diff(times.values).astype("timedelta64[h]").astype(int)
+            gaps = times[1:][steps != config["frames"]["step_hours"]]
             if len(gaps):
                 print(f"dataset: WARNING time axis has {len(gaps)} gaps (first before {gaps[0]})", file=sys.stderr)
             ds.attrs = {
@@ -245,16 +247,16 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
             }
             print(f"dataset: writing {out} ({ds.sizes['time']} frames, {ds.sizes['channel']} channels, "
                   f"{ds.sizes['lat']}x{ds.sizes['lon']} cells)", file=sys.stderr)
-            write_zarr(ds, out, int(config["compute"]["zarr_time_chunk"]))
-        finally:
-            for _, f in fragments:
-                f.close()
+            write_zarr(ds, tmp, int(config["compute"]["zarr_time_chunk"]))
+    finally:
+        for _, f in fragments:
+            f.close()
     blob = json.dumps({"grid": grid_name, "config_hash": config_hash(config), **stats.to_dict(),
                        "loss_mask_rule": mask_info}, indent=1, sort_keys=True).encode()
     with atomic_path(stats_out) as tmp:
         Path(tmp).write_bytes(blob)
     print(f"dataset: {grid_name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return ds
+    return stats
 
 
 def load_stats(path_or_attrs) -> NormStats:

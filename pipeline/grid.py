@@ -32,7 +32,7 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
     }
     ds = ds.assign_coords(channel=ds["channel"].values.astype(str))
     with atomic_path(out) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return out
 
 

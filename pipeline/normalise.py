@@ -138,5 +138,6 @@ def invert(z, stats: NormStats, channel_axis: int = 1):
         import dask.array as da
 
         lib = da if hasattr(x, "dask") else np
-        x = lib.where(_shape(is_rain, nd, channel_axis), lib.expm1(x), x)
+        rain = _shape(is_rain, nd, channel_axis)
+        x = lib.where(rain, lib.expm1(lib.where(rain, x, 0.0)), x)
     return x
