@@ -14,7 +14,7 @@ and otherwise NaN, never zero. Hourly values below zero or above
 """
 from __future__ import annotations
 
-import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,20 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
     ``path:line`` and the value, or are dropped and counted under ``'skip'``.
     """
     counts = {"qc_malformed_records": 0}
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    skipped = []
+
+    def bad_line(fields):
+        skipped.append(fields)
+        return None
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False,
+                         on_bad_lines="error" if on_malformed == "error" else bad_line, engine="python"
+                         if on_malformed != "error" else "c")
+    except pd.errors.ParserError as err:
+        m = re.search(r"line (\d+)", str(err))
+        where = f"{path}:{m.group(1)}" if m else str(path)
+        raise InvalidGaugeError(f"{where}: wrong number of fields ({err})") from None
     cols = [c.strip() for c in df.columns]
     df.columns = cols
     if "station" not in cols or "time" not in cols:
@@ -81,6 +94,7 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
                 raise _first_bad(off_hour, path, "time is not on the hour", df, "time")
             raise _first_bad(bad_rain, path, "rain_mm is not a number", df, "rain_mm")
         counts["qc_malformed_records"] = int(bad.sum())
+    counts["qc_malformed_records"] += len(skipped)
     out = pd.DataFrame({"station": df["station"].str.strip(), "time": time, "rain_mm": rain.astype(float)})[~bad]
     return out.reset_index(drop=True), counts
 

@@ -1,0 +1,70 @@
+"""The command-line entry points write the contracted datasets and QC logs."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline.ingest import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = str(ROOT / "config.yaml")
+
+
+def test_soundings_cli_month(tmp_path, data_dir):
+    out = tmp_path / "interim" / "2015-03.nc"
+    main(["soundings", "--config", CONFIG, "--format", "igra2", "--station-list",
+          str(data_dir / "igra2" / "igra2-station-list.txt"), "--month", "2015-03", "--out", str(out),
+          str(data_dir / "igra2" / "AUM00011035-data.txt.gz")])
+    ds = xr.open_dataset(out)
+    assert ds.sizes == {"profile": 62, "level": 11}
+    assert list(ds["level"].values) == [1000, 925, 850, 700, 500, 400, 300, 250, 200, 150, 100]
+    assert ds.attrs["qc_outside_month"] == 321 - 62 and ds.attrs["Conventions"] == "CF-1.8"
+    assert ds["temperature"].dtype == np.float32 and ds["temperature"].attrs["units"] == "degC"
+    assert ds["u"].attrs["units"] == "m s-1" and ds["level"].attrs["units"] == "hPa"
+    assert (ds["station"].values == "AUM00011035").all()
+    assert (ds["time"].dt.month == 3).all()
+    qc = json.loads(out.with_suffix(".qc.json").read_text())
+    assert qc["qc_soundings_kept"] == 62 and qc["qc_outside_month"] == 259
+    # mandatory levels are reported exactly: interpolation returns the reported values
+    first = ds.isel(profile=0)
+    assert first["time"].values == np.datetime64("2015-03-01T00:00")
+    t500 = float(first["temperature"].sel(level=500))
+    assert np.isfinite(t500)
+
+
+def test_soundings_cli_levels_option(tmp_path, data_dir):
+    out = tmp_path / "s.nc"
+    main(["soundings", "--config", CONFIG, "--format", "igra2", "--levels", "850,500", "--out", str(out),
+          str(data_dir / "igra2" / "AUM00011035-data.txt.gz")])
+    ds = xr.open_dataset(out)
+    # first sounding, 500 hPa record: GPH 5470, TEMP -265, DPDP 80, WDIR 140, WSPD 60
+    p0 = ds.isel(profile=0)
+    assert float(p0["geopotential_height"].sel(level=500)) == 5470
+    assert float(p0["temperature"].sel(level=500)) == pytest.approx(-26.5)
+    assert float(p0["dewpoint"].sel(level=500)) == pytest.approx(-34.5)
+    assert float(p0["u"].sel(level=500)) == pytest.approx(-6 * np.sin(np.deg2rad(140)), abs=1e-5)
+    assert float(p0["lat"]) == pytest.approx(48.2333)  # header coordinates
+
+
+def test_gauges_and_partition_cli(tmp_path, data_dir):
+    (tmp_path / "stations.csv").write_text("id,lat,lon,elevation_m\nG1,30.0,113.0,20\n")
+    rows = ["station,time,rain_mm"] + [f"G1,2020-01-01T{h:02d}:00,0.5" for h in range(1, 13)]
+    (tmp_path / "2020-01.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "g.nc"
+    main(["gauges", "--config", CONFIG, "--stations", str(tmp_path / "stations.csv"), "--month", "2020-01",
+          "--out", str(out), str(tmp_path / "2020-01.csv")])
+    ds = xr.open_dataset(out)
+    assert ds.sizes == {"time": 62, "station": 1}
+    assert float(ds["rain_mm"].sel(time="2020-01-01T12:00", station="G1")) == pytest.approx(6.0)
+    assert np.isnan(float(ds["rain_mm"].sel(time="2020-01-01T00:00", station="G1")))
+    assert json.loads(out.with_suffix(".qc.json").read_text())["qc_windows_incomplete"] == 61
+    dly = tmp_path / "d.nc"
+    main(["gauges", "--config", CONFIG, "--format", "ghcn-daily", "--month", "1962-11", "--out", str(dly),
+          str(data_dir / "gauges" / "USW00003870.dly.gz")])
+    d = xr.open_dataset(dly)
+    assert float(d["prcp_mm"].sel(time="1962-11-09", station="USW00003870")) == pytest.approx(71.1)
+    main(["partition", "--format", "igra2", "--out", str(tmp_path / "raw"),
+          str(data_dir / "igra2" / "AUM00011035-data.txt.gz")])
+    assert (tmp_path / "raw" / "2015-06" / "AUM00011035-data.txt").exists()
