@@ -69,8 +69,7 @@ def plot_cases(path, lat, lon, titles, columns: dict[str, np.ndarray], units="mm
     labels = list(columns)
     values = np.concatenate([np.ravel(v) for v in columns.values()])
     vmax = max(1.0, float(np.nanmax(values))) if np.isfinite(values).any() else 1.0
-    cmap = plt.get_cmap("YlGnBu").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("YlGnBu").with_extremes(bad="0.85")
     fig, axes = _grid_axes(len(titles), len(labels))
     for i, title in enumerate(titles):
         for j, label in enumerate(labels):
@@ -87,8 +86,7 @@ def plot_diverging(path, lat, lon, titles, columns: dict[str, np.ndarray], label
     values = np.concatenate([np.ravel(v) for v in columns.values()])
     vmax = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
     vmax = vmax if vmax > 0 else 1.0
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
     fig, axes = _grid_axes(len(titles), len(labels))
     for i, title in enumerate(titles):
         for j, lab in enumerate(labels):
@@ -102,8 +100,7 @@ def plot_diverging(path, lat, lon, titles, columns: dict[str, np.ndarray], label
 def plot_error_maps(path, lat, lon, mae: dict[str, np.ndarray], difference: tuple[str, np.ndarray] | None):
     n = len(mae) + (difference is not None)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 3.2), squeeze=False, layout="constrained")
-    cmap = plt.get_cmap("magma_r").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("magma_r").with_extremes(bad="0.85")
     vals = np.concatenate([np.ravel(v) for v in mae.values()])
     vmax = float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0
     for j, (lab, field) in enumerate(mae.items()):
@@ -114,8 +111,7 @@ def plot_error_maps(path, lat, lon, mae: dict[str, np.ndarray], difference: tupl
         lab, field = difference
         v = float(np.nanmax(np.abs(field))) if np.isfinite(field).any() else 1.0
         v = v if v > 0 else 1.0
-        cm = plt.get_cmap("RdBu_r").copy()
-        cm.set_bad("0.85")
+        cm = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
         mesh = axes[0, -1].pcolormesh(lon, lat, field, cmap=cm, vmin=-v, vmax=v, shading="nearest")
         axes[0, -1].set_title(lab, fontsize=9)
         fig.colorbar(mesh, ax=axes[0, -1], shrink=0.8, label="mm / 12 h (blue: better)")

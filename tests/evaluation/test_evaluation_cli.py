@@ -1,0 +1,168 @@
+"""End to end: python -m evaluation.evaluate on tiny inputs in the contract layout."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from evaluation import baselines as bl
+from evaluation.evaluate import EvaluationError, baseline_verdict, evaluate, main
+from evaluation.report import validate_metrics
+from pipeline.config import load_config
+
+FIGURES = ["cases.png", "difference_maps.png", "error_maps.png", "categorical_scores.png",
+           "performance_diagram.png", "fss.png", "loss_curves.png"]
+
+
+@pytest.fixture(scope="module")
+def outputs(world):
+    root = world["root"]
+    r1, r2 = root / "results/exp1", root / "results/exp2"
+    common = ["--config", str(world["config"]), "--data", str(world["data"])]
+    assert main(common + ["--exp", "exp1", "--runs", *map(str, world["runs"]["exp1"]), "--out", str(r1)]) == 0
+    assert main(common + ["--exp", "exp2", "--runs", *map(str, world["runs"]["exp2"]), "--reference", str(r1),
+                          "--out", str(r2)]) == 0
+    return r1, r2
+
+
+def test_outputs_exist_and_validate(outputs):
+    r1, r2 = outputs
+    for d in (r1, r2):
+        for name in ["metrics.json", "metrics.csv", "predictions.zarr", "report.md"] + FIGURES:
+            assert (d / name).exists(), d / name
+        validate_metrics(json.loads((d / "metrics.json").read_text()))
+    assert (r2 / "comparison.json").exists() and (r2 / "comparison.csv").exists()
+    assert not (r1 / "comparison.json").exists()
+    assert not list(r1.parent.glob(".tmp-*")) and not list(r1.parent.glob(".old-*"))
+
+
+def test_predictions_store(outputs, world):
+    r1, _ = outputs
+    ds = xr.open_zarr(r1 / "predictions.zarr", consolidated=False)
+    assert ds["rain_mm_pred"].dims == ("seed", "time", "lat", "lon")
+    assert list(ds.seed.values) == [0, 1]
+    assert ds.attrs["exp"] == "exp1"
+    run0 = xr.open_zarr(world["runs"]["exp1"][0] / "predictions.zarr", consolidated=False)
+    np.testing.assert_array_equal(ds["rain_mm_pred"].sel(seed=0).values,
+                                  run0["rain_mm_pred"].sel(time=ds.time).values)
+
+
+def _scored_mask(truth, times, config):
+    obs = truth.rain_mm.sel(time=times).values
+    prev = truth.rain_mm.reindex(time=times - pd.Timedelta(hours=12)).values
+    return obs, prev, (truth.loss_mask.values == 1) & truth.valid.sel(time=times).values & np.isfinite(obs) \
+        & np.isfinite(prev)
+
+
+def test_baseline_scores_by_hand(outputs, world):
+    r1, _ = outputs
+    m = json.loads((r1 / "metrics.json").read_text())
+    truth, config = world["truth"], load_config(world["config"])
+    times = pd.DatetimeIndex(truth.time.values)
+    times = times[(times >= m["samples"]["time_start"]) & (times <= m["samples"]["time_end"])]
+    assert len(times) == m["samples"]["n_times"] == 49  # 50 test frames; seed1 of exp1 lacks the last
+    obs, prev, mask = _scored_mask(truth, times, config)
+    assert mask.sum() == m["samples"]["cell_times_scored"]
+    e = (prev - obs)[mask]
+    pers = m["models"]["persistence"]
+    assert pers["continuous"]["rmse"] == pytest.approx(np.sqrt(np.mean(e**2)), rel=1e-6)
+    assert pers["continuous"]["mae"] == pytest.approx(np.mean(np.abs(e)), rel=1e-6)
+    hits = int(((prev >= 5) & (obs >= 5))[mask].sum())
+    assert pers["categorical"]["5"]["hits"] == hits
+    zero = m["models"]["zero"]
+    assert zero["categorical"]["0.1"]["hits"] == 0 and zero["categorical"]["0.1"]["false_alarms"] == 0
+    assert zero["continuous"]["bias"] == pytest.approx(-np.mean(obs[mask]), rel=1e-6)
+    # climatology: training-split mean per cell and hour
+    train = truth.rain_mm.sel(time=slice("2021-01-01", "2021-02-10T12"))
+    clim_by_hand = {h: np.nanmean(train.values[train.time.dt.hour.values == h], axis=0) for h in (0, 12)}
+    clim = bl.climatology(truth.rain_mm, config)
+    for h in (0, 12):
+        np.testing.assert_allclose(clim.sel(hour=h).values, clim_by_hand[h], rtol=1e-5)
+    c = np.stack([clim_by_hand[t.hour] for t in times])
+    assert m["models"]["climatology"]["continuous"]["rmse"] == pytest.approx(
+        np.sqrt(np.mean(((c - obs)[mask]) ** 2)), rel=1e-5)
+
+
+def test_seed_mean_and_spread(outputs):
+    r1, _ = outputs
+    m = json.loads((r1 / "metrics.json").read_text())
+    s0, s1 = m["models"]["exp1/seed0"], m["models"]["exp1/seed1"]
+    e = m["models"]["exp1"]
+    assert e["seeds"] == [0, 1]
+    assert e["continuous"]["rmse"] == pytest.approx((s0["continuous"]["rmse"] + s1["continuous"]["rmse"]) / 2)
+    assert e["spread"]["continuous"]["rmse"]["min"] == pytest.approx(min(s0["continuous"]["rmse"],
+                                                                        s1["continuous"]["rmse"]))
+    lo, hi = e["intervals"]["continuous"]["rmse"]
+    assert lo <= e["continuous"]["rmse"] <= hi
+    table = pd.read_csv(r1 / "metrics.csv")
+    row = table[(table.model == "exp1") & (table.score == "csi") & (table.threshold_mm == 5.0)]
+    assert row.value.iloc[0] == pytest.approx(e["categorical"]["5"]["csi"])
+
+
+def test_comparison_and_verdict(outputs):
+    r1, r2 = outputs
+    m1 = json.loads((r1 / "metrics.json").read_text())
+    comp = json.loads((r2 / "comparison.json").read_text())
+    # same samples as exp1's own scoring (exp2 has every exp1 time)
+    assert comp["samples"]["times_sha256"] == m1["samples"]["times_sha256"]
+    assert comp["a"] == "exp1" and comp["b"] == "exp2"
+    rmse = next(r for r in comp["scores"] if r["score"] == "rmse")
+    assert rmse["a"] == pytest.approx(m1["models"]["exp1"]["continuous"]["rmse"])
+    assert rmse["better"] == "b" and rmse["ci_high"] < 0  # exp2 was planted to be better
+    fss_rows = [r for r in comp["scores"] if r["score"] == "fss"]
+    assert len(fss_rows) == 4 * 4
+    report = (r2 / "report.md").read_text()
+    assert re.search(r"exp2 lowers RMSE by \d+\.\d% \[\d+\.\d, \d+\.\d\] \(95% paired block bootstrap", report)
+    assert "VERDICT: exp2 beats exp1" in report
+    assert "exp1 beats persistence" in report and "exp2 beats climatology" in report
+    for fig in FIGURES:
+        assert f"]({fig})" in report
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figures_are_non_empty_images(outputs, name):
+    for d in outputs:
+        img = mpimg.imread(d / name)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        assert img[..., :3].std() > 0.05, f"{d / name} looks blank"
+
+
+def test_loud_warning_when_persistence_wins():
+    rows = [{"score": "rmse", "threshold_mm": None, "window": None, "a": 2.0, "b": 3.0, "difference": 1.0,
+             "ci_low": 0.5, "ci_high": 1.5, "better": "a"}]
+    rows += [{"score": "csi", "threshold_mm": t, "window": None, "better": "a"} for t in (1.0, 5.0)]
+    line, beats = baseline_verdict("exp1", "persistence", rows, [1.0, 5.0], "95%")
+    assert not beats
+    assert line.startswith("**WARNING: exp1 does NOT beat persistence**")
+
+
+def test_bad_inputs_are_named(world, tmp_path):
+    config = load_config(world["config"])
+    truth = world["truth"]
+    # grid mismatch
+    bad = tmp_path / "seed0"
+    bad.mkdir()
+    xr.Dataset({"rain_mm_pred": (("time", "lat", "lon"), np.zeros((2, 3, 3), np.float32))},
+               coords={"time": truth.time.values[-2:], "lat": [0.0, 1, 2], "lon": [0.0, 1, 2]},
+               attrs={"exp": "exp1", "seed": 0}).to_zarr(bad / "predictions.zarr", consolidated=False)
+    with pytest.raises(EvaluationError, match=r"seed0/predictions.zarr: lat coordinates"):
+        evaluate(config, "exp1", world["data"], [bad], tmp_path / "out")
+    # experiment name mismatch
+    with pytest.raises(EvaluationError, match=r"attribute exp='exp2' but --exp 'exp1'"):
+        evaluate(config, "exp1", world["data"], [world["runs"]["exp2"][0]], tmp_path / "out")
+    # NaN prediction on a scored cell
+    nan_run = tmp_path / "nan/seed3"
+    shutil.copytree(world["runs"]["exp1"][0], nan_run)
+    ds = xr.open_zarr(nan_run / "predictions.zarr", consolidated=False).load()
+    ds["rain_mm_pred"][:] = np.nan
+    ds.attrs["seed"] = 3
+    ds.to_zarr(nan_run / "predictions.zarr", mode="w", consolidated=False)
+    with pytest.raises(EvaluationError, match="no finite prediction"):
+        evaluate(config, "exp1", world["data"], [nan_run], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
