@@ -136,7 +136,7 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
     lines.append("")
     if comparison is not None:
         a, bname = comparison["a"], comparison["b"]
-        lines += [f"## {bname} minus {ref_or(a)} (paired block bootstrap, {conf})", "",
+        lines += [f"## {bname} minus {a} (paired block bootstrap, {conf})", "",
                   f"| score | threshold (mm) | window | {a} | {bname} | difference | interval | better |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in comparison["scores"]:
@@ -157,7 +157,3 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
               "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()),
               f"- created: {p['created']}", ""]
     return "\n".join(lines)
-
-
-def ref_or(name: str) -> str:
-    return name
