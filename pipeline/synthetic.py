@@ -181,9 +181,9 @@ def truth_month(config: dict, seed: int, world: str, month: str, rain_hourly: np
     c = columns_at(config, seed, world, frames, lon, lat)
     levels = np.asarray(config["levels_hpa"], float)
     fine = phys.fine_levels(levels)
-    z = phys.heights(c, fine)  # (T, P, L)
+    z, prof_fine = phys.heights(c, fine, with_profile=True)  # (T, P, L)
     pick = np.searchsorted(-fine, -levels)
-    prof = phys.profile(c, levels)
+    prof = {k: v[..., pick] for k, v in prof_fine.items()}
     shape = (frames.size, grid.lat.size, grid.lon.size)
     geo = phys.make_geometry(config["regions"])
     elev = phys.terrain(glon, glat, geo)
@@ -243,6 +243,7 @@ class Truth:
                 "world": self.world, "seed": self.seed, "Conventions": "CF-1.8"}
 
     def to_xarray(self):
+        import xarray as xr  # imported here: month jobs do not need it
         
         data = {k: (TRUTH_VARIABLES[k][0], v, {"units": TRUTH_VARIABLES[k][1], "long_name": TRUTH_VARIABLES[k][2]})
                 for k, v in self.fields.items()}
@@ -530,10 +531,10 @@ def run(config: dict, out: str | Path, months: list[str], world: str, seed: int,
             for i, truth in enumerate(truths):
                 ds = truth.to_xarray()
                 if i == 0:
-                    ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
+                    ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=3)
                 else:
                     ds.drop_vars(["elevation", "region1_mask", "level", "lat", "lon"]).to_zarr(
-                        tmp, append_dim="time", consolidated=False)
+                        tmp, append_dim="time", consolidated=True)
         log.info("truth.zarr: %d frames", sum(t.time.size for t in truths))
     return {"months": months, "files_rewritten": written, "seconds": time.perf_counter() - t0}
 

@@ -407,11 +407,11 @@ def fine_levels(extra=()) -> np.ndarray:
     return np.array(sorted(set(FINE_LEVELS) | {float(x) for x in extra}, reverse=True), float)
 
 
-def heights(c: Columns, levels: np.ndarray) -> np.ndarray:
+def heights(c: Columns, levels: np.ndarray, with_profile: bool = False):
     """Geopotential height (m) at ``levels`` (hPa, decreasing, must start above p_msl).
 
     Hypsometric equation with the virtual temperature, trapezoidal in ln p, from z = 0
-    at the sea-level pressure.
+    at the sea-level pressure. With ``with_profile`` also returns :func:`profile` at ``levels``.
     """
     prof = profile(c, levels)
     tv = virtual_temperature_k(prof["temperature"], prof["dewpoint"], levels)
@@ -424,7 +424,8 @@ def heights(c: Columns, levels: np.ndarray) -> np.ndarray:
     frac = (lnp[k] - lnmsl) / (lnp[k] - lnp[k + 1])
     i_msl = np.take_along_axis(integral, k[..., None], -1)[..., 0] * (1 - frac) + \
         np.take_along_axis(integral, (k + 1)[..., None], -1)[..., 0] * frac
-    return RD / G0 * (integral - i_msl[..., None])
+    z = RD / G0 * (integral - i_msl[..., None])
+    return (z, prof) if with_profile else z
 
 
 def interp_lnp(levels: np.ndarray, values: np.ndarray, p: np.ndarray) -> np.ndarray:
