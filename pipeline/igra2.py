@@ -124,6 +124,21 @@ _DIGIT = np.zeros(256, dtype=np.float32)
 _DIGIT[ZERO:ZERO + 10] = np.arange(10)
 
 
+def _classify(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Character classes (0 blank, 1 '-', 2 digit, 9 other) and digit values (float32).
+
+    Plain element-wise arithmetic on uint8: much faster than a lookup-table gather.
+    """
+    d = rows - np.uint8(ZERO)  # wraps around for characters below '0'
+    isdig = d < 10
+    minus = rows == MINUS
+    other = ~(isdig | minus | (rows == SPACE))
+    cls = (isdig.view(np.int8) * 2 + minus.view(np.int8) + other.view(np.int8) * 9).astype(np.int8)
+    # float32 is exact here: every partial sum of a field is an integer below 2**24
+    digits = np.where(isdig, d, np.uint8(0)).astype(np.float32)
+    return cls, digits
+
+
 def parse_int(rows: np.ndarray, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode the right-aligned signed integer in 1-based columns ``first..last``.
 
@@ -157,9 +172,9 @@ def parse_fields(rows: np.ndarray, fields: dict[str, tuple[int, int]], chunk: in
     n, width = rows.shape
     names = list(fields)
     k = len(names)
-    place = np.zeros((width, k))  # digit weight of each column in its field
-    member = np.zeros((width, k))  # column belongs to the field
-    inner = np.zeros((width - 1, k))  # class step j -> j+1 lies inside the field
+    place = np.zeros((width, k), np.float32)  # digit weight of each column in its field
+    member = np.zeros((width, k), np.float32)  # column belongs to the field
+    inner = np.zeros((width - 1, k), np.float32)  # class step j -> j+1 lies inside the field
     last_col = np.zeros(k, dtype=np.int64)
     for j, name in enumerate(names):
         a, b = fields[name]
@@ -171,14 +186,13 @@ def parse_fields(rows: np.ndarray, fields: dict[str, tuple[int, int]], chunk: in
     bad = np.empty((n, k), dtype=bool)
     for s in range(0, n, chunk):
         r = rows[s:s + chunk]
-        cls = _CLASS[r]
-        digits = _DIGIT[r].astype(np.float64)
-        minus = (cls == 1).astype(np.float64)
-        drop = (np.diff(cls, axis=1) < 0).astype(np.float64)
+        cls, digits = _classify(r)
+        minus = (cls == 1).astype(np.float32)
+        drop = (cls[:, 1:] < cls[:, :-1]).astype(np.float32)
         v = digits @ place
         m = minus @ member
         bad[s:s + chunk] = (cls[:, last_col] != 2) | (m > 1) | ((drop @ inner) > 0)
-        values[s:s + chunk] = np.where(m > 0, -v, v).astype(np.int64)
+        values[s:s + chunk] = np.where(m > 0, -v, v).astype(np.int64)  # rint not needed: exact
     return ({name: values[:, j] for j, name in enumerate(names)},
             {name: bad[:, j] for j, name in enumerate(names)})
 
