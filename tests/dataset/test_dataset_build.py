@@ -15,7 +15,7 @@ from pipeline.errors import GridError
 from pipeline.grids import make_grid
 from pipeline.normalise import invert
 
-from conftest import BOXES, REGION1, dataset_config, random_fragment, write_fragments
+from dataset_helpers import BOXES, REGION1, dataset_config, random_fragment, write_fragments
 
 MONTHS = ["2020-01", "2020-02", "2020-03"]
 

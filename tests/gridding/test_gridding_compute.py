@@ -8,7 +8,7 @@ import pytest
 from pipeline.compute import dask_scheduler
 from pipeline.gridding import grid_month
 
-from conftest import make_interim, write_config
+from gridding_helpers import make_interim, write_config
 
 
 def test_local_threads_follow_the_rule_threads(tmp_path):

@@ -13,7 +13,7 @@ from pipeline.grid import main
 from pipeline.gridding import grid_month
 from pipeline.grids import channel_names, make_grid
 
-from conftest import analytic, make_interim, write_config
+from gridding_helpers import analytic, make_interim, write_config
 
 
 def _errors(ds):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 import xarray as xr
 import yaml
 
@@ -77,7 +76,3 @@ def make_interim(config: dict, month: str, seed: int = 0, n_stations: int = 30, 
         "lat": ("station", g_lat), "lon": ("station", g_lon), "elevation": ("station", np.zeros(n_gauges))})
     return snd, gau
 
-
-@pytest.fixture
-def small(tmp_path):
-    return write_config(tmp_path)
