@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -527,7 +528,9 @@ def run(config: dict, out: str | Path, months: list[str], world: str, seed: int,
             log.info("month %s: %d files (%d rewritten) in %.1f s", month, nf, n, dt)
             truths.append(truth)
     if write_truth_zarr:
-        with atomic_path(out / "truth.zarr") as tmp:
+        with atomic_path(out / "truth.zarr") as tmp, warnings.catch_warnings():
+            # zarr warns that consolidated metadata is not part of the v3 spec; we want it anyway
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             for i, truth in enumerate(truths):
                 ds = truth.to_xarray()
                 if i == 0:

@@ -318,7 +318,8 @@ def rain_seasonal_factor(hours: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- vertical structure
 
 def saturation_vapor_pressure_hpa(t_c):
-    """Bolton (1980), as MetPy's saturation_vapor_pressure (hPa, T in degC)."""
+    """Bolton (1980) saturation vapour pressure (hPa, T in degC); within 0.5 % of MetPy's
+    above -20 degC and 2.5 % down to -60 degC (tested)."""
     return 6.112 * np.exp(17.67 * t_c / (t_c + 243.5))
 
 
