@@ -64,14 +64,15 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
         return None
 
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False,
-                         on_bad_lines="error" if on_malformed == "error" else bad_line, engine="python"
-                         if on_malformed != "error" else "c")
+        df = pd.read_csv(path, dtype={"station": str, "time": str}, skipinitialspace=True,
+                         na_values=["", "NA", "NaN", "nan"], keep_default_na=False,
+                         on_bad_lines="error" if on_malformed == "error" else bad_line,
+                         engine="c" if on_malformed == "error" else "python")
     except pd.errors.ParserError as err:
         m = re.search(r"line (\d+)", str(err))
         where = f"{path}:{m.group(1)}" if m else str(path)
         raise InvalidGaugeError(f"{where}: wrong number of fields ({err})") from None
-    cols = [c.strip() for c in df.columns]
+    cols = [str(c).strip() for c in df.columns]
     df.columns = cols
     if "station" not in cols or "time" not in cols:
         raise InvalidGaugeError(f"{path}:1: gauge file needs columns station,time,rain_mm; header is {cols}")
@@ -79,12 +80,15 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
         rain_like = [c for c in cols if c.lower().startswith(("rain", "prcp", "precip"))]
         raise InvalidGaugeError(f"{path}:1: rain column must be 'rain_mm' (millimetres); found {rain_like or cols}: "
                                 "convert the unit and rename the column")
-    time = pd.to_datetime(df["time"].str.strip().str.rstrip("Z"), format="ISO8601", errors="coerce")
-    rain_text = df["rain_mm"].str.strip()
-    rain = pd.to_numeric(rain_text.replace({"": "nan", "NA": "nan", "NaN": "nan"}), errors="coerce")
-    bad_rain = rain.isna() & ~rain_text.isin(["", "NA", "NaN", "nan"])
-    bad_time = time.isna()
-    off_hour = ~bad_time & ((time.dt.minute != 0) | (time.dt.second != 0))
+    time = pd.to_datetime(df["time"], format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None)
+    if pd.api.types.is_numeric_dtype(df["rain_mm"]):
+        rain = df["rain_mm"].astype(float)
+        bad_rain = np.zeros(len(df), bool)
+    else:  # some field is not a number: find which
+        rain = pd.to_numeric(df["rain_mm"], errors="coerce")
+        bad_rain = (rain.isna() & df["rain_mm"].notna()).to_numpy()
+    bad_time = time.isna().to_numpy()
+    off_hour = ~bad_time & ((time.dt.minute != 0) | (time.dt.second != 0)).to_numpy()
     bad = bad_time | bad_rain | off_hour
     if bad.any():
         if on_malformed == "error":
@@ -95,7 +99,7 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
             raise _first_bad(bad_rain, path, "rain_mm is not a number", df, "rain_mm")
         counts["qc_malformed_records"] = int(bad.sum())
     counts["qc_malformed_records"] += len(skipped)
-    out = pd.DataFrame({"station": df["station"].str.strip(), "time": time, "rain_mm": rain.astype(float)})[~bad]
+    out = pd.DataFrame({"station": df["station"], "time": time, "rain_mm": rain.astype(float)})[~bad]
     return out.reset_index(drop=True), counts
 
 
