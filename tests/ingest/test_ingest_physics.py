@@ -118,6 +118,7 @@ def test_duplicate_soundings_dropped(aum_bytes):
     assert ds.attrs["qc_duplicate_soundings"] == 1 and ds.sizes["profile"] == 321
 
 
+@pytest.mark.filterwarnings("ignore:Interpolation point out of data bounds")
 def test_interpolation_matches_metpy_log_interpolate():
     rng = np.random.default_rng(0)
     levels = np.array([1000, 925, 850, 700, 500, 400, 300, 250, 200, 150, 100.0])
