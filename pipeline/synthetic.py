@@ -416,6 +416,10 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
         return np.take_along_axis(a, order, -1)
 
     keep_o = take(keep)
+    # two significant levels drawn at the same whole hPa: keep the first only
+    p_o = take(p)
+    keep_o[..., 1:] &= ~(keep_o[..., :-1] & (p_o[..., 1:] == p_o[..., :-1]))
+    keep = np.take_along_axis(keep_o, np.argsort(order, axis=-1), -1)
     cols = {name: take(a)[keep_o] for name, a in dict(
         lvl1=lvl1, lvl2=lvl2, etime=etime, press=press, pflag=pflag, gph=gph, zflag=zflag, temp=temp,
         tflag=tflag, rh=rh10, dpdp=dpdp, wdir=wdir, wspd=wspd).items()}
