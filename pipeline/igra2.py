@@ -100,7 +100,11 @@ def gather(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: i
         return np.zeros((0, width), dtype=np.uint8)
     windows = np.lib.stride_tricks.sliding_window_view(buffer, width)
     out = windows[starts]  # fancy indexing copies only n * width bytes
-    out[np.arange(width, dtype=np.int64)[None, :] >= lengths[:, None]] = SPACE
+    short = np.flatnonzero(lengths < width)  # blank what lies past the end of short lines
+    if short.size:
+        sub = out[short]
+        sub[np.arange(width, dtype=np.int64)[None, :] >= lengths[short, None]] = SPACE
+        out[short] = sub
     return out
 
 
@@ -182,8 +186,8 @@ def parse_fields(rows: np.ndarray, fields: dict[str, tuple[int, int]], chunk: in
         member[a - 1:b, j] = 1
         inner[a - 1:b - 1, j] = 1
         last_col[j] = b - 1
-    values = np.empty((n, k), dtype=np.int64)
-    bad = np.empty((n, k), dtype=bool)
+    values = np.empty((k, n), dtype=np.int64)  # field-major: each field contiguous
+    bad = np.empty((k, n), dtype=bool)
     for s in range(0, n, chunk):
         r = rows[s:s + chunk]
         cls, digits = _classify(r)
@@ -191,10 +195,10 @@ def parse_fields(rows: np.ndarray, fields: dict[str, tuple[int, int]], chunk: in
         drop = (cls[:, 1:] < cls[:, :-1]).astype(np.float32)
         v = digits @ place
         m = minus @ member
-        bad[s:s + chunk] = (cls[:, last_col] != 2) | (m > 1) | ((drop @ inner) > 0)
-        values[s:s + chunk] = np.where(m > 0, -v, v).astype(np.int64)  # rint not needed: exact
-    return ({name: values[:, j] for j, name in enumerate(names)},
-            {name: bad[:, j] for j, name in enumerate(names)})
+        bad[:, s:s + chunk] = ((cls[:, last_col] != 2) | (m > 1) | ((drop @ inner) > 0)).T
+        values[:, s:s + chunk] = np.where(m > 0, -v, v).T  # exact integers in float32
+    return ({name: values[j] for j, name in enumerate(names)},
+            {name: bad[j] for j, name in enumerate(names)})
 
 
 # --------------------------------------------------------------------------- result type
@@ -373,7 +377,8 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
         out[(raw == MISSING) | (raw == REMOVED)] = np.nan
         return out
 
-    counts["qc_source_removed_values"] = int(sum((lv[n][lkeep] == REMOVED).sum() for n in LEVEL_FIELDS))
+    counts["qc_source_removed_values"] = int(sum(np.count_nonzero(lv[n][lkeep] == REMOVED)
+                                                 for n in ("pressure", "gph", "temp", "rh", "dpdp", "wdir", "wspd")))
     levels = pd.DataFrame({
         "profile": new_id[owner[lkeep]].astype(np.int64),
         "line": line_no[l_idx[lkeep]].astype(np.int64),
