@@ -9,6 +9,8 @@ Checks and their action (``policy='drop_value'``; with ``'drop_sounding'`` a sou
 with any failed value is dropped whole and counted):
 
 - pressure missing: the level is unusable (counted, not a failure: nothing to place).
+- levels below the surface level (higher pressure than the LVLTYP2 = 1 record; e.g.
+  Wyoming's extrapolated 1000 hPa height): removed and counted, not a failure.
 - pressure outside (0, 1100] hPa, or not strictly decreasing upward: the level.
 - temperature outside [-100, 60] degC, dewpoint outside [-120, 40] degC, geopotential
   height outside [-500, 60000] m, wind direction outside [0, 360] deg, wind speed
@@ -47,7 +49,7 @@ DEWPOINT_ROUNDING_C = 0.05
 RD_OVER_G = float((Rd / g).to("m/K").magnitude)  # hypsometric factor, m K-1
 
 DEFAULT_QC = {"policy": "drop_value", "on_malformed": "error", "max_wind_speed_ms": 120.0,
-              "superadiabatic_tolerance_k": 3.0, "surface_layer_hpa": 50.0, "hypsometric_tolerance_m": 50.0}
+              "superadiabatic_tolerance_k": 2.0, "surface_layer_hpa": 50.0, "hypsometric_tolerance_m": 50.0}
 
 VARIABLES = ["temperature", "dewpoint", "u", "v", "geopotential_height"]
 
@@ -193,6 +195,16 @@ def quality_control(soundings: pd.DataFrame, levels: pd.DataFrame, qc: dict | No
     failed |= bad_p
     lv = lv[~no_p].reset_index(drop=True)
     failed = failed[~no_p]
+    # below ground: levels at higher pressure than the sounding's surface level (LVLTYP2 = 1)
+    # are extrapolations by the data provider, not observations
+    p_all = lv["pressure"].to_numpy(float)
+    is_sfc = (lv["lvltyp2"].to_numpy() == 1) & ~failed
+    p_sfc = pd.Series(np.where(is_sfc, p_all, -np.inf)).groupby(lv["profile"].to_numpy()).transform("max").to_numpy()
+    below = p_all > p_sfc + 1e-9
+    below &= np.isfinite(p_sfc)
+    count("qc_below_ground_levels", below)
+    lv = lv[~below].reset_index(drop=True)
+    failed = failed[~below]
     prof = lv["profile"].to_numpy()
     p = np.where(failed, np.nan, lv["pressure"].to_numpy(float))
     # strictly decreasing: a level whose pressure is not below every earlier valid pressure

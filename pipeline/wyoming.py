@@ -129,13 +129,14 @@ def _raw_from_table(path, station, time, lat, lon, line, row_lines, p, z, t, td,
                               "file": [str(path)], "line": [int(line)]})
     soundings["time"] = soundings["time"].astype("datetime64[ns]")
     levels = pd.DataFrame({
-        "profile": np.zeros(n, np.int64), "line": row_lines, "lvltyp2": np.where(np.arange(n) == 0, 1, 0).astype(np.int8),
+        "profile": np.zeros(n, np.int64), "line": row_lines, "lvltyp2": np.zeros(n, np.int8),
         "pressure": p, "geopotential_height": z, "temperature": t, "relative_humidity": rh,
         "dewpoint_depression": np.full(n, np.nan), "dewpoint": td, "wind_direction": wdir, "wind_speed": wspd_ms})
-    # a first row with only pressure and height is the below-ground extrapolation of
-    # the old server (e.g. '1000.0 -12'): not a surface observation
-    if n and not np.isfinite(t[0]):
-        levels.loc[0, "lvltyp2"] = 0
+    # the surface is the first row with a temperature; rows before it with only pressure
+    # and height are the server's below-ground extrapolation (e.g. '1000.0    -12')
+    with_t = np.flatnonzero(np.isfinite(t))
+    if with_t.size:
+        levels.loc[int(with_t[0]), "lvltyp2"] = 1
     return RawSoundings(soundings, levels, {"qc_soundings_read": 1})
 
 

@@ -77,5 +77,8 @@ def test_wyoming_to_interim(data_dir):
     ds = soundings_to_dataset(raw, [1000, 925, 850, 700, 500, 400, 300, 250, 200])
     t = ds["temperature"].isel(profile=0).to_numpy()
     assert np.isnan(t[0])  # 1000 hPa is below ground (only the extrapolated height)
+    assert np.isnan(float(ds["geopotential_height"].isel(profile=0, level=0)))  # not kept either
+    assert ds.attrs["qc_below_ground_levels"] == 1
+    assert float(ds["geopotential_height"].isel(profile=0, level=1)) == 671  # 925 hPa row
     assert t[1] == pytest.approx(19.8) and t[4] == pytest.approx(-14.9)
     assert np.isnan(t[-1]) and np.isnan(t[-2])  # the profile ends at 251 hPa
