@@ -130,3 +130,34 @@ def test_partition_is_byte_exact(aum_bytes, tmp_path):
     mtime = written[0].stat().st_mtime_ns
     partition_files([src], tmp_path / "raw")  # unchanged bytes: files untouched
     assert written[0].stat().st_mtime_ns == mtime
+
+
+def test_partition_keeps_crlf_bytes(aum_bytes, tmp_path):
+    crlf = aum_bytes.replace(b"\n", b"\r\n")
+    src = tmp_path / "AUM00011035-data.txt.gz"
+    src.write_bytes(gzip.compress(crlf))
+    written = partition_files([src], tmp_path / "raw")
+    assert b"".join(p.read_bytes() for p in sorted(written)) == crlf
+
+
+def test_reads_files_written_by_the_nature_run_writer():
+    fmt = pytest.importorskip("pipeline.synthetic_formats")
+    rng = np.random.default_rng(1)
+    n = 7
+    press = np.array([101300, 100000, 92500, 85000, 70000, 50000, 1000])
+    temp = np.array([153, 140, 96, -12, -95, -265, -9999])
+    lv = fmt.level_records(np.full(n, 1), np.r_[1, np.zeros(n - 1, int)], np.full(n, -9999), press,
+                           np.full(n, ord("B"), np.uint8), np.array([12, 110, 780, 1500, 3050, 5700, 31000]),
+                           np.full(n, ord(" "), np.uint8), temp, np.full(n, ord("A"), np.uint8), np.full(n, -9999),
+                           np.array([20, 25, 30, 45, 80, 120, -9999]), rng.integers(0, 360, n), np.full(n, 87))
+    times = pd.DatetimeIndex(["2020-01-01 00:00", "2020-01-01 12:00"])
+    hd = fmt.header_records(np.array(["CHM00057494", "CHM00057494"]), times, np.array([2315, 1115]),
+                            np.array([n, n]), np.array([30.6, 30.6]), np.array([114.05, 114.05]))
+    data = fmt.station_file_bytes(hd, np.concatenate([lv, lv]), np.array([n, n]))
+    r = parse_igra2(data, "synthetic.txt")
+    assert list(r.soundings["time"]) == list(times)
+    assert r.soundings["lat"].iloc[0] == pytest.approx(30.6) and r.soundings["lon"].iloc[0] == pytest.approx(114.05)
+    one = r.levels[r.levels["profile"] == 0]
+    np.testing.assert_array_equal(one["pressure"], press / 100)
+    np.testing.assert_array_equal(one["temperature"], np.where(temp == -9999, np.nan, temp / 10))
+    assert one["wind_speed"].eq(8.7).all()
