@@ -5,7 +5,9 @@ Prints a table and writes ``benchmarks/results/ingest.json``.
 
 1. The real AUM00011035 file (decompressed, 1.83 MB) is repeated to about 50 MB and
    parsed by :func:`pipeline.igra2.parse_igra2` (bytes -> arrays, all checks), with BLAS
-   and OpenMP pinned to one thread. Also timed: the full sounding chain (derive, QC,
+   and OpenMP pinned to one thread; reported per wall second and per CPU second of
+   the process (the latter is what one core delivers on a shared, loaded machine; the
+   1-minute load average is recorded alongside). Also timed: the full sounding chain (derive, QC,
    hypsometric heights, interpolation) on the same input, and a plain per-line Python
    parser on a slice, for the speed-up ratio measured in the same run.
 2. One month of the default nature run (``data/raw`` if present, else generated into a
@@ -50,12 +52,13 @@ def naive_parse(data: bytes) -> int:
     return n
 
 
-def best_of(fn, repeats=3):
+def best_of(fn, repeats=3, clock=time.perf_counter):
+    """Best of ``repeats`` runs by ``clock`` (wall time, or process CPU time)."""
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         out = fn()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return min(times), out
 
 
@@ -64,6 +67,8 @@ def bench_parse(target_mb: float) -> dict:
     data = one * max(1, round(target_mb * 1e6 / len(one)))
     mb = len(data) / 1e6
     t_parse, raw = best_of(lambda: igra2.parse_igra2(data, "bench"))
+    # CPU seconds of this process: what one core delivers when the machine is shared
+    t_cpu, _ = best_of(lambda: igra2.parse_igra2(data, "bench"), clock=time.process_time)
     t_chain, ds = best_of(lambda: soundings_to_dataset(igra2.parse_igra2(data, "bench"),
                                                        [1000, 925, 850, 700, 500, 400, 300, 250, 200, 150, 100]), 1)
     sl = one * 3
@@ -71,10 +76,12 @@ def bench_parse(target_mb: float) -> dict:
     t_vec_sl, _ = best_of(lambda: igra2.parse_igra2(sl, "bench"))
     return {"input_mb": round(mb, 2), "soundings": int(len(raw.soundings)), "levels": int(len(raw.levels)),
             "parse_s": round(t_parse, 3), "parse_mb_per_s": round(mb / t_parse, 1),
+            "parse_cpu_s": round(t_cpu, 3), "parse_mb_per_cpu_s": round(mb / t_cpu, 1),
+            "load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
             "full_chain_s": round(t_chain, 3), "full_chain_mb_per_s": round(mb / t_chain, 1),
             "naive_python_mb_per_s": round(len(sl) / 1e6 / t_naive, 1),
             "speedup_vs_naive": round(t_naive / t_vec_sl, 1), "target_mb_per_s": 20.0,
-            "meets_target": bool(mb / t_parse >= 20.0)}
+            "meets_target_wall": bool(mb / t_parse >= 20.0), "meets_target_cpu": bool(mb / t_cpu >= 20.0)}
 
 
 def bench_month(month: str) -> dict:
