@@ -120,6 +120,7 @@ def bench_month(month: str) -> dict:
     mb = sum(f.stat().st_size for f in files) / 1e6
     res = {"month": month, "sounding_files": len(files), "sounding_mb": round(mb, 2),
            "soundings_kept": qc.get("qc_soundings_kept"), "ingest_soundings_s": round(t_s, 2),
+           "ingest_soundings_in_process_s": qc.get("seconds"),
            "ingest_gauges_s": round(t_g, 2), "generated_s": None if gen_s is None else round(gen_s, 1),
            "note": "wall time of the CLI including interpreter start-up and imports"}
     if tmp is not None:
