@@ -296,7 +296,8 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     l_idx = np.flatnonzero(~is_header)
     # ---- headers
     hrows = gather(buffer, starts[h_idx], np.minimum(slen[h_idx], HEADER_WIDTH), HEADER_WIDTH)
-    mark(slen[h_idx] != HEADER_WIDTH, h_idx, f"header record must be {HEADER_WIDTH} characters")
+    mark(slen[h_idx] != HEADER_WIDTH, h_idx, f"header record must be {HEADER_WIDTH} characters "
+         "(IGRA2 derived-parameter '-drvd' files are another format)")
     hv, hbad = parse_fields(hrows, HEADER_FIELDS)
     for name, (a, b) in HEADER_FIELDS.items():
         mark(hbad[name], h_idx, f"header field {name.upper()} (columns {a}-{b}) is not an integer")
@@ -319,8 +320,10 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     hour = hv["hour"]
     reltime = hv["reltime"]
     mark((hour != 99) & ((hour < 0) | (hour > 23)), h_idx, "HOUR must be 00-23 or 99")
-    rel_ok = (reltime >= 0) & (reltime // 100 <= 23) & (reltime % 100 <= 59)
-    mark((reltime != 9999) & ~rel_ok, h_idx, "RELTIME must be HHMM or 9999")
+    # RELTIME is HHMM; 'HH99' = minutes missing, 9999 = release time missing
+    rel_minute_missing = reltime % 100 == 99
+    rel_ok = (reltime >= 0) & (reltime // 100 <= 23) & ((reltime % 100 <= 59) | rel_minute_missing)
+    mark((reltime != 9999) & ~rel_ok, h_idx, "RELTIME must be HHMM, HH99 or 9999")
     dates = pd.to_datetime(
         pd.DataFrame({"year": hv["year"], "month": hv["month"], "day": hv["day"]}), errors="coerce")
     mark(np.asarray(dates.isna()), h_idx, "YEAR/MONTH/DAY is not a valid date")
@@ -353,7 +356,7 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     no_hour = (hour == 99) & ~use_rel
     counts["qc_hour_from_reltime"] = int((use_rel & ~bad_sounding & ~empty).sum())
     counts["qc_missing_hour_dropped"] = int((no_hour & ~bad_sounding & ~empty).sum())
-    rel_minutes = (reltime // 100) * 60 + reltime % 100
+    rel_minutes = (reltime // 100) * 60 + np.where(rel_minute_missing, 0, reltime % 100)
     minutes = np.where(use_rel, ((rel_minutes + 30) // 60) * 60, hour * 60)
     keep_s = ~bad_sounding & ~empty & ~no_hour
     # ---- assemble

@@ -103,9 +103,12 @@ def test_hour_99_uses_reltime_or_is_dropped():
     lvl = b"10 -9999  50000  5470B -265B-9999    80   140    60\n"
     h1 = b"#AUM00011035 2015 01 23 99 1134    1 ncdc-gts           482333   163500\n"
     h2 = b"#AUM00011035 2015 01 24 99 9999    1 ncdc-gts           482333   163500\n"
-    r = parse_igra2(h1 + lvl + h2 + lvl, "t.txt")
-    assert list(r.soundings["time"]) == [pd.Timestamp("2015-01-23 12:00")]  # 11:34 -> 12 UTC
-    assert r.counts["qc_hour_from_reltime"] == 1 and r.counts["qc_missing_hour_dropped"] == 1
+    h3 = b"#AUM00011035 2015 01 25 99 2399    1 ncdc-gts           482333   163500\n"  # minutes missing
+    h4 = b"#AUM00011035 2015 01 26 12 1199    1 ncdc-gts           482333   163500\n"
+    r = parse_igra2(h1 + lvl + h2 + lvl + h3 + lvl + h4 + lvl, "t.txt")
+    assert list(r.soundings["time"]) == [pd.Timestamp("2015-01-23 12:00"),  # 11:34 -> 12 UTC
+                                         pd.Timestamp("2015-01-25 23:00"), pd.Timestamp("2015-01-26 12:00")]
+    assert r.counts["qc_hour_from_reltime"] == 2 and r.counts["qc_missing_hour_dropped"] == 1
 
 
 def test_station_list(station_list):
