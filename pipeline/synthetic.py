@@ -553,6 +553,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--config", default=None, help="config YAML (default: the repository's config.yaml)")
     ap.add_argument("--out", required=True, help="output folder (raw layout)")
     ap.add_argument("--month", default=None, help="write only this month YYYY-MM (plus the network files)")
+    ap.add_argument("--network-only", action="store_true",
+                    help="write only the network files (station list, gauge stations)")
     ap.add_argument("--start", default=None, help="first month YYYY-MM (default period.start)")
     ap.add_argument("--end", default=None, help="last month YYYY-MM (default period.end)")
     ap.add_argument("--world", choices=["advective", "control"], default=None,
@@ -571,6 +573,8 @@ def resolve(args: argparse.Namespace) -> tuple[dict, list[str], str, int, bool]:
         overrides["synthetic"] = {k: v for k, v in (("world", args.world), ("seed", args.seed)) if v is not None}
     config = load_config(args.config or DEFAULT_CONFIG, overrides)
     syn = config["synthetic"]
+    if args.network_only:
+        return config, [], syn["world"], int(syn["seed"]), False
     if args.month is not None:
         try:
             month = str(pd.Period(args.month, "M"))
@@ -590,7 +594,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     config, months, world, seed, full = resolve(args)
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
-    log.info("nature run: world=%s seed=%d months %s..%s -> %s", world, seed, months[0], months[-1], args.out)
+    span = f"months {months[0]}..{months[-1]}" if months else "network files only"
+    log.info("nature run: world=%s seed=%d %s -> %s", world, seed, span, args.out)
     res = run(config, args.out, months, world, seed, write_truth_zarr=full, workers=workers if full else 1)
     log.info("done: %d months, %d files rewritten, %.1f s", len(months), res["files_rewritten"], res["seconds"])
     return 0
