@@ -43,6 +43,25 @@ VARIABLE_ATTRS = {
 
 # --------------------------------------------------------------------------- soundings
 
+def expand_inputs(paths) -> list[Path]:
+    """Files named on the command line; a folder stands for the (non-hidden) files in it.
+
+    A missing path raises FileNotFoundError naming it; an empty folder gives no files
+    (an empty month is a valid, empty dataset).
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")))
+        elif p.exists():
+            out.append(p)
+        elif "*" in p.name:  # an unexpanded shell glob over an empty folder
+            continue
+        else:
+            raise FileNotFoundError(f"input file not found: {p}")
+    return out
+
+
 def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.DataFrame | None = None,
                    progress: bool = True) -> igra2.RawSoundings:
     """Read sounding files of one format into one :class:`igra2.RawSoundings`."""
@@ -169,11 +188,12 @@ def cmd_soundings(args) -> None:
     qcfg = config["qc"]
     stations = igra2.read_station_list(args.station_list) if args.station_list else None
     t0 = _time.perf_counter()
-    raw = read_soundings(args.files, args.format, qcfg["on_malformed"], stations)
+    files = expand_inputs(args.files)
+    raw = read_soundings(files, args.format, qcfg["on_malformed"], stations)
     ds = soundings_to_dataset(raw, _levels_arg(args.levels, config), qcfg, args.month, stations,
-                              [Path(f).name for f in args.files])
+                              [f.name for f in files])
     write_dataset(ds, args.out)
-    write_qc_summary(ds, args.out, {"files": len(args.files), "seconds": round(_time.perf_counter() - t0, 3)})
+    write_qc_summary(ds, args.out, {"files": len(files), "seconds": round(_time.perf_counter() - t0, 3)})
     log.info("wrote %s: %d soundings x %d levels", args.out, ds.sizes["profile"], ds.sizes["level"])
 
 
@@ -184,7 +204,7 @@ def cmd_gauges(args) -> None:
     qcfg = config["qc"]
     if args.format == "ghcn-daily":
         frames, counts = [], {}
-        for f in args.files:
+        for f in expand_inputs(args.files):
             df, c = gauges.read_ghcn_daily(f)
             frames.append(df)
             for k, v in c.items():
@@ -206,7 +226,7 @@ def cmd_gauges(args) -> None:
 def cmd_partition(args) -> None:
     if args.format != "igra2":
         raise SystemExit("partition supports --format igra2 only")
-    written = igra2.partition_files(args.files, args.out)
+    written = igra2.partition_files(expand_inputs(args.files), args.out)
     log.info("partitioned %d files into %d station-months under %s", len(args.files), len(written), args.out)
 
 

@@ -68,3 +68,17 @@ def test_gauges_and_partition_cli(tmp_path, data_dir):
     main(["partition", "--format", "igra2", "--out", str(tmp_path / "raw"),
           str(data_dir / "igra2" / "AUM00011035-data.txt.gz")])
     assert (tmp_path / "raw" / "2015-06" / "AUM00011035-data.txt").exists()
+
+
+def test_soundings_cli_folder_input_and_empty_month(tmp_path, data_dir):
+    raw = tmp_path / "raw"
+    main(["partition", "--out", str(raw), str(data_dir / "igra2" / "AUM00011035-data.txt.gz")])
+    out = tmp_path / "2015-02.nc"
+    main(["soundings", "--config", CONFIG, "--month", "2015-02", "--out", str(out), str(raw / "2015-02")])
+    ds = xr.open_dataset(out)
+    assert (ds["time"].dt.month == 2).all() and ds.attrs["qc_outside_month"] == 0
+    (raw / "2015-07").mkdir()
+    main(["soundings", "--config", CONFIG, "--month", "2015-07", "--out", str(tmp_path / "e.nc"), str(raw / "2015-07")])
+    assert xr.open_dataset(tmp_path / "e.nc").sizes["profile"] == 0
+    with pytest.raises(FileNotFoundError, match="nothere.txt"):
+        main(["soundings", "--config", CONFIG, "--out", str(tmp_path / "x.nc"), str(tmp_path / "nothere.txt")])
