@@ -124,12 +124,11 @@ def make_network(config: dict, seed: int) -> Network:
     )
 
 
-def network_files(net: Network, config: dict) -> dict[str, bytes]:
-    p = config["period"]
+def network_files(net: Network) -> dict[str, bytes]:
+    """Station list and gauge stations file. FSTYEAR/LSTYEAR/NOBS are fixed values that do not
+    depend on the period, so extending the period leaves these files unchanged."""
     n = net.sonde_id.size
     names = [f"SYNTHETIC SONDE {i + 1:03d}" for i in range(n)]
-    # FSTYEAR/LSTYEAR/NOBS describe the network, not the period, so extending it changes nothing.
-    del p
     station_list = fmt.station_list_bytes(net.sonde_id, net.sonde_lat, net.sonde_lon, net.sonde_elev,
                                           names, 2000, 2030, np.full(n, 22000))
     return {"soundings/igra2-station-list.txt": station_list,
@@ -514,7 +513,7 @@ def run(config: dict, out: str | Path, months: list[str], world: str, seed: int,
     """Write the network files and the given months; optionally the whole truth.zarr."""
     out = Path(out)
     net = make_network(config, seed)
-    written = write_files(out, network_files(net, config))
+    written = write_files(out, network_files(net))
     jobs = [(config, m, world, seed, str(out)) for m in months]
     truths = []
     t0 = time.perf_counter()
