@@ -68,3 +68,11 @@ def test_other_seed_and_world_change_the_data():
     np.testing.assert_allclose(ra[..., west], rc[..., west], atol=1e-3)
     east = a_truth.lon > 112.5
     assert np.abs(ra[..., east] - rc[..., east]).mean() > 0.5
+
+
+def test_network_only_writes_the_same_station_files(full_run, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", small_config())
+    synthetic.main(["--config", str(cfg), "--out", str(tmp_path / "net"), "--network-only"])
+    got = files_of(tmp_path / "net")
+    assert set(got) == {"soundings/igra2-station-list.txt", "gauges/stations.csv"}
+    assert all(got[k] == (full_run / k).read_bytes() for k in got)
