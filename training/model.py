@@ -87,12 +87,13 @@ class ConvLSTMCell(nn.Module):
         w = self.gates.weight[:, self.in_channels :]
         return F.conv2d(h, w, None, padding=self.padding)  # (B, 4h, H, W)
 
-    def update(self, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(self, gates: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate nonlinearities and state update; ``c=None`` means a zero cell state."""
         gates = self.norm(gates)  # (B, 4h, H, W)
         ifo = torch.sigmoid(gates[:, : 3 * self.hidden])
         g = torch.tanh(gates[:, 3 * self.hidden :])
         i, f, o = ifo.chunk(3, dim=1)
-        c = f * c + i * g  # (B, h, H, W)
+        c = i * g if c is None else f * c + i * g  # (B, h, H, W)
         h = o * torch.tanh(c)
         return h, c
 
@@ -123,17 +124,17 @@ class ConvLSTM(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, state=None, step_hook=None):
-        b, t = x.shape[:2]  # x: (B, T, C, H, W)
+        t = x.shape[1]  # x: (B, T, C, H, W)
         states = []
         for li, cell in enumerate(self.cells):
             hw = x.shape[-2:]
-            gx = cell.input_gates(x.reshape(b * t, *x.shape[2:]))  # (B*T, 4h, H, W)
-            gx = gx.view(b, t, *gx.shape[1:])
-            h, c = state[li] if state is not None else cell.init_state(x[:, 0])
+            gx = cell.input_gates(x.flatten(0, 1)).unflatten(0, (-1, t))  # (B, T, 4h, H, W)
+            # zero initial state: the recurrent term and f * c vanish at the first step
+            h, c = state[li] if state is not None else (None, None)
             last = li == len(self.cells) - 1
             outs = []
             for k in range(t):
-                gates = gx[:, k] if (k == 0 and state is None) else gx[:, k] + cell.recurrent_gates(h)
+                gates = gx[:, k] if h is None else gx[:, k] + cell.recurrent_gates(h)
                 h, c = cell.update(gates, c)
                 if last and step_hook is not None:
                     h = step_hook(h)
@@ -157,12 +158,11 @@ class SelfAttention2d(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
-        b, c, h, w = x.shape
         q = self.q(x).flatten(2).transpose(1, 2)  # (B, N, r)
         k = self.k(x).flatten(2)  # (B, r, N)
         attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (B, N, N)
         v = self.v(x).flatten(2)  # (B, C, N)
-        out = torch.bmm(v, attn.transpose(1, 2)).view(b, c, h, w)
+        out = torch.bmm(v, attn.transpose(1, 2)).view_as(x)  # (B, C, H, W)
         return x + self.gamma * out
 
 
@@ -267,7 +267,7 @@ class ConvLSTMUNet(nn.Module):
         return cls(in_channels, cfg.hidden, cfg.kernel_size, cfg.attention, cfg.attention_mode, cfg.norm, cfg.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c, h, w = x.shape  # (B, T, C, H, W)
+        t, h, w = x.shape[1], x.shape[-2], x.shape[-1]  # x: (B, T, C, H, W)
         m = 2**self.depth
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:  # zero = the normalised mean; cropped back below
@@ -276,7 +276,7 @@ class ConvLSTMUNet(nn.Module):
         for enc in self.encoder:
             seq, states = enc(x)  # (B, T, h_i, H_i, W_i)
             skips.append(states[-1])
-            x = F.max_pool2d(seq.flatten(0, 1), 2).unflatten(0, (b, t))  # (B, T, h_i, H_i/2, W_i/2)
+            x = F.max_pool2d(seq.flatten(0, 1), 2).unflatten(0, (-1, t))  # (B, T, h_i, H_i/2, W_i/2)
         hook = self.attention if (self.attention is not None and self.attention_mode == "every_step") else None
         _, states = self.bottleneck(x, step_hook=hook)
         y = states[-1][0]  # (B, h_last, H_d, W_d)

@@ -14,6 +14,17 @@ from pipeline.config import deep_update, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is fastest, and immune to other jobs on a shared machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 TINY = {
     "period": {"start": "2020-01", "end": "2020-02"},
     "splits": {

@@ -1,0 +1,138 @@
+"""Model: shapes over every option, odd grids, gradients, overfitting, the fast path."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from pipeline.errors import ConfigError
+from training.config import ModelConfig
+from training.losses import masked_loss
+from training.model import (
+    ConvLSTM,
+    ConvLSTMCell,
+    ConvLSTMUNet,
+    SelfAttention2d,
+    count_flops,
+    count_parameters,
+)
+
+ATT = ["none", "self", "se", "cbam", "eca"]
+MODES = ["every_step", "final"]
+NORMS = ["none", "batch", "group", "layer"]
+
+
+@pytest.mark.parametrize("attention,mode,norm", list(itertools.product(ATT, MODES, NORMS)))
+def test_shapes_every_option_combination(attention, mode, norm):
+    torch.manual_seed(0)
+    m = ConvLSTMUNet(3, hidden=(8, 16), attention=attention, attention_mode=mode, norm=norm, groups=4)
+    x = torch.randn(2, 3, 3, 7, 11)  # odd grid
+    y = m(x)
+    assert y.shape == (2, 1, 7, 11)
+    assert torch.isfinite(y).all() and (y >= 0).all()
+
+
+@pytest.mark.parametrize("hidden", [(8,), (8, 16), (4, 8, 8)])
+@pytest.mark.parametrize("grid", [(1, 1), (5, 9), (8, 8), (13, 6), (24, 48)])
+def test_any_grid_size_and_depth(hidden, grid):
+    m = ConvLSTMUNet(2, hidden=hidden, groups=4, attention="self")
+    y = m(torch.randn(1, 2, 2, *grid))
+    assert y.shape == (1, 1, *grid)
+
+
+def test_padding_does_not_leak_into_the_crop_region_shape_only():
+    """Padded and unpadded grids share weights; a grid already a multiple is not padded."""
+    m = ConvLSTMUNet(2, hidden=(4, 8), groups=4, attention="none", norm="none").eval()
+    x = torch.randn(1, 2, 2, 8, 8)
+    # padding an 8x8 input by hand to 8x10 with zeros changes only columns near the pad
+    y = m(x)
+    y_pad = m(torch.nn.functional.pad(x, (0, 2)))[..., :8]
+    assert torch.allclose(y[..., :4], y_pad[..., :4], atol=1e-6)
+
+
+def test_state_is_created_on_input_dtype_and_device():
+    cell = ConvLSTMCell(3, 4, norm="none").double()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    h, c = cell(x)
+    assert h.dtype == torch.float64 and c.dtype == torch.float64 and h.device == x.device
+
+
+def test_batched_input_gates_equal_textbook_step_by_step():
+    """The layer's batched input convolution computes exactly the textbook per-step cell."""
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, [5, 6], kernel_size=[3, 5], norm="group", groups=2).double()
+    x = torch.randn(2, 4, 3, 6, 7, dtype=torch.float64)
+    out, states = layer(x)
+    seq = x
+    for li, cell in enumerate(layer.cells):
+        state, outs = None, []
+        for t in range(seq.shape[1]):
+            state = cell(seq[:, t], state)  # conv over cat([x, h])
+            outs.append(state[0])
+        seq = torch.stack(outs, 1)
+        torch.testing.assert_close(states[li][0], state[0])
+        torch.testing.assert_close(states[li][1], state[1])
+    torch.testing.assert_close(out, seq)
+
+
+def test_self_attention_starts_as_identity():
+    att = SelfAttention2d(16)
+    x = torch.randn(2, 16, 3, 5)
+    torch.testing.assert_close(att(x), x)
+    assert att.q.out_channels == 2 and att.gamma.item() == 0.0
+
+
+@pytest.mark.parametrize("attention", ATT)
+@pytest.mark.parametrize("norm", NORMS)
+def test_every_parameter_gets_a_gradient(attention, norm):
+    torch.manual_seed(0)
+    m = ConvLSTMUNet(3, hidden=(8, 16), attention=attention, attention_mode="every_step", norm=norm, groups=4)
+    if attention == "self":  # gamma = 0 blocks q/k/v gradients by design; open it for the check
+        with torch.no_grad():
+            m.attention.gamma.fill_(0.5)
+    m(torch.randn(3, 3, 3, 6, 10)).square().mean().backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_one_batch_overfits():
+    torch.manual_seed(0)
+    m = ConvLSTMUNet(4, hidden=(8, 16), groups=4)
+    x = torch.randn(4, 3, 4, 8, 8)
+    y = torch.log1p(torch.relu(3 * x[:, -1, :1] + 1))  # (4, 1, 8, 8)
+    mask = torch.ones_like(y)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        loss = masked_loss(m(x), y, mask, "weighted_mse")
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 10, (first, float(loss))
+
+
+def test_config_validation_names_the_key():
+    with pytest.raises(ConfigError, match="model.groups"):
+        ModelConfig(hidden=(6, 12), groups=5)
+    with pytest.raises(ConfigError, match="model.attention"):
+        ModelConfig(attention="transformer")
+    with pytest.raises(ConfigError, match="kernel_size"):
+        ModelConfig(kernel_size=4)
+
+
+def test_parameter_and_flop_counts():
+    m = ConvLSTMUNet(56, hidden=(32, 64), attention="none", norm="none")
+    # gate convs: (56+32)*128*9+128, (32+64)*256*9+256; decoder (64+32)*128*9+128;
+    # transposed conv 64*32*4+32; head 32+1
+    expected = (88 * 128 * 9 + 128) + (96 * 256 * 9 + 256) + (96 * 128 * 9 + 128) + (64 * 32 * 4 + 32) + 33
+    assert count_parameters(m) == expected
+    # forward FLOPs of the convolutions, 2 per multiply-add, 6 frames on 24x24
+    p0, p1 = 24 * 24, 12 * 12
+    conv = 2 * (6 * p0 * 56 * 128 * 9 + 5 * p0 * 32 * 128 * 9  # level 0 (no recurrent conv at t=0)
+                + 6 * p1 * 32 * 256 * 9 + 5 * p1 * 64 * 256 * 9  # bottleneck
+                + p0 * 96 * 128 * 9 + p1 * 64 * 32 * 4 + p0 * 32)  # decoder cell, up, head
+    assert count_flops(m, (1, 6, 56, 24, 24)) == conv

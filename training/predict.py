@@ -1,0 +1,111 @@
+"""Predict rain (mm) for every sample of a split with a trained checkpoint.
+
+    python -m training.predict --checkpoint RUN/checkpoint.pt --data processed/GRID.zarr \\
+        --split test --out RUN/predictions.zarr
+
+Writes ``rain_mm_pred`` float32 (time, lat, lon) in mm on the region-1 cells only
+(cropped by ``region1_mask``, whose cells must form a rectangle), ``time`` = target time
+of each sample. All samples of the split are predicted, also those with no valid target
+(the evaluation masks them). attrs: exp, seed, checkpoint_sha256, config_hash (of the
+processed data), train_config_hash, target_transform. The model is rebuilt from the
+checkpoint alone; the config is the one stored in it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_path
+from pipeline.config import config_hash
+from training import checkpoint as ckpt_io
+from training.config import FramesConfig, TrainConfig
+from training.data import TrainingDataError, WindowDataset, make_loader, open_processed, split_samples
+from training.losses import to_mm
+from training.train import default_threads, pick_device
+
+
+def region1_window(mask: np.ndarray, path) -> tuple[slice, slice]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise TrainingDataError(f"{path}: region1_mask has no True cell")
+    rs, cs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    if not mask[rs, cs].all() or mask.sum() != mask[rs, cs].size:
+        raise TrainingDataError(f"{path}: region1_mask is not a rectangle ({int(mask.sum())} cells)")
+    return rs, cs
+
+
+def predict_array(model, dataset, batch_size: int, device, transform: str, progress: bool = True) -> np.ndarray:
+    """(N, H, W) float32 predictions in mm for every item of ``dataset``, in order."""
+    loader = make_loader(dataset, batch_size, None, 0)
+    out = []
+    with torch.no_grad():
+        for x, _, _ in tqdm(loader, desc="predict", leave=False, file=sys.stderr, disable=not progress):
+            pred = model(x.to(device))  # (B, 1, H, W), target scale
+            out.append(to_mm(pred.float(), transform).clamp_min(0)[:, 0].cpu().numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0,) + dataset.y.shape[2:], np.float32)
+
+
+def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, threads: int | None = None,
+            progress: bool = True) -> xr.Dataset:
+    torch.set_num_threads(threads or default_threads())
+    ck = ckpt_io.load(checkpoint)
+    config = ck["config"]
+    fc = FramesConfig(**ck["frames"])
+    tc = TrainConfig(**ck["train"])
+    device = pick_device("auto" if tc.device == "auto" else tc.device)
+    model = ckpt_io.model_from_checkpoint(ck, device)
+    ds = open_processed(data_path)
+    channels = [str(c) for c in ds["channel"].values]
+    if channels != ck["data"]["channels"]:
+        raise TrainingDataError(f"{data_path}: channels {channels} differ from the checkpoint's {ck['data']['channels']}")
+    data_hash = str(ds.attrs.get("config_hash", ""))
+    if data_hash != ck["data"]["config_hash"]:
+        warnings.warn(f"{data_path}: config_hash {data_hash} differs from the training data's "
+                      f"{ck['data']['config_hash']}")
+    samples = split_samples(ds, config, fc, split, drop_empty=False)
+    if len(samples) == 0:
+        raise TrainingDataError(f"{data_path}: split '{split}' has no complete samples")
+    dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb)
+    pred = predict_array(model, dataset, batch_size, device, tc.target_transform, progress)  # (N, H, W)
+    rs, cs = region1_window(ds["region1_mask"].values.astype(bool), data_path)
+    result = xr.Dataset(
+        {"rain_mm_pred": (("time", "lat", "lon"), pred[:, rs, cs],
+                          {"units": "mm", "long_name": "predicted rain in the 12 h ending at time"})},
+        coords={"time": samples.times.values, "lat": ds["lat"].values[rs], "lon": ds["lon"].values[cs]},
+        attrs={
+            "exp": str(ck["exp"]), "seed": int(ck["seed"]),
+            "checkpoint_sha256": ckpt_io.sha256_of(checkpoint),
+            "config_hash": data_hash, "train_config_hash": config_hash(config),
+            "target_transform": tc.target_transform, "split": split, "epoch": int(ck["epoch"]),
+        },
+    )
+    with atomic_path(out) as tmp:
+        result.to_zarr(tmp, mode="w", consolidated=False)
+    print(f"[predict] {len(samples)} {split} samples -> {out} ({result.sizes['lat']}x{result.sizes['lon']} "
+          f"region-1 cells)", file=sys.stderr)
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Predict rain (mm) on region 1 for a split.")
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--data", required=True, help="processed zarr the model was trained on")
+    ap.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ap.add_argument("--out", required=True, help="output zarr")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    predict(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.threads, not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
