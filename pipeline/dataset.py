@@ -194,19 +194,25 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict:
     return enc
 
 
-def write_zarr(ds: xr.Dataset, path: str | Path, chunk: int, progress: bool = True) -> Path:
-    """Write ``ds`` as a new zarr v3 store at ``path`` (callers write to a temporary path)."""
+def write_zarr(ds: xr.Dataset, path: str | Path, chunk: int, chunks_per_write: int = 8) -> Path:
+    """Write ``ds`` as a new zarr v3 store at ``path`` (callers write to a temporary path).
+
+    Metadata, coordinates and the static masks first; then the time-dependent arrays block
+    by block (``chunks_per_write`` zarr chunks at a time, aligned to the chunks), each block
+    one dask computation, so memory is bounded by a block whatever the period.
+    """
+    timed = [v for v in ds.data_vars if "time" in ds[v].dims]
+    n = ds.sizes["time"]
+    block = chunk * max(1, int(chunks_per_write))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        delayed = ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds, chunk),
-                             compute=False)
-        if progress and dask.config.get("scheduler", None) == "threads":
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar(out=sys.stderr, minimum=2.0):
-                delayed.compute()
-        else:
-            delayed.compute()
+        ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds, chunk), compute=False)
+        static = [v for v in ds.variables if "time" not in ds[v].dims]
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            part = ds[timed].isel(time=slice(start, stop)).drop_vars(static, errors="ignore")
+            part.to_zarr(path, mode="r+", region={"time": slice(start, stop)}, zarr_format=3, consolidated=False)
+            print(f"dataset: wrote frames {start}-{stop - 1} of {n}", file=sys.stderr)
     return Path(path)
 
 
@@ -217,10 +223,16 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
         raise FragmentError("no gridded fragments given")
     t0 = time.perf_counter()
     fragments = []
+    # Each month is read once, whole: the HDF5 chunk cache of every open fragment would
+    # otherwise keep its decompressed data (memory growing with the period); and at most
+    # a few fragment files stay open at a time.
+    import netCDF4
+
+    netCDF4.set_chunk_cache(1 << 20, 101, 0.75)
     try:
         # The scheduler block closes first (waiting for tasks in flight), then the
         # temporary store is renamed, or removed on error.
-        with atomic_path(out) as tmp, dask_scheduler(config, threads):
+        with atomic_path(out) as tmp, dask_scheduler(config, threads), xr.set_options(file_cache_maxsize=16):
             fragments = open_fragments([str(p) for p in paths], config)
             stats, loss_mask, mask_info = fit_statistics(fragments, config, grid_name)
             ds = assemble(fragments, config, grid_name, stats, loss_mask)

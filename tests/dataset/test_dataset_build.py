@@ -153,3 +153,18 @@ def test_too_few_train_frames_is_an_error(tmp_path):
     paths = write_fragments(config, tmp_path / "gridded", ["2020-03"])  # validation month only
     with pytest.raises(NormalisationError, match="train split"):
         build_dataset(paths, config, "concat", tmp_path / "o.zarr", tmp_path / "o.json")
+
+
+def test_distributed_scheduler_builds_the_same_store(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    _, config = dataset_config(tmp_path)
+    local, _, paths = build(tmp_path, config, MONTHS[:2])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        _, remote = dataset_config(tmp_path, overrides={"compute": {"dask_scheduler": cluster.scheduler_address}},
+                                   name="remote.yaml")
+        build_dataset(paths, remote, "concat", tmp_path / "remote.zarr", tmp_path / "remote.json")
+    got = xr.open_zarr(tmp_path / "remote.zarr")
+    np.testing.assert_array_equal(got["x"].values, local["x"].values)
+    np.testing.assert_array_equal(got["loss_mask"].values, local["loss_mask"].values)
+    assert got.attrs["normalisation"] == local.attrs["normalisation"]
