@@ -343,6 +343,13 @@ def compare(res_a: GroupResult, res_b: GroupResult, thresholds, windows, confide
 # Verdicts
 # ---------------------------------------------------------------------------------------
 
+def _f(value, spec: str = ".3f") -> str:
+    """Format a score that may be undefined (None/NaN, e.g. CSI with no events) as 'n/a'."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return format(value, spec)
+
+
 def _find(rows, score, thr=None, win=None):
     for r in rows:
         if r["score"] == score and r["threshold_mm"] == (None if thr is None else float(thr)) and r["window"] == win:
@@ -355,8 +362,8 @@ def baseline_verdict(exp: str, baseline: str, rows: list[dict], thresholds, conf
     r = _find(rows, "rmse")
     csi_better = sum(_find(rows, "csi", t)["better"] == "b" for t in thresholds)
     csi_worse = sum(_find(rows, "csi", t)["better"] == "a" for t in thresholds)
-    detail = (f"RMSE {r['b']:.3f} vs {r['a']:.3f} mm, difference {r['difference']:+.3f} "
-              f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] mm ({conf_pct} paired block bootstrap); "
+    detail = (f"RMSE {_f(r['b'])} vs {_f(r['a'])} mm, difference {_f(r['difference'], '+.3f')} "
+              f"[{_f(r['ci_low'], '+.3f')}, {_f(r['ci_high'], '+.3f')}] mm ({conf_pct} paired block bootstrap); "
               f"CSI significantly higher at {csi_better} and lower at {csi_worse} of {len(thresholds)} thresholds")
     beats = r["better"] == "b"
     if beats:
@@ -378,8 +385,8 @@ def comparison_verdicts(exp_b: str, exp_a: str, rows: list[dict], thresholds, wi
     lines = [f"{line}; {sig}."]
     for t in thresholds:
         c = _find(rows, "csi", t)
-        lines.append(f"CSI (>= {thr_key(t)} mm): {exp_b} {c['b']:.3f} vs {exp_a} {c['a']:.3f}, difference "
-                     f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
+        lines.append(f"CSI (>= {thr_key(t)} mm): {exp_b} {_f(c['b'])} vs {exp_a} {_f(c['a'])}, difference "
+                     f"{_f(c['difference'], '+.3f')} [{_f(c['ci_low'], '+.3f')}, {_f(c['ci_high'], '+.3f')}]"
                      f"{'' if c['better'] == 'neither' else ' (significant)'}.")
     fss = [_find(rows, "fss", t, w) for t in thresholds for w in windows]
     n_b = sum(f["better"] == "b" for f in fss)

@@ -49,13 +49,20 @@ class FragmentError(GridError):
     """A gridded fragment does not match the configured grid or channels."""
 
 
-def _region_index(config: dict, grid_name: str) -> tuple[Grid, slice, slice]:
-    """The output grid and the row/column slices that cut it out of the concat fragments."""
+def _region_index(config: dict, grid_name: str, source: str = "concat") -> tuple[Grid, slice, slice]:
+    """The output grid and the row/column slices that cut it out of the fragments.
+
+    Fragments are normally gridded on the output grid itself (``source == grid_name``:
+    the region1 grid from region-1 observations alone); region1 can also be cut out of
+    concat fragments.
+    """
+    if grid_name not in ("region1", "concat"):
+        raise GridError(f"--grid must be region1 or concat, got {grid_name!r}")
+    if source == grid_name:
+        return make_grid(config, grid_name), slice(None), slice(None)
     concat = make_grid(config, "concat")
     if grid_name == "concat":
-        return concat, slice(None), slice(None)
-    if grid_name != "region1":
-        raise GridError(f"--grid must be region1 or concat, got {grid_name!r}")
+        raise GridError("concat tensors need fragments gridded on the concat grid")
     rows, cols = concat.region1_slices()
     region1 = make_grid(config, "region1")
     if not (np.array_equal(concat.lat[rows], region1.lat) and np.array_equal(concat.lon[cols], region1.lon)):
@@ -63,7 +70,7 @@ def _region_index(config: dict, grid_name: str) -> tuple[Grid, slice, slice]:
     return region1, rows, cols
 
 
-def _check_fragment(ds: xr.Dataset, path: str, concat: Grid, channels: list[str]) -> None:
+def _check_fragment(ds: xr.Dataset, path: str, expected: Grid, channels: list[str]) -> None:
     if "x" not in ds:
         raise FragmentError(f"{path}: no variable 'x'")
     if ds["x"].dims != ("time", "channel", "lat", "lon"):
@@ -71,22 +78,32 @@ def _check_fragment(ds: xr.Dataset, path: str, concat: Grid, channels: list[str]
     got = [str(c) for c in ds["channel"].values]
     if got != channels:
         raise FragmentError(f"{path}: channels {got[:3]}... ({len(got)}) differ from the config's {channels[:3]}... ({len(channels)})")
-    for name, want in (("lat", concat.lat), ("lon", concat.lon)):
+    for name, want in (("lat", expected.lat), ("lon", expected.lon)):
         have = ds[name].values
         if have.shape != want.shape or not np.allclose(have, want, atol=1e-6):
             raise FragmentError(f"{path}: {name} axis ({have.size} cells, {have[:1]}..{have[-1:]}) differs from the "
-                                f"configured concat grid ({want.size} cells, {want[:1]}..{want[-1:]})")
+                                f"configured {expected.name} grid ({want.size} cells, {want[:1]}..{want[-1:]})")
 
 
-def open_fragments(paths: list[str], config: dict) -> list[tuple[str, xr.Dataset]]:
+def fragment_grid(path: str, config: dict, grid_name: str) -> str:
+    """Which configured grid a fragment is on: ``grid_name`` itself, else 'concat'."""
+    want = make_grid(config, grid_name)
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        if "lat" in ds and "lon" in ds and ds["lat"].shape == want.lat.shape and ds["lon"].shape == want.lon.shape \
+                and np.allclose(ds["lat"].values, want.lat, atol=1e-6) and np.allclose(ds["lon"].values, want.lon, atol=1e-6):
+            return grid_name
+    return "concat"
+
+
+def open_fragments(paths: list[str], config: dict, source: str = "concat") -> list[tuple[str, xr.Dataset]]:
     """Open every fragment lazily (one dask chunk per file), validated, sorted by time."""
-    concat = make_grid(config, "concat")
+    grid = make_grid(config, source)
     channels = channel_names(config)
     opened = []
     for p in paths:
         ds = xr.open_dataset(p, engine=ENGINE, chunks={"time": -1})
-        _check_fragment(ds, str(p), concat, channels)
-        ds = ds.assign_coords(lat=concat.lat, lon=concat.lon, channel=np.asarray(channels, dtype=object))
+        _check_fragment(ds, str(p), grid, channels)
+        ds = ds.assign_coords(lat=grid.lat, lon=grid.lon, channel=np.asarray(channels, dtype=object))
         opened.append((str(p), ds))
     opened.sort(key=lambda item: item[1]["time"].values[0] if item[1].sizes["time"] else np.datetime64("NaT"))
     times = np.concatenate([ds["time"].values for _, ds in opened]) if opened else np.array([], "datetime64[ns]")
@@ -104,9 +121,9 @@ def _fragment_moments(path: str, rows: slice, cols: slice, take: np.ndarray, cha
     return moments_of(x, channels), rain_valid, len(take)
 
 
-def fit_statistics(fragments, config: dict, grid_name: str) -> tuple[NormStats, np.ndarray, dict]:
+def fit_statistics(fragments, config: dict, grid_name: str, source: str = "concat") -> tuple[NormStats, np.ndarray, dict]:
     """Normalisation statistics and loss_mask from the training-split frames only."""
-    grid, rows, cols = _region_index(config, grid_name)
+    grid, rows, cols = _region_index(config, grid_name, source)
     channels = channel_names(config)
     tasks, used = [], []
     for path, ds in fragments:
@@ -139,9 +156,10 @@ def fit_statistics(fragments, config: dict, grid_name: str) -> tuple[NormStats, 
     return stats, loss_mask, info
 
 
-def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mask: np.ndarray) -> xr.Dataset:
+def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mask: np.ndarray,
+             source: str = "concat") -> xr.Dataset:
     """The lazy (dask-backed) output dataset of one grid."""
-    grid, rows, cols = _region_index(config, grid_name)
+    grid, rows, cols = _region_index(config, grid_name, source)
     chunk = int(config["compute"]["zarr_time_chunk"])
     x = xr.concat([ds["x"].isel(lat=rows, lon=cols) for _, ds in fragments], dim="time",
                   coords="minimal", compat="override", join="override")
@@ -233,9 +251,10 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
         # The scheduler block closes first (waiting for tasks in flight), then the
         # temporary store is renamed, or removed on error.
         with atomic_path(out) as tmp, dask_scheduler(config, threads), xr.set_options(file_cache_maxsize=16):
-            fragments = open_fragments([str(p) for p in paths], config)
-            stats, loss_mask, mask_info = fit_statistics(fragments, config, grid_name)
-            ds = assemble(fragments, config, grid_name, stats, loss_mask)
+            source = fragment_grid(str(paths[0]), config, grid_name)
+            fragments = open_fragments([str(p) for p in paths], config, source)
+            stats, loss_mask, mask_info = fit_statistics(fragments, config, grid_name, source)
+            ds = assemble(fragments, config, grid_name, stats, loss_mask, source)
             times = pd.DatetimeIndex(ds["time"].values)
             steps = np.diff(times.values).astype("timedelta64[h]").astype(int)
             gaps = times[1:][steps != config["frames"]["step_hours"]]

@@ -1,7 +1,7 @@
-"""Grid one month of interim soundings and gauge totals onto the concat grid.
+"""Grid one month of interim soundings and gauge totals onto the region1 or concat grid.
 
     python -m pipeline.grid --config config.yaml --soundings interim/soundings/2020-01.nc \
-        --gauges interim/gauges/2020-01.nc --month 2020-01 --out gridded/2020-01.nc [--threads N]
+        --gauges interim/gauges/2020-01.nc --month 2020-01 --grid concat --out gridded/concat/2020-01.nc [--threads N]
 
 Writes ``x`` float32 (time, channel, lat, lon), docs/contracts.md section 3, atomically.
 """
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soundings", required=True, help="interim soundings netCDF of the month")
     ap.add_argument("--gauges", required=True, help="interim gauge netCDF of the month")
     ap.add_argument("--month", required=True, help="YYYY-MM")
+    ap.add_argument("--grid", choices=["region1", "concat"], default="concat",
+                    help="target grid; only observations inside its region boxes are used")
     ap.add_argument("--out", required=True, help="gridded fragment netCDF to write")
     ap.add_argument("--threads", type=int, default=1, help="dask threads (the rule's threads)")
     args = ap.parse_args(argv)
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     with xr.open_dataset(args.soundings) as snd, xr.open_dataset(args.gauges) as gau:
         snd, gau = snd.load(), gau.load()
     with dask_scheduler(config, args.threads):
-        ds = grid_month(snd, gau, config, args.month, where=(args.soundings, args.gauges))
+        ds = grid_month(snd, gau, config, args.month, where=(args.soundings, args.gauges), grid_name=args.grid)
     write_fragment(ds, args.out)
     covered = np.isfinite(ds["x"].values).mean()
     print(f"grid {args.month}: wrote {args.out} ({ds.sizes['time']} frames, {covered:.1%} of values covered) "

@@ -213,21 +213,53 @@ def _frame_profiles(frame_of: np.ndarray, frame: int, stations: np.ndarray, gap_
 
 
 def _grid_frames(frame_ids, sounding_xy, sounding_values, frame_of, stations, gap_ns, gauge_xy, gauge_values,
-                 target_xy, p_sound, p_rain, n_sounding_channels) -> np.ndarray:
-    """(len(frame_ids), channels, G) float32 for a block of frames (pure, picklable)."""
+                 target_xy, p_sound, p_rain, n_sounding_channels, gauge_region=None, cell_region=None) -> np.ndarray:
+    """(len(frame_ids), channels, G) float32 for a block of frames (pure, picklable).
+
+    Rain is analysed region by region: cells of region r (``cell_region == r``) use only
+    the gauges inside region r (``gauge_region == r``), so region 1's rain is the same on
+    every grid that contains it.
+    """
     out = np.full((len(frame_ids), n_sounding_channels + 1, len(target_xy)), np.nan, dtype=np.float32)
+    if cell_region is None:
+        cell_region = np.ones(len(target_xy), dtype=np.int64)
+    if gauge_region is None:
+        gauge_region = np.ones(len(gauge_xy), dtype=np.int64)
+    regions = [r for r in np.unique(cell_region) if r > 0]
     for j, f in enumerate(frame_ids):
         prof = _frame_profiles(frame_of, f, stations, gap_ns)
         if prof.size:
             out[j, :n_sounding_channels] = analyse(sounding_xy[prof], sounding_values[prof], target_xy, p_sound).T
         if gauge_values is not None:
-            out[j, n_sounding_channels] = analyse(gauge_xy, gauge_values[f], target_xy, p_rain)[:, 0]
+            for r in regions:
+                cells, gauges = cell_region == r, gauge_region == r
+                if gauges.any():
+                    out[j, n_sounding_channels, cells] = analyse(
+                        gauge_xy[gauges], gauge_values[f][gauges], target_xy[cells], p_rain)[:, 0]
+    return out
+
+
+def region_of_points(config: dict, lat, lon, grid_name: str) -> np.ndarray:
+    """Region id of each point for a grid: 1 inside region 1, 2 inside region 2 (concat
+    grid only), 0 outside the grid's boxes (such stations do not contribute)."""
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    out = np.zeros(lat.shape, dtype=np.int64)
+    names = ["region1"] if grid_name == "region1" else ["region1", "region2"]
+    for r, name in reversed(list(enumerate(names, start=1))):
+        b = config["regions"][name]
+        inside = (lat >= b["lat_min"]) & (lat <= b["lat_max"]) & (lon >= b["lon_min"]) & (lon <= b["lon_max"])
+        out[inside] = r
     return out
 
 
 def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: str,
-               where: tuple[str, str] = ("soundings", "gauges"), frames_per_task: int = 8) -> xr.Dataset:
-    """Grid one month of interim soundings and gauge totals onto the concat grid.
+               where: tuple[str, str] = ("soundings", "gauges"), frames_per_task: int = 8,
+               grid_name: str = "concat") -> xr.Dataset:
+    """Grid one month of interim soundings and gauge totals onto the ``grid_name`` grid.
+
+    Only observations inside the grid's region boxes contribute: the region1 grid sees
+    region-1 stations alone (exp1 must not see upstream observations), the concat grid
+    region 1 and region 2. Rain is analysed per region (see :func:`_grid_frames`).
 
     Returns the gridded fragment (docs/contracts.md section 3): ``x`` float32
     (time, channel, lat, lon) for every frame of the month, physical units, NaN where a
@@ -238,8 +270,9 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
 
     _check_soundings(soundings, config, where[0])
     _check_gauges(gauges, where[1])
-    grid = make_grid(config, "concat")
-    proj = projection_for(grid)
+    grid = make_grid(config, grid_name)
+    proj = make_grid(config, "concat")  # one projection for every grid: identical distances
+    proj = projection_for(proj)
     target_xy = grid_points(grid, proj)
     step = int(config["frames"]["step_hours"])
     frames = month_frame_times(month, step)
@@ -259,13 +292,17 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         sounding_xy = project(proj, soundings["lat"].values, soundings["lon"].values)
         bad_pos = ~np.isfinite(sounding_xy).all(axis=1)
         frame_of[bad_pos] = -1
+        outside_grid = region_of_points(config, soundings["lat"].values, soundings["lon"].values, grid_name) == 0
+        outside_grid &= ~bad_pos
+        frame_of[outside_grid] = -1
     else:
         sounding_values = np.zeros((0, n_sc))
         frame_of = gap_ns = np.zeros(0, dtype=np.int64)
         stations = np.zeros(0, dtype=str)
         sounding_xy = np.zeros((0, 2))
         bad_pos = np.zeros(0, bool)
-    n_unassigned = int((frame_of < 0).sum())
+        outside_grid = np.zeros(0, bool)
+    n_unassigned = int((frame_of < 0).sum()) - int(outside_grid.sum())
 
     # Gauges: (frame, station) rain on this month's frames; times not in the file -> NaN.
     rain = gauges["rain_mm"].transpose("time", "station")
@@ -274,13 +311,15 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
     rain = rain.sel(time=gtimes.isin(frames)).reindex(time=frames)
     gauge_values = rain.values.astype(float)[:, :, None]  # (T, S, 1)
     gauge_xy = project(proj, gauges["lat"].values, gauges["lon"].values)
+    gauge_region = region_of_points(config, gauges["lat"].values, gauges["lon"].values, grid_name)
+    cell_region = np.where(grid.region1_mask, 1, 2).ravel()
 
     p_sound, p_rain = params_from_config(config, "soundings"), params_from_config(config, "rain")
     blocks = [list(range(i, min(i + frames_per_task, len(frames)))) for i in range(0, len(frames), frames_per_task)]
     tasks = [
         dask.delayed(_grid_frames, pure=True)(
             b, sounding_xy, sounding_values, frame_of, stations, gap_ns, gauge_xy, gauge_values,
-            target_xy, p_sound, p_rain, n_sc)
+            target_xy, p_sound, p_rain, n_sc, gauge_region, cell_region)
         for b in blocks
     ]
     print(f"grid {month}: {len(frames)} frames, {int((frame_of >= 0).sum())} profiles, "
@@ -306,13 +345,15 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         "Conventions": "CF-1.8",
         "title": f"gridded soundings and gauge rain, {month}",
         "month": month,
-        "grid": "concat",
+        "grid": grid_name,
         "method": p_sound.method,
         "gridding": str(dict(config["gridding"])),
         "config_hash": config_hash(config, ("gridding", "grid", "regions", "levels_hpa", "variables", "frames")),
         "profiles_used": int((frame_of >= 0).sum()),
         "profiles_not_on_a_frame": n_unassigned - int(bad_pos.sum()),
         "profiles_without_position": int(bad_pos.sum()),
+        "profiles_outside_grid": int(outside_grid.sum()),
+        "gauges_outside_grid": int((gauge_region == 0).sum()),
         "gauge_times_outside_month": outside,
     }
     return ds

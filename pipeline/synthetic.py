@@ -367,7 +367,10 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
     thermo = (kind <= 2)
     windy = (kind != 2)
     temp = np.where(thermo, temp, MISS)
-    humid_ok = thermo & (t_c > -40.0)
+    # Modern sondes (e.g. thin-film capacitive sensors) report humidity to the lower
+    # stratosphere; only the coldest air (< -85 degC) goes without, so every configured
+    # level has dewpoint samples for normalisation.
+    humid_ok = thermo & (t_c > -85.0)
     humid_ok = humid_ok & (rng.random(p.shape) >= 0.02)
     dpdp = np.where(humid_ok & ~rh_only, dpdp, MISS)
     rh10 = np.where(humid_ok & rh_only, rh10, MISS)

@@ -3,7 +3,7 @@
 
 rule build_dataset:
     input:
-        expand(f"{WORK}/gridded/{{month}}.nc", month=MONTHS),
+        expand(f"{WORK}/gridded/{{{{grid}}}}/{{month}}.nc", month=MONTHS),
     output:
         zarr=directory(f"{WORK}/processed/{{grid}}.zarr"),
         stats=f"{WORK}/processed/{{grid}}_stats.json",
