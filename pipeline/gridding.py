@@ -292,8 +292,9 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         sounding_xy = project(proj, soundings["lat"].values, soundings["lon"].values)
         bad_pos = ~np.isfinite(sounding_xy).all(axis=1)
         frame_of[bad_pos] = -1
+        n_unassigned = int((frame_of < 0).sum())
         outside_grid = region_of_points(config, soundings["lat"].values, soundings["lon"].values, grid_name) == 0
-        outside_grid &= ~bad_pos
+        outside_grid &= frame_of >= 0
         frame_of[outside_grid] = -1
     else:
         sounding_values = np.zeros((0, n_sc))
@@ -302,7 +303,7 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         sounding_xy = np.zeros((0, 2))
         bad_pos = np.zeros(0, bool)
         outside_grid = np.zeros(0, bool)
-    n_unassigned = int((frame_of < 0).sum()) - int(outside_grid.sum())
+        n_unassigned = 0
 
     # Gauges: (frame, station) rain on this month's frames; times not in the file -> NaN.
     rain = gauges["rain_mm"].transpose("time", "station")

@@ -55,7 +55,9 @@ def test_frames_launch_times_and_missing_frame(tmp_path):
     assert np.isfinite(x[3, 55]).any()  # the gauges still reported
     assert np.isfinite(x[2, :55]).mean() > 0.8  # launches up to 59 min early count for the frame
     assert ds.attrs["profiles_not_on_a_frame"] == 1
-    assert ds.attrs["profiles_used"] == snd.sizes["profile"] - 1
+    # stations in the 1-degree margin around the boxes do not contribute (counted)
+    assert ds.attrs["profiles_outside_grid"] > 0
+    assert ds.attrs["profiles_used"] == snd.sizes["profile"] - 1 - ds.attrs["profiles_outside_grid"]
 
 
 def test_rain_coverage_mask(tmp_path):
