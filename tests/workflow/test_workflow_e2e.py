@@ -123,3 +123,13 @@ def test_interrupted_assembly_leaves_nothing_a_rerun_trusts(tiny_run, tmp_path):
     snakemake(workdir, str(processed / "region1.zarr"))
     rebuilt = xr.open_zarr(processed / "region1.zarr").load()
     np.testing.assert_array_equal(rebuilt["x"].values, reference["x"].values)
+
+
+def test_snakemake_report_holds_figures_and_tables_of_both_experiments(tiny_run):
+    workdir, _ = tiny_run
+    snakemake(workdir, "--report", "report.html", "results/exp2")
+    html = (workdir / "report.html").read_text(errors="replace")
+    for exp in ("exp1", "exp2"):
+        for name in ("cases.png", "categorical_scores.png", "metrics.csv"):
+            assert f"results/{exp}/{name}" in html
+    assert "results/exp2/comparison.csv" in html
