@@ -55,10 +55,10 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 6  # maximum epochs (early stopping may end sooner)
+    epochs: int = 3  # maximum epochs (early stopping or the time budget may end sooner)
     batch_size: int = 16  # samples per forward/backward pass
     grad_accumulation: int = 1  # batches summed per optimiser step
-    lr: float = 0.003  # AdamW peak learning rate
+    lr: float = 0.002  # AdamW peak learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     schedule: str = "cosine"  # per-optimiser-step cosine decay to 0, or constant ('none')
     grad_clip: float = 1.0  # max global gradient L2 norm; 0 disables clipping
@@ -72,6 +72,7 @@ class TrainConfig:
     deterministic: bool = True  # deterministic kernels, exact resume on CPU
     seeds: tuple[int, ...] = (0,)  # training seeds per experiment
     preload_max_gb: float = 4.0  # load the needed arrays into RAM when below this size, GB
+    time_budget_minutes: float = 0.0  # stop before an epoch that would end past this; 0 = off
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))

@@ -12,6 +12,10 @@ checkpoint alone; the config is the one stored in it.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see training/__init__.py
+
 import argparse
 import sys
 import warnings

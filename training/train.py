@@ -8,6 +8,10 @@ Writes (atomically) into ``--out``: ``checkpoint.pt`` (best validation loss),
 (epoch, train_loss, val_loss, lr, seconds) and ``loss_curve.png``. Prints parameter and
 FLOP counts at start-up and a progress bar per epoch on stderr.
 
+Time budget: with ``train.time_budget_minutes`` > 0 the run stops before an epoch that,
+at the pace of the previous one, would end past the budget (the stop is logged; the
+best checkpoint so far is kept). Off by default: it makes the epoch count machine-dependent.
+
 Exact resume: the shuffling order of epoch e is drawn from a generator seeded with
 (seed, e), the model has no stochastic layers, and the checkpoint carries the optimiser,
 scheduler, scaler and RNG states; with ``train.deterministic`` on CPU, a run killed after
@@ -15,12 +19,15 @@ any epoch and resumed ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see training/__init__.py
+
 import argparse
 import contextlib
 import csv
 import io
 import math
-import os
 import random
 import sys
 import time
@@ -258,6 +265,13 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         if stop_after_epochs is not None and epoch >= stop_after_epochs:
             stopped = "interrupted"
             break
+        if tc.time_budget_minutes > 0 and rows and epoch > start_epoch:
+            # would the next epoch (as long as the last one) end past the budget?
+            if time.perf_counter() - t_start + rows[-1]["seconds"] > 60 * tc.time_budget_minutes:
+                stopped = "time budget"
+                print(f"[train] stopping before epoch {epoch + 1}: train.time_budget_minutes="
+                      f"{tc.time_budget_minutes} would be exceeded", file=sys.stderr)
+                break
         t0 = time.perf_counter()
         loader = make_loader(sets["train"], tc.batch_size, seed * 100_003 + epoch, tc.num_workers,
                              device.type == "cuda")
@@ -286,7 +300,7 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
               f"{rows[-1]['seconds']:.1f} s{' *' if improved else ''}", file=sys.stderr)
     else:
         stopped = "max epochs"
-    if bad_epochs >= tc.early_stopping_patience and stopped != "interrupted":
+    if bad_epochs >= tc.early_stopping_patience and stopped not in ("interrupted", "time budget"):
         stopped = "early stopping"
     summary = {"epochs": len(rows), "best_val": best_val, "stopped": stopped, "parameters": n_params,
                "flops_forward": fwd, "seconds": time.perf_counter() - t_start}

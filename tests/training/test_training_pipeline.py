@@ -284,3 +284,12 @@ def test_memory_estimate_against_measured_cpu_peak():
     m = json.loads(r.stdout.strip().splitlines()[-1])
     assert 1.0 <= m["est_act"] / m["saved"] <= 1.3, m
     assert 0.9 <= m["est_step"] / m["peak"] <= 1.5, m
+
+
+def test_time_budget_stops_and_bf16_path_runs(processed_concat, tmp_path):
+    from training.train import train
+
+    cfg = tiny_config(train={"epochs": 3, "time_budget_minutes": 1e-4, "amp": "bf16"})
+    s = train(cfg, processed_concat, "exp2", 0, tmp_path, threads=1, progress=False)
+    assert s["stopped"] == "time budget" and s["epochs"] == 1
+    assert math.isfinite(s["best_val"]) and (tmp_path / "checkpoint.pt").is_file()
