@@ -83,16 +83,20 @@ class ConvLSTMCell(nn.Module):
         w = self.gates.weight[:, : self.in_channels]
         return F.conv2d(x, w, self.gates.bias, padding=self.padding)  # (N, 4h, H, W)
 
-    def recurrent_gates(self, h: torch.Tensor) -> torch.Tensor:
-        w = self.gates.weight[:, self.in_channels :]
+    def recurrent_weight(self) -> torch.Tensor:
+        """Recurrent part of the gate weight, contiguous (take it once per sequence)."""
+        return self.gates.weight[:, self.in_channels :].contiguous()
+
+    def recurrent_gates(self, h: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.recurrent_weight() if weight is None else weight
         return F.conv2d(h, w, None, padding=self.padding)  # (B, 4h, H, W)
 
     def update(self, gates: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate nonlinearities and state update; ``c=None`` means a zero cell state."""
         gates = self.norm(gates)  # (B, 4h, H, W)
-        ifo = torch.sigmoid(gates[:, : 3 * self.hidden])
-        g = torch.tanh(gates[:, 3 * self.hidden :])
-        i, f, o = ifo.chunk(3, dim=1)
+        # chunk (one concatenating backward), not slices (a zero-filled full-size grad each)
+        i, f, o, g = gates.chunk(4, dim=1)
+        i, f, o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(g)
         c = i * g if c is None else f * c + i * g  # (B, h, H, W)
         h = o * torch.tanh(c)
         return h, c
@@ -129,12 +133,15 @@ class ConvLSTM(nn.Module):
         for li, cell in enumerate(self.cells):
             hw = x.shape[-2:]
             gx = cell.input_gates(x.flatten(0, 1)).unflatten(0, (-1, t))  # (B, T, 4h, H, W)
+            # unbind, not gx[:, k]: the backward of T selects would build T full-size zero tensors
+            gxs = gx.unbind(1)  # T x (B, 4h, H, W)
+            w_h = cell.recurrent_weight()  # sliced once, not per step
             # zero initial state: the recurrent term and f * c vanish at the first step
             h, c = state[li] if state is not None else (None, None)
             last = li == len(self.cells) - 1
             outs = []
             for k in range(t):
-                gates = gx[:, k] if h is None else gx[:, k] + cell.recurrent_gates(h)
+                gates = gxs[k] if h is None else gxs[k] + cell.recurrent_gates(h, w_h)
                 h, c = cell.update(gates, c)
                 if last and step_hook is not None:
                     h = step_hook(h)

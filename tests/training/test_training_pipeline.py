@@ -293,3 +293,24 @@ def test_time_budget_stops_and_bf16_path_runs(processed_concat, tmp_path):
     s = train(cfg, processed_concat, "exp2", 0, tmp_path, threads=1, progress=False)
     assert s["stopped"] == "time budget" and s["epochs"] == 1
     assert math.isfinite(s["best_val"]) and (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_train_and_predict_command_lines(processed_region1, tmp_path):
+    cfg = tiny_config(train={"epochs": 1})
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "runs" / "exp1" / "seed1"
+    r = subprocess.run([sys.executable, "-m", "training.train", "--config", str(tmp_path / "c.yaml"), "--data",
+                        str(processed_region1), "--exp", "exp1", "--seed", "1", "--out", str(run), "--threads", "1"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "parameters" in r.stderr and "GFLOP forward" in r.stderr
+    assert {"checkpoint.pt", "checkpoint_last.pt", "train_log.csv", "loss_curve.png"} <= {p.name for p in run.iterdir()}
+    r = subprocess.run([sys.executable, "-m", "training.predict", "--checkpoint", str(run / "checkpoint.pt"), "--data",
+                        str(processed_region1), "--split", "test", "--out", str(tmp_path / "p.zarr"), "--threads", "1"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    pred = xr.open_zarr(tmp_path / "p.zarr")
+    assert pred["rain_mm_pred"].shape[1:] == (5, 5) and pred.attrs["seed"] == 1 and pred.attrs["exp"] == "exp1"
