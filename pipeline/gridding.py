@@ -318,7 +318,7 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
     p_sound, p_rain = params_from_config(config, "soundings"), params_from_config(config, "rain")
     blocks = [list(range(i, min(i + frames_per_task, len(frames)))) for i in range(0, len(frames), frames_per_task)]
     tasks = [
-        dask.delayed(_grid_frames, pure=True)(
+        dask.delayed(_grid_frames, pure=False)(  # no hashing of the shared arrays per task
             b, sounding_xy, sounding_values, frame_of, stations, gap_ns, gauge_xy, gauge_values,
             target_xy, p_sound, p_rain, n_sc, gauge_region, cell_region)
         for b in blocks

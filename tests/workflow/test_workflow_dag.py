@@ -13,7 +13,7 @@ def test_dry_run_of_main_job_has_every_stage_per_month(tmp_path):
         "generate_month": months,
         "ingest_soundings": months,
         "ingest_gauges": months,
-        "grid_month": 2 * months,  # region1 and concat
+        "grid_month": months,  # both grids in one job
         "build_dataset": 2,  # region1 and concat
         "train_model": 2,  # exp1 and exp2, one seed
         "predict_test": 2,

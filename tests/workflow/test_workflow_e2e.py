@@ -66,7 +66,7 @@ def test_adding_a_month_reprocesses_only_that_month(tiny_run, tmp_path):
         "generate_month": 1,
         "ingest_soundings": 1,
         "ingest_gauges": 1,
-        "grid_month": 2,
+        "grid_month": 1,
         "build_dataset": 2,
         "train_model": 2,
         "predict_test": 2,
