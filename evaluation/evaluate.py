@@ -16,12 +16,10 @@ import argparse
 import hashlib
 import json
 import logging
-import platform
 import sys
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ from evaluation.bootstrap import (block_bootstrap_weights, block_length_frames, 
                                   percentile_interval)
 from evaluation.scores import (CATEGORICAL_SCORES, CONTINUOUS_SCORES, COUNT_NAMES, ORIENTATION, Verifier,
                                scores_from_stats)
+from pipeline.provenance import package_versions
 from pipeline.atomic import atomic_path
 from pipeline.config import config_hash, load_config
 
@@ -407,13 +406,7 @@ def comparison_verdicts(exp_b: str, exp_a: str, rows: list[dict], thresholds, wi
 # ---------------------------------------------------------------------------------------
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions(PACKAGES)
 
 
 def model_block(group: Group, res: GroupResult, thresholds, windows, confidence: float) -> dict:

@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import platform
 import sys
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 import dask
@@ -35,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.atomic import atomic_path
+from pipeline.provenance import package_versions as _package_versions
 from pipeline.compute import dask_scheduler
 from pipeline.config import config_hash, load_config, split_of_times
 from pipeline.errors import GridError, NormalisationError
@@ -192,13 +191,7 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
 
 
 def package_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return _package_versions(VERSIONED_PACKAGES)
 
 
 def _encoding(ds: xr.Dataset, chunk: int) -> dict:
