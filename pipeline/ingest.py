@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import igra2, qc, vertical, wyoming
+from pipeline import igra2, vertical
 from pipeline.atomic import atomic_path
 from pipeline.config import load_config
 
@@ -70,6 +70,8 @@ def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.Da
         if fmt == "igra2":
             parts.append(igra2.read_igra2(p, on_malformed))
         elif fmt == "wyoming":
+            from pipeline import wyoming  # MetPy units: imported only when needed
+
             parts.append(wyoming.read_wyoming(p, on_malformed, stations=stations))
         else:
             raise ValueError(f"unknown sounding format {fmt!r} (igra2 | wyoming)")
@@ -82,6 +84,8 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
                          month: str | None = None, stations: pd.DataFrame | None = None,
                          source_files=()) -> xr.Dataset:
     """Filter, QC, derive and interpolate soundings; the interim dataset (profile, level)."""
+    from pipeline import qc  # MetPy (about 2 s to import): only the soundings path needs it
+
     counts = dict(raw.counts)
     soundings, levels = raw.soundings, raw.levels
     # ---- month
