@@ -22,6 +22,7 @@ import argparse
 import datetime as _dt
 import json
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -41,6 +42,7 @@ from pipeline.grids import Grid, channel_names, make_grid
 from pipeline.normalise import Moments, NormStats, finalise, moments_of, normalise
 
 ENGINE = "netcdf4"
+_NETCDF_LOCK = threading.Lock()
 VERSIONED_PACKAGES = ("numpy", "pandas", "xarray", "dask", "distributed", "zarr", "netCDF4", "metpy", "pyproj", "scipy")
 
 
@@ -114,7 +116,9 @@ def open_fragments(paths: list[str], config: dict, source: str = "concat") -> li
 
 def _fragment_moments(path: str, rows: slice, cols: slice, take: np.ndarray, channels: list[str]):
     """Moments and valid-rain counts of the training frames of one fragment (one task)."""
-    with xr.open_dataset(path, engine=ENGINE) as ds:
+    # netCDF-C/HDF5 are not thread-safe: opening files from two dask threads at once
+    # crashes the process. Reads are serialised; the moments below run in parallel.
+    with _NETCDF_LOCK, xr.open_dataset(path, engine=ENGINE) as ds:
         x = ds["x"].isel(time=take, lat=rows, lon=cols).values  # (t, C, y, x) float32
     rain_valid = np.isfinite(x[:, channels.index("rain")]).sum(axis=0)
     return moments_of(x, channels), rain_valid, len(take)
@@ -234,16 +238,16 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
         raise FragmentError("no gridded fragments given")
     t0 = time.perf_counter()
     fragments = []
-    # Each month is read once, whole: the HDF5 chunk cache of every open fragment would
-    # otherwise keep its decompressed data (memory growing with the period); and at most
-    # a few fragment files stay open at a time.
+    # Each month is read once, whole: a small HDF5 chunk cache per open fragment keeps
+    # memory flat as the period grows. xarray's file cache must hold every fragment: a
+    # file evicted (closed) while another dask thread reads it crashes HDF5 (SIGBUS).
     import netCDF4
 
     netCDF4.set_chunk_cache(1 << 20, 101, 0.75)
     try:
         # The scheduler block closes first (waiting for tasks in flight), then the
         # temporary store is renamed, or removed on error.
-        with atomic_path(out) as tmp, dask_scheduler(config, threads), xr.set_options(file_cache_maxsize=16):
+        with atomic_path(out) as tmp, dask_scheduler(config, threads), xr.set_options(file_cache_maxsize=max(128, len(paths) + 16)):
             source = fragment_grid(str(paths[0]), config, grid_name)
             fragments = open_fragments([str(p) for p in paths], config, source)
             stats, loss_mask, mask_info = fit_statistics(fragments, config, grid_name, source)
