@@ -6,10 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CORES  ?= 8
 
-.PHONY: setup run test test-all report bench clean help
+.PHONY: setup run study test test-all report bench clean help
 
 help:
 	@echo "make run       set up, then snakemake --cores $(CORES) results/exp2 (embedded default data)"
+	@echo "make study     like run, with longer training (configs/study.yaml, ~20 min on 2 cores)"
 	@echo "make test      set up, then the test suite (slow tests excluded)"
 	@echo "make test-all  the test suite including slow tests"
 	@echo "make report    snakemake --report report.html after a run"
@@ -27,6 +28,9 @@ setup: $(STAMP)
 
 run: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/local results/exp2
+
+study: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/local --configfile config.yaml configs/study.yaml results/exp2
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow"
