@@ -118,10 +118,13 @@ def test_interrupted_assembly_leaves_nothing_a_rerun_trusts(tiny_run, tmp_path):
     )
     deadline = time.time() + 120
     while time.time() < deadline and not any(processed.glob(".tmp-*")) and p.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.01)
+    if p.poll() is not None:
+        pytest.skip("the assembly finished before it could be interrupted")
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    assert not (processed / "region1.zarr" / "zarr.json").exists() or not any(processed.glob(".tmp-*"))
+    # Killed mid-write: the final store does not exist, only a temporary sibling.
+    assert not (processed / "region1.zarr").exists()
     snakemake(workdir, str(processed / "region1.zarr"))
     rebuilt = xr.open_zarr(processed / "region1.zarr").load()
     np.testing.assert_array_equal(rebuilt["x"].values, reference["x"].values)
