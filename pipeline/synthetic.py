@@ -289,6 +289,16 @@ def month_frames(month: str) -> pd.DatetimeIndex:
 
 # ----------------------------------------------------------------------------- soundings
 
+def outage_mask(rng: np.random.Generator, n_times: int, n_sites: int, p_outage: float,
+                min_len: int, max_len: int) -> np.ndarray:
+    """(n_times, n_sites) True where a site is in its one outage (lengths in [min_len, max_len))."""
+    outage = rng.random(n_sites) < p_outage
+    start = rng.integers(0, n_times, n_sites)
+    length = rng.integers(min_len, max_len, n_sites)
+    t = np.arange(n_times)[:, None]
+    return outage & (t >= start) & (t < start + length)
+
+
 def soundings_month(config: dict, seed: int, world: str, month: str, net: Network,
                     rng: np.random.Generator) -> dict[str, bytes]:
     """IGRA v2 data files of one month: {station id: bytes}."""
@@ -302,11 +312,7 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
 
     # which soundings exist
     exists = rng.random((F, S)) >= P_MISSING_SOUNDING
-    outage = rng.random(S) < P_STATION_OUTAGE
-    o_start = rng.integers(0, F, S)
-    o_len = rng.integers(4, 13, S)
-    fi = np.arange(F)[:, None]
-    exists &= ~(outage & (fi >= o_start) & (fi < o_start + o_len))
+    exists &= ~outage_mask(rng, F, S, P_STATION_OUTAGE, 4, 13)
 
     # slots: surface, mandatory, thermo significant, wind significant, wind by height
     nm = MANDATORY_HPA.size
@@ -461,11 +467,7 @@ def gauges_month(month: str, net: Network, rain_hourly: np.ndarray, rng: np.rand
     obs = rain_hourly * rng.gamma(0.6, 1 / 0.6, (T, G))
     tenths = np.round(obs * 10).astype(np.int64)
     present = rng.random((T, G)) >= P_GAUGE_ROW_ABSENT
-    outage = rng.random(G) < P_GAUGE_OUTAGE
-    o_start = rng.integers(0, T, G)
-    o_len = rng.integers(24, 241, G)
-    ti = np.arange(T)[:, None]
-    present &= ~(outage & (ti >= o_start) & (ti < o_start + o_len))
+    present &= ~outage_mask(rng, T, G, P_GAUGE_OUTAGE, 24, 241)
     empty = rng.random((T, G)) < P_GAUGE_EMPTY
     bad = rng.random((T, G))
     neg_vals = -rng.integers(1, 100, (T, G))
