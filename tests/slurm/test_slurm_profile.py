@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.workflow.conftest import REPO, TINY, job_counts
+from tests.workflow.conftest import REPO, job_counts, snakemake
 
 SCRIPT = REPO / "tests" / "slurm" / "slurm_cluster.sh"
 
@@ -40,13 +38,7 @@ def slurm_cluster():
 
 
 def test_tiny_workflow_runs_through_sbatch(slurm_cluster, tmp_path):
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    base = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(tmp_path),
-        "--configfile", str(TINY),
+    profile = [
         "--workflow-profile", str(REPO / "profiles" / "slurm"),
         # The test node has no GPU; a real cluster keeps the profile's gpu request.
         "--set-resources", "train_model:gpu=0", "predict_test:gpu=0",
@@ -54,10 +46,9 @@ def test_tiny_workflow_runs_through_sbatch(slurm_cluster, tmp_path):
         "--set-threads", "train_model=2", "build_dataset=2", "predict_test=2",
         "--slurm-init-seconds-before-status-checks", "5",
     ]
-    dry = subprocess.run([*base, "-n", "results/exp2"], capture_output=True, text=True, env=env, timeout=300)
-    assert dry.returncode == 0, dry.stderr[-4000:]
+    dry = snakemake(tmp_path, *profile, "-n", "results/exp2", timeout=300)
     n_jobs = sum(job_counts(dry.stdout).values())
-    proc = subprocess.run([*base, "--verbose", "results/exp2"], capture_output=True, text=True, env=env, timeout=1500)
+    proc = snakemake(tmp_path, *profile, "--verbose", "results/exp2", check=False, timeout=1500)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
