@@ -1,6 +1,6 @@
 """Training throughput of the ConvLSTM U-Net on CPU, next to a textbook ConvLSTM U-Net.
 
-    python benchmarks/bench_training.py [--steps 6] [--rounds 3] [--threads N] [--quick]
+    python benchmarks/bench_training.py [--rounds 24] [--threads N] [--quick]
 
 For two configurations — the workflow default (batch train.batch_size, 6 frames, 56
 channels, 24x24 region-1 grid) and the seed-size case (B4, T6, C56, 64x64) — both with
@@ -11,21 +11,25 @@ hidden [32, 64], it times full training steps (forward, backward, AdamW) of
   concatenation [x_t, h_{t-1}] with zero initial state, no normalisation, no attention,
   a conv decoder;
 
-in the same process on the same inputs, alternating the two (rounds) to share the noise
-of a busy machine, and reports samples/s, achieved GFLOP/s (each model's own forward +
-backward FLOPs counted by torch's FlopCounterMode, divided by the median step time) and
-the ratio ours / textbook of samples/s. Where the CPU has native bf16, ours with bf16
-autocast is added as an extra row. Writes benchmarks/results/training.json.
+in the same process on the same inputs. Shared or virtual machines change speed by
+10-20% within minutes, so the models are interleaved one step at a time (a round is one
+step of each, in an order that rotates every round) and the ratio is taken *within* a
+round: ratio = textbook step time / model step time, reported as the median over rounds
+with a 95% bootstrap interval of that median. Also reported: samples/s and achieved
+GFLOP/s (each model's own forward + backward FLOPs counted by torch's FlopCounterMode,
+over its median step time). Where the CPU has native bf16, ours with bf16 autocast is
+added as an extra row. Writes benchmarks/results/training.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -108,7 +112,7 @@ def step_fn(model, x, y, amp_dtype=None):
     return step
 
 
-def bench_config(name, batch, steps, channels, grid, hidden, n_steps, rounds):
+def bench_config(name, batch, steps, channels, grid, hidden, rounds):
     torch.manual_seed(0)
     x = torch.randn(batch, steps, channels, *grid)
     y = torch.rand(batch, 1, *grid)
@@ -128,37 +132,41 @@ def bench_config(name, batch, steps, channels, grid, hidden, n_steps, rounds):
         for _ in range(2):  # warm-up (allocator, oneDNN primitive cache)
             fns[label]()
         rows[label] = {"parameters": count_parameters(model), "flops_per_step": flops, "times": []}
-    for _ in range(rounds):  # alternate the models so they share the machine's noise
-        for label, fn in fns.items():
-            for _ in range(n_steps):
-                t0 = time.perf_counter()
-                fn()
-                rows[label]["times"].append(time.perf_counter() - t0)
+    labels = list(fns)
+    for r in range(rounds):  # one step of each model per round, order rotated
+        for label in labels[r % len(labels):] + labels[: r % len(labels)]:
+            t0 = time.perf_counter()
+            fns[label]()
+            rows[label]["times"].append(time.perf_counter() - t0)
+    base_times = np.asarray(next(r for k, r in rows.items() if k.startswith("textbook"))["times"])
+    rng = np.random.default_rng(0)
     out = []
     for label, r in rows.items():
-        med = statistics.median(r["times"])
+        times = np.asarray(r["times"])
+        med = float(np.median(times))
+        ratios = base_times / times  # paired within rounds
+        boot = np.median(rng.choice(ratios, size=(2000, ratios.size)), axis=1)
         out.append({
             "config": name, "model": label, "batch": batch, "frames": steps, "channels": channels,
             "grid": list(grid), "hidden": list(hidden), "parameters": r["parameters"],
             "step_seconds_median": med, "samples_per_s": batch / med,
             "gflop_per_step": r["flops_per_step"] / 1e9, "achieved_gflop_per_s": r["flops_per_step"] / med / 1e9,
+            "ratio_vs_textbook": float(np.median(ratios)),
+            "ratio_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "rounds": int(ratios.size),
         })
-    base = next(o for o in out if o["model"].startswith("textbook"))
-    for o in out:
-        o["ratio_vs_textbook"] = o["samples_per_s"] / base["samples_per_s"]
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=4, help="timed steps per model per round")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    ap.add_argument("--rounds", type=int, default=24, help="rounds of one interleaved step per model")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: usable cores)")
     ap.add_argument("--batch", type=int, default=16, help="batch of the default config (train.batch_size)")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 steps (smoke test)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.rounds = 2, 1
+        args.rounds = 3
     torch.set_num_threads(args.threads or default_threads())
     configs = [
         ("default (region 1, 24x24)", args.batch, 6, 56, (24, 24), (32, 64)),
@@ -167,17 +175,19 @@ def main(argv=None) -> int:
     results = []
     for cfg in configs:
         print(f"[bench] {cfg[0]} ...", file=sys.stderr, flush=True)
-        results.extend(bench_config(*cfg, args.steps, args.rounds))
-    hdr = f"{'config':<26} {'model':<28} {'params':>8} {'GFLOP/step':>10} {'s/step':>7} {'samples/s':>9} {'GFLOP/s':>8} {'ratio':>6}"
+        results.extend(bench_config(*cfg, args.rounds))
+    hdr = f"{'config':<26} {'model':<28} {'params':>8} {'GFLOP/step':>10} {'s/step':>7} {'samples/s':>9} {'GFLOP/s':>8} {'ratio [95% CI]':>20}"
     print(hdr)
     print("-" * len(hdr))
     for r in results:
         print(f"{r['config']:<26} {r['model']:<28} {r['parameters']:>8,} {r['gflop_per_step']:>10.1f} "
               f"{r['step_seconds_median']:>7.3f} {r['samples_per_s']:>9.1f} {r['achieved_gflop_per_s']:>8.1f} "
-              f"{r['ratio_vs_textbook']:>6.2f}")
+              f"{r['ratio_vs_textbook']:>6.2f} [{r['ratio_ci95'][0]:.2f}, {r['ratio_ci95'][1]:.2f}]")
     meta = {"threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-            "cpu_bf16": cpu_bf16_supported(), "steps": args.steps, "rounds": args.rounds,
-            "note": "ratio = samples/s over the textbook model's, same run, same inputs; FLOPs = forward + backward"}
+            "cpu_bf16": cpu_bf16_supported(), "rounds": args.rounds,
+            "note": ("ratio = textbook step time / model step time within each round of interleaved single steps "
+                     "(same process, same inputs); median over rounds, 95% bootstrap interval of the median; "
+                     "FLOPs = forward + backward")}
     out = ROOT / "benchmarks" / "results" / "training.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     from pipeline.atomic import atomic_path

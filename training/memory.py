@@ -112,7 +112,7 @@ def estimate(in_channels: int, steps: int, grid: tuple[int, int], batch: int, mc
     for lvl in reversed(range(depth)):
         h = hidden[lvl]
         p = (hp // 2**lvl) * (wp // 2**lvl)
-        act += b * p * 3 * h * f32  # up output, concat input (2h)
+        act += b * p * 2 * h * f32  # up output, gate-conv input [up, h_skip]
         act += b * p * (4 * h * low + 6 * h * f32)
         act += b * (p // 4) * hidden[lvl + 1] * (f32 + cast)  # transposed-conv input
     act += b * hp * wp * (hidden[0] + 2) * f32  # head input, softplus input, output

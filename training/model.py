@@ -7,9 +7,9 @@ Layout (depth = len(hidden) - 1, default hidden (32, 64) -> depth 1)::
                              as the skip, 2x2 max-pool every frame -> next level
     bottleneck:              ConvLSTM(hidden[-1]) over all T frames, attention on the
                              hidden state (every step or only the final one)
-    decoder level i:         transposed-conv 2x up of the level below, concatenate the
-                             encoder's skip h_i, one ConvLSTMCell step whose state starts
-                             from the encoder's final (h_i, c_i) at that level
+    decoder level i:         transposed-conv 2x up of the level below as the input of one
+                             ConvLSTMCell step whose state (the skip connection) is the
+                             encoder's final (h_i, c_i) at that level
     head:                    1x1 conv -> softplus (non-negative), crop back to (H, W)
 
 Decoder state. The decoder is a one-step forecaster (the target is a single frame), so
@@ -17,7 +17,9 @@ its cell state must come from somewhere: zeros would turn the cell into a plain 
 block and throw away the memory the encoder built; the bottleneck's state has the wrong
 shape and width. Each decoder cell therefore starts from the *encoder's final (h, c) at
 the same level* (same width, same resolution), as in the encoder-forecaster of Shi et
-al. (2015), and its input is the upsampled features concatenated with the skip h.
+al. (2015), and its input is the upsampled features. The skip h enters once, as the
+recurrent state: concatenating it to the input as well would only split one weight into
+two whose sum is all that matters (same function, 1.5x the decoder's convolution cost).
 
 Speed. A ConvLSTM cell has one gate convolution over ``[x_t, h_{t-1}]`` producing all
 four gates. Its weight splits into an input part and a recurrent part; the input part
@@ -114,6 +116,12 @@ class ConvLSTM(nn.Module):
     forward(x (B, T, C, H, W)) -> (outputs (B, T, h_last, H, W), [(h, c) per layer]).
     ``step_hook`` (optional) is applied to the last layer's h after every step and the
     modified h is carried on (used for every-step attention).
+
+    Internally (:meth:`forward_frames`) a sequence is *frame-major*: one 4-D tensor
+    (T*B, C, H, W) whose rows k*B..(k+1)*B are frame k, in channels-last memory. The
+    frames of step k are then a contiguous slab (``split`` along dim 0, whose backward is
+    a plain concatenation), the layer's outputs are one ``cat`` along dim 0, and oneDNN
+    / cuDNN run the convolutions in their native NHWC layout without reorders.
     """
 
     def __init__(self, in_channels: int, hidden, kernel_size=3, norm: str = "group", groups: int = 8):
@@ -128,28 +136,46 @@ class ConvLSTM(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, state=None, step_hook=None):
-        t = x.shape[1]  # x: (B, T, C, H, W)
+        b, t = x.shape[:2]  # x: (B, T, C, H, W)
+        seq, states = self.forward_frames(to_frames(x), t, state, step_hook)
+        return from_frames(seq, t), states
+
+    def forward_frames(self, x: torch.Tensor, t: int, state=None, step_hook=None):
+        """x: frame-major (T*B, C, H, W) -> (outputs (T*B, h_last, H, W), [(h, c) per layer])."""
         states = []
         for li, cell in enumerate(self.cells):
-            hw = x.shape[-2:]
-            gx = cell.input_gates(x.flatten(0, 1)).unflatten(0, (-1, t))  # (B, T, 4h, H, W)
-            # unbind, not gx[:, k]: the backward of T selects would build T full-size zero tensors
-            gxs = gx.unbind(1)  # T x (B, 4h, H, W)
+            gxs = cell.input_gates(x).chunk(t, dim=0)  # T x (B, 4h, H, W), contiguous slabs
             w_h = cell.recurrent_weight()  # sliced once, not per step
             # zero initial state: the recurrent term and f * c vanish at the first step
             h, c = state[li] if state is not None else (None, None)
             last = li == len(self.cells) - 1
+            # a norm saves its input for the backward: a slab used as-is would keep all T
+            # frames' input gates alive, so the first step (no recurrent sum) gets a copy
+            saves_input = not isinstance(cell.norm, nn.Identity)
             outs = []
             for k in range(t):
-                gates = gxs[k] if h is None else gxs[k] + cell.recurrent_gates(h, w_h)
+                if h is None:
+                    gates = gxs[k].clone() if saves_input else gxs[k]
+                else:
+                    gates = gxs[k] + cell.recurrent_gates(h, w_h)
                 h, c = cell.update(gates, c)
                 if last and step_hook is not None:
                     h = step_hook(h)
                 outs.append(h)
-            x = torch.stack(outs, dim=1)  # (B, T, h, H, W)
-            assert x.shape[-2:] == hw
+            x = torch.cat(outs, dim=0)  # (T*B, h, H, W), channels-last kept
             states.append((h, c))
         return x, states
+
+
+def to_frames(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> frame-major (T*B, C, H, W) in channels-last memory (one copy)."""
+    b, t, c, h, w = x.shape
+    return x.permute(1, 0, 3, 4, 2).reshape(t * b, h, w, c).permute(0, 3, 1, 2)
+
+
+def from_frames(x: torch.Tensor, t: int) -> torch.Tensor:
+    """Frame-major (T*B, C, H, W) -> (B, T, C, H, W)."""
+    return x.unflatten(0, (t, -1)).transpose(0, 1)
 
 
 # ------------------------------------------------------------------------- attention
@@ -165,11 +191,14 @@ class SelfAttention2d(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
-        q = self.q(x).flatten(2).transpose(1, 2)  # (B, N, r)
-        k = self.k(x).flatten(2)  # (B, r, N)
-        attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (B, N, N)
-        v = self.v(x).flatten(2)  # (B, C, N)
-        out = torch.bmm(v, attn.transpose(1, 2)).view_as(x)  # (B, C, H, W)
+        b, c, hh, ww = x.shape
+
+        def tokens(t):  # (B, C', H, W) -> (B, N, C'); a view for channels-last input
+            return t.permute(0, 2, 3, 1).reshape(b, hh * ww, t.shape[1])
+
+        q, k, v = tokens(self.q(x)), tokens(self.k(x)), tokens(self.v(x))  # (B, N, r|r|C)
+        attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)  # (B, N, N), no 1/sqrt(r) (SAGAN)
+        out = torch.bmm(attn, v).view(b, hh, ww, c).permute(0, 3, 1, 2)  # (B, C, H, W), channels-last
         return x + self.gamma * out
 
 
@@ -266,7 +295,7 @@ class ConvLSTMUNet(nn.Module):
         self.decoder = nn.ModuleList()
         for i in reversed(range(self.depth)):
             self.up.append(nn.ConvTranspose2d(hidden[i + 1], hidden[i], 2, stride=2))
-            self.decoder.append(ConvLSTMCell(2 * hidden[i], hidden[i], kernel_size, norm, groups))
+            self.decoder.append(ConvLSTMCell(hidden[i], hidden[i], kernel_size, norm, groups))
         self.head = nn.Conv2d(hidden[0], 1, 1)
 
     @classmethod
@@ -279,19 +308,19 @@ class ConvLSTMUNet(nn.Module):
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:  # zero = the normalised mean; cropped back below
             x = F.pad(x, (0, pw, 0, ph))
+        x = to_frames(x)  # (T*B, C, H, W) channels-last, see ConvLSTM
         skips = []
         for enc in self.encoder:
-            seq, states = enc(x)  # (B, T, h_i, H_i, W_i)
+            seq, states = enc.forward_frames(x, t)  # (T*B, h_i, H_i, W_i)
             skips.append(states[-1])
-            x = F.max_pool2d(seq.flatten(0, 1), 2).unflatten(0, (-1, t))  # (B, T, h_i, H_i/2, W_i/2)
+            x = F.max_pool2d(seq, 2)  # (T*B, h_i, H_i/2, W_i/2)
         hook = self.attention if (self.attention is not None and self.attention_mode == "every_step") else None
-        _, states = self.bottleneck(x, step_hook=hook)
+        _, states = self.bottleneck.forward_frames(x, t, step_hook=hook)
         y = states[-1][0]  # (B, h_last, H_d, W_d)
         if self.attention is not None and self.attention_mode == "final":
             y = self.attention(y)
         for up, cell, (hs, cs) in zip(self.up, self.decoder, reversed(skips)):
-            u = up(y)  # (B, h_i, H_i, W_i)
-            y, _ = cell(torch.cat([u, hs], dim=1), (hs, cs))
+            y, _ = cell(up(y), (hs, cs))  # input (B, h_i, H_i, W_i); the skip is the state
         out = F.softplus(self.head(y))  # (B, 1, H_pad, W_pad), >= 0
         return out[..., :h, :w]
 

@@ -16,6 +16,8 @@ from training.model import (
     SelfAttention2d,
     count_flops,
     count_parameters,
+    from_frames,
+    to_frames,
 )
 
 ATT = ["none", "self", "se", "cbam", "eca"]
@@ -76,6 +78,43 @@ def test_batched_input_gates_equal_textbook_step_by_step():
     torch.testing.assert_close(out, seq)
 
 
+def test_frame_major_layout_round_trip():
+    """(B, T, C, H, W) <-> frame-major (T*B, C, H, W): rows k*B..(k+1)*B are frame k."""
+    x = torch.randn(3, 4, 5, 6, 7)
+    f = to_frames(x)
+    assert f.shape == (12, 5, 6, 7) and f.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(f[2 * 3 : 3 * 3], x[:, 2])
+    torch.testing.assert_close(from_frames(f, 4), x)
+
+
+def test_model_same_output_for_any_input_memory_layout():
+    torch.manual_seed(0)
+    m = ConvLSTMUNet(3, hidden=(4, 8), groups=2, attention="self").double().eval()
+    with torch.no_grad():
+        m.attention.gamma.fill_(0.5)
+    x = torch.randn(2, 3, 3, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        a = m(x)
+        b = m(x.transpose(0, 1).contiguous().transpose(0, 1))  # strided (B, T) input
+    torch.testing.assert_close(a, b)
+
+
+def test_self_attention_matches_the_formula():
+    """SAGAN non-local block: out = x + gamma * V softmax(Q^T K)^T, no 1/sqrt(r) scaling."""
+    torch.manual_seed(0)
+    att = SelfAttention2d(16).double()
+    with torch.no_grad():
+        att.gamma.fill_(0.7)
+    x = torch.randn(2, 16, 3, 5, dtype=torch.float64)
+    q = att.q(x).flatten(2)  # (B, r, N)
+    k = att.k(x).flatten(2)
+    v = att.v(x).flatten(2)  # (B, C, N)
+    a = torch.softmax(torch.einsum("bri,brj->bij", q, k), dim=-1)  # (B, N, N): row i attends over j
+    ref = x + 0.7 * torch.einsum("bcj,bij->bci", v, a).view_as(x)
+    torch.testing.assert_close(att(x), ref)
+    torch.testing.assert_close(att(x.contiguous(memory_format=torch.channels_last)), ref)
+
+
 def test_self_attention_starts_as_identity():
     att = SelfAttention2d(16)
     x = torch.randn(2, 16, 3, 5)
@@ -126,13 +165,13 @@ def test_config_validation_names_the_key():
 
 def test_parameter_and_flop_counts():
     m = ConvLSTMUNet(56, hidden=(32, 64), attention="none", norm="none")
-    # gate convs: (56+32)*128*9+128, (32+64)*256*9+256; decoder (64+32)*128*9+128;
+    # gate convs: (56+32)*128*9+128, (32+64)*256*9+256; decoder (32+32)*128*9+128;
     # transposed conv 64*32*4+32; head 32+1
-    expected = (88 * 128 * 9 + 128) + (96 * 256 * 9 + 256) + (96 * 128 * 9 + 128) + (64 * 32 * 4 + 32) + 33
+    expected = (88 * 128 * 9 + 128) + (96 * 256 * 9 + 256) + (64 * 128 * 9 + 128) + (64 * 32 * 4 + 32) + 33
     assert count_parameters(m) == expected
     # forward FLOPs of the convolutions, 2 per multiply-add, 6 frames on 24x24
     p0, p1 = 24 * 24, 12 * 12
     conv = 2 * (6 * p0 * 56 * 128 * 9 + 5 * p0 * 32 * 128 * 9  # level 0 (no recurrent conv at t=0)
                 + 6 * p1 * 32 * 256 * 9 + 5 * p1 * 64 * 256 * 9  # bottleneck
-                + p0 * 96 * 128 * 9 + p1 * 64 * 32 * 4 + p0 * 32)  # decoder cell, up, head
+                + p0 * 64 * 128 * 9 + p1 * 64 * 32 * 4 + p0 * 32)  # decoder cell, up, head
     assert count_flops(m, (1, 6, 56, 24, 24)) == conv
