@@ -1,6 +1,9 @@
 # Train the ConvLSTM U-Net per experiment and seed, then predict the test period.
 
 
+# --resume: a killed training job (whose declared outputs Snakemake removes) continues from
+# the undeclared checkpoint_last.pt of the same run on the rerun; a changed config or data
+# makes train start fresh (see training/train.py).
 rule train_model:
     input:
         lambda wc: f"{WORK}/processed/{EXPERIMENT_GRID[wc.exp]}.zarr",
@@ -19,7 +22,7 @@ rule train_model:
         "logs/train/{exp}_seed{seed}.log",
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m training.train --config {CFG} --data {input}"
-        " --exp {wildcards.exp} --seed {wildcards.seed} --out {params.out} --threads {threads} 2>&1 | tee {log}"
+        " --exp {wildcards.exp} --seed {wildcards.seed} --out {params.out} --threads {threads} --resume 2>&1 | tee {log}"
 
 
 rule predict_test:

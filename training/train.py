@@ -12,6 +12,12 @@ Time budget: with ``train.time_budget_minutes`` > 0 the run stops before an epoc
 at the pace of the previous one, would end past the budget (the stop is logged; the
 best checkpoint so far is kept). Off by default: it makes the epoch count machine-dependent.
 
+Resume: with ``--resume`` (the workflow always passes it) a run continues from
+``checkpoint_last.pt`` when that file belongs to the same run (same model, frames, train
+and splits settings, data, experiment and seed; otherwise it starts fresh and says so).
+``checkpoint_last.pt`` also carries the best epoch's checkpoint, so a job killed mid-run,
+whose declared outputs the workflow removed, resumes and still ends with ``checkpoint.pt``.
+
 Exact resume: the shuffling order of epoch e is drawn from a generator seeded with
 (seed, e), the model has no stochastic layers, and the checkpoint carries the optimiser,
 scheduler, scaler and RNG states; with ``train.deterministic`` on CPU, a run killed after
@@ -185,6 +191,19 @@ def plot_loss_curve(path: Path, rows: list[dict], title: str) -> None:
 
 
 # ------------------------------------------------------------------------ train
+def run_key(base: dict, config: dict) -> str:
+    """What a resumable state must match: model, frames, train and splits settings, the
+    data (its config hash, channels, grid), experiment and seed. ``checkpoint_last.pt``
+    from any other run is ignored by ``--resume``."""
+    import hashlib
+    import json
+
+    key = {k: base[k] for k in ("model_args", "frames", "train", "model", "exp", "seed")}
+    key["splits"] = ckpt_io.plain(config.get("splits"))
+    key["data"] = {k: base["data"][k] for k in ("config_hash", "channels", "grid")}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = False,
           threads: int | None = None, stop_after_epochs: int | None = None, progress: bool = True) -> dict:
     """Train one model; returns a summary dict. ``stop_after_epochs`` ends this call early
@@ -239,10 +258,16 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         },
         "exp": exp, "seed": int(seed),
     }
+    base["run_key"] = run_key(base, config)
     start_epoch, best_val, bad_epochs, rows = 0, math.inf, 0, []
     last_path, best_path = out_dir / "checkpoint_last.pt", out_dir / "checkpoint.pt"
-    if resume and last_path.is_file():
-        st = ckpt_io.load(last_path)
+    st = ckpt_io.load(last_path) if resume and last_path.is_file() else None
+    if st is not None and st.get("run_key") != base["run_key"]:
+        print(f"[train] --resume: {last_path} belongs to another run (model, frames, train or splits "
+              f"settings, data or seed differ); starting fresh", file=sys.stderr)
+        st = None
+    best_state = None  # the best epoch's checkpoint payload, kept for checkpoint_last
+    if st is not None:
         if st["model_args"] != model.args:
             raise ckpt_io.CheckpointError(f"{last_path}: model {st['model_args']} differs from config {model.args}")
         model.load_state_dict(st["model_state"])
@@ -251,8 +276,11 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         scaler.load_state_dict(st["scaler"])
         ckpt_io.set_rng_state(st["rng"])
         start_epoch, best_val, bad_epochs, rows = st["epoch"], st["best_val"], st["bad_epochs"], list(st["log"])
+        best_state = st.get("best_checkpoint")
+        if best_state is not None and not best_path.is_file():  # removed with a killed job's outputs
+            ckpt_io.save(best_path, best_state)
         print(f"[train] resumed from {last_path} after epoch {start_epoch}", file=sys.stderr)
-    elif resume:
+    elif resume and not last_path.is_file():
         print(f"[train] --resume: no {last_path}; starting fresh", file=sys.stderr)
 
     val_loader = make_loader(sets["val"], tc.batch_size, None, tc.num_workers, device.type == "cuda")
@@ -290,16 +318,22 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
             bad_epochs += 1
         state = dict(base, model_state=model.state_dict(), epoch=epoch + 1, best_val=best_val,
                      bad_epochs=bad_epochs, log=rows)
-        if improved:
+        if improved:  # a snapshot: state_dict() tensors alias the live weights, rows grows
+            best_state = dict(state, log=list(rows),
+                              model_state={k: v.detach().clone() for k, v in state["model_state"].items()})
             ckpt_io.save(best_path, state)
         ckpt_io.save(last_path, dict(state, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                                     scaler=scaler.state_dict(), rng=ckpt_io.rng_state()))
+                                     scaler=scaler.state_dict(), rng=ckpt_io.rng_state(), best_checkpoint=best_state))
         write_log_csv(out_dir / "train_log.csv", rows)
         plot_loss_curve(out_dir / "loss_curve.png", rows, f"{exp} seed {seed}")
         print(f"[train] epoch {epoch + 1}: train {tr:.4f} val {va:.4f} lr {lr:.2e} "
               f"{rows[-1]['seconds']:.1f} s{' *' if improved else ''}", file=sys.stderr)
     else:
         stopped = "max epochs"
+    if rows and stopped != "interrupted":  # a run resumed after its last epoch still leaves its outputs
+        write_log_csv(out_dir / "train_log.csv", rows)
+        if not (out_dir / "loss_curve.png").is_file():
+            plot_loss_curve(out_dir / "loss_curve.png", rows, f"{exp} seed {seed}")
     if bad_epochs >= tc.early_stopping_patience and stopped not in ("interrupted", "time budget"):
         stopped = "early stopping"
     summary = {"epochs": len(rows), "best_val": best_val, "stopped": stopped, "parameters": n_params,

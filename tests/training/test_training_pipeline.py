@@ -314,3 +314,35 @@ def test_train_and_predict_command_lines(processed_region1, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     pred = xr.open_zarr(tmp_path / "p.zarr")
     assert pred["rain_mm_pred"].shape[1:] == (5, 5) and pred.attrs["seed"] == 1 and pred.attrs["exp"] == "exp1"
+
+
+def test_resume_after_killed_job_restores_best_and_ignores_foreign_state(processed_concat, tmp_path):
+    """The workflow's case: a job killed mid-run loses its declared outputs (checkpoint.pt,
+    train_log.csv, loss_curve.png); --resume continues from checkpoint_last.pt, puts the best
+    checkpoint back and ends like an uninterrupted run. A checkpoint_last.pt of another
+    configuration is ignored (fresh start), never continued."""
+    from training.train import train
+
+    cfg = tiny_config(train={"epochs": 3})
+    train(cfg, processed_concat, "exp2", 5, tmp_path / "straight", threads=1, progress=False)
+    run = tmp_path / "killed"
+    train(cfg, processed_concat, "exp2", 5, run, threads=1, progress=False, stop_after_epochs=2)
+    best_before = ckpt_io.load(run / "checkpoint.pt")
+    for name in ("checkpoint.pt", "train_log.csv", "loss_curve.png"):  # what Snakemake removes
+        (run / name).unlink()
+    train(cfg, processed_concat, "exp2", 5, run, resume=True, threads=1, progress=False)
+    a = ckpt_io.load(tmp_path / "straight" / "checkpoint.pt")
+    b = ckpt_io.load(run / "checkpoint.pt")
+    assert a["epoch"] == b["epoch"] and a["best_val"] == b["best_val"]
+    for k in a["model_state"]:
+        assert torch.equal(a["model_state"][k], b["model_state"][k]), k
+    assert (run / "train_log.csv").read_text().count("\n") == 4 and (run / "loss_curve.png").is_file()
+    if b["epoch"] == 3:  # the best after resuming is a later epoch; the restored one was epoch <= 2
+        assert best_before["epoch"] <= 2
+    # a different configuration: the old state is not continued
+    other = tiny_config(train={"epochs": 3, "lr": 1e-3})
+    s = train(other, processed_concat, "exp2", 5, run, resume=True, threads=1, progress=False)
+    assert s["epochs"] == 3
+    fresh = ckpt_io.load(run / "checkpoint_last.pt")
+    assert fresh["run_key"] != ckpt_io.load(tmp_path / "straight" / "checkpoint_last.pt")["run_key"]
+    assert [r["epoch"] for r in fresh["log"]] == [1, 2, 3]
