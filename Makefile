@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CORES  ?= 8
+# Extra Snakemake arguments for run and study, e.g. make run ARGS="--dry-run"
+ARGS   ?=
 
 .PHONY: setup run study test test-all report bench clean help
 
@@ -27,10 +29,10 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/local results/exp2
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake results/exp2 --cores $(CORES) --workflow-profile profiles/local $(ARGS)
 
 study: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/local --configfile config.yaml configs/study.yaml results/exp2
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake results/exp2 --cores $(CORES) --workflow-profile profiles/local --configfile config.yaml configs/study.yaml $(ARGS)
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow"

@@ -1,7 +1,16 @@
 """The workflow's DAG and parse-time config validation (dry runs, no computation)."""
 from __future__ import annotations
 
-from tests.workflow.conftest import job_counts, snakemake, write_config
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.workflow.conftest import REPO, job_counts, snakemake, write_config
 
 
 def test_dry_run_of_main_job_has_every_stage_per_month(tmp_path):
@@ -65,3 +74,17 @@ def test_raw_source_without_data_fails_clearly(tmp_path):
     proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
     assert proc.returncode != 0
     assert "nowhere" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("target,epochs", [("run", 3), ("study", 10)])
+def test_make_targets_parse_and_pick_their_config(tmp_path, target, epochs):
+    """The README's commands as the Makefile runs them (dry run in a scratch directory):
+    the target must come before --configfile, which takes every following word as a file."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    shutil.copy(REPO / "config.yaml", tmp_path)  # the Snakefile's default configfile, found in the workdir
+    proc = subprocess.run(["make", "-s", target, f"ARGS=--dry-run --directory {tmp_path}"], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert job_counts(proc.stdout)["train_model"] == 2
+    (effective,) = (tmp_path / "data" / ".config").glob("config-*.yaml")
+    assert yaml.safe_load(effective.read_text())["train"]["epochs"] == epochs
