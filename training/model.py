@@ -119,7 +119,7 @@ class ConvLSTM(nn.Module):
 
     Internally (:meth:`forward_frames`) a sequence is *frame-major*: one 4-D tensor
     (T*B, C, H, W) whose rows k*B..(k+1)*B are frame k, in channels-last memory. The
-    frames of step k are then a contiguous slab (``split`` along dim 0, whose backward is
+    frames of step k are then a contiguous slab (``chunk`` along dim 0, whose backward is
     a plain concatenation), the layer's outputs are one ``cat`` along dim 0, and oneDNN
     / cuDNN run the convolutions in their native NHWC layout without reorders.
     """
@@ -136,7 +136,7 @@ class ConvLSTM(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, state=None, step_hook=None):
-        b, t = x.shape[:2]  # x: (B, T, C, H, W)
+        t = x.shape[1]  # x: (B, T, C, H, W)
         seq, states = self.forward_frames(to_frames(x), t, state, step_hook)
         return from_frames(seq, t), states
 
