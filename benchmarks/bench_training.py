@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=24, help="rounds of one interleaved step per model")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: usable cores)")
     ap.add_argument("--batch", type=int, default=16, help="batch of the default config (train.batch_size)")
-    ap.add_argument("--quick", action="store_true", help="1 round of 2 steps (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="3 rounds (smoke test)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds = 3
