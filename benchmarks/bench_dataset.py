@@ -28,9 +28,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pipeline.config import load_config, month_frame_times  # noqa: E402
-from pipeline.grid import write_fragment  # noqa: E402
-from pipeline.grids import channel_names, make_grid  # noqa: E402
+from pipeline.common.config import load_config, month_frame_times  # noqa: E402
+from pipeline.gridding.cli import write_fragment  # noqa: E402
+from pipeline.gridding.geometry import channel_names, make_grid  # noqa: E402
 
 
 def bench_config(folder: Path, years: int) -> Path:

@@ -21,9 +21,9 @@ import numpy as np
 from metpy.interpolate import interpolate_to_points
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.config import load_config  # noqa: E402
-from pipeline.gridding import analyse, grid_points, params_from_config, project, projection_for  # noqa: E402
-from pipeline.grids import make_grid  # noqa: E402
+from pipeline.common.config import load_config  # noqa: E402
+from pipeline.gridding.analysis import analyse, grid_points, params_from_config, project, projection_for  # noqa: E402
+from pipeline.gridding.geometry import make_grid  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,14 +4,14 @@ Run: ``python benchmarks/bench_ingest.py [--repeat-mb 50] [--month 2020-01]``.
 Prints a table and writes ``benchmarks/results/ingest.json``.
 
 1. The real AUM00011035 file (decompressed, 1.83 MB) is repeated to about 50 MB and
-   parsed by :func:`pipeline.igra2.parse_igra2` (bytes -> arrays, all checks), with BLAS
+   parsed by :func:`pipeline.readers.igra2.parse_igra2` (bytes -> arrays, all checks), with BLAS
    and OpenMP pinned to one thread; reported per wall second and per CPU second of
    the process (the latter is what one core delivers on a shared, loaded machine; the
    1-minute load average is recorded alongside). Also timed: the full sounding chain (derive, QC,
    hypsometric heights, interpolation) on the same input, and a plain per-line Python
    parser on a slice, for the speed-up ratio measured in the same run.
 2. One month of the default nature run (``data/raw`` if present, else generated into a
-   temporary folder with ``python -m pipeline.synthetic``) is ingested (soundings and
+   temporary folder with ``python -m pipeline.nature_run``) is ingested (soundings and
    gauges) and timed. Skipped with a message when the synthetic module is unavailable.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import igra2  # noqa: E402
+from pipeline.readers import igra2  # noqa: E402
 from pipeline.ingest import soundings_to_dataset  # noqa: E402
 
 REAL = ROOT / "tests" / "data" / "igra2" / "AUM00011035-data.txt.gz"
@@ -86,9 +86,9 @@ def bench_parse(target_mb: float) -> dict:
 
 def bench_month(month: str) -> dict:
     try:
-        import pipeline.synthetic  # noqa: F401
+        import pipeline.nature_run.generator  # noqa: F401
     except Exception as err:  # the nature run is another module; report instead of failing
-        return {"skipped": f"pipeline.synthetic not available ({err})"}
+        return {"skipped": f"pipeline.nature_run.generator not available ({err})"}
     raw_dir = ROOT / "data" / "raw"
     tmp = None
     gen_s = None
@@ -96,7 +96,7 @@ def bench_month(month: str) -> dict:
         tmp = tempfile.TemporaryDirectory()
         raw_dir = Path(tmp.name) / "raw"
         t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "pipeline.synthetic", "--config", str(ROOT / "config.yaml"),
+        r = subprocess.run([sys.executable, "-m", "pipeline.nature_run", "--config", str(ROOT / "config.yaml"),
                             "--out", str(raw_dir), "--month", month], cwd=ROOT, capture_output=True, text=True)
         gen_s = time.perf_counter() - t
         if r.returncode != 0:

@@ -86,13 +86,13 @@ def main() -> None:
     base = Path(args.out_dir or tempfile.mkdtemp(prefix="bench_synthetic_"))
     res: dict = {}
     full = base / "advective"
-    res["full_run_s"] = timed([PY, "-m", "pipeline.synthetic", "--out", str(full), "--workers", "2"], "full_run")
-    res["full_run_rerun_s"] = timed([PY, "-m", "pipeline.synthetic", "--out", str(full), "--workers", "2"])
+    res["full_run_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(full), "--workers", "2"], "full_run")
+    res["full_run_rerun_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(full), "--workers", "2"])
     if not args.skip_months:
         months = [str(m) for m in pd.period_range("2020-01", "2021-12", freq="M")]
         t = 0.0
         for m in months:
-            t += timed([PY, "-m", "pipeline.synthetic", "--out", str(base / "months"), "--month", m],
+            t += timed([PY, "-m", "pipeline.nature_run", "--out", str(base / "months"), "--month", m],
                        "month_jobs_24")
         res["month_jobs_24_s"] = t
         res["month_jobs_over_full"] = t / res["full_run_s"]
@@ -100,7 +100,7 @@ def main() -> None:
                    == (full / "gauges" / f"{m}.csv").read_bytes() for m in months)
         res["month_jobs_identical_to_full"] = bool(same)
     ctrl = base / "control"
-    res["full_run_control_s"] = timed([PY, "-m", "pipeline.synthetic", "--out", str(ctrl), "--world", "control",
+    res["full_run_control_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(ctrl), "--world", "control",
                                        "--workers", "2"])
     res["cpu_s"] = dict(CPU_S)
     if "month_jobs_24" in CPU_S:

@@ -190,7 +190,7 @@ def main(argv=None) -> int:
                      "FLOPs = forward + backward")}
     out = ROOT / "benchmarks" / "results" / "training.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    from pipeline.atomic import atomic_path
+    from pipeline.common.atomic import atomic_path
 
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=1))

@@ -3,7 +3,7 @@
 - persistence: the rain of the last input frame (``t - lead_steps * step_hours``), i.e.
   "the next 12 h will be like the last 12 h";
 - climatology: mean rain per cell and time of day (00 / 12 UTC) over the training split
-  only (``pipeline.config.split_of_times``), so no test information leaks in;
+  only (``pipeline.common.config.split_of_times``), so no test information leaks in;
 - zero: no rain anywhere.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.config import split_of_times
+from pipeline.common.config import split_of_times
 
 BASELINES = ("persistence", "climatology", "zero")
 

@@ -32,9 +32,9 @@ from evaluation.bootstrap import (block_bootstrap_weights, block_length_frames, 
                                   percentile_interval)
 from evaluation.scores import (CATEGORICAL_SCORES, CONTINUOUS_SCORES, COUNT_NAMES, ORIENTATION, Verifier,
                                scores_from_stats)
-from pipeline.provenance import package_versions
-from pipeline.atomic import atomic_path
-from pipeline.config import config_hash, load_config
+from pipeline.common.provenance import package_versions
+from pipeline.common.atomic import atomic_path
+from pipeline.common.config import config_hash, load_config
 
 log = logging.getLogger("evaluation")
 

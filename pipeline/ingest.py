@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import igra2, vertical
-from pipeline.atomic import atomic_path
-from pipeline.config import load_config
+from pipeline.readers import igra2
+from pipeline.soundings import vertical
+from pipeline.common.atomic import atomic_path
+from pipeline.common.config import load_config
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -70,7 +71,7 @@ def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.Da
         if fmt == "igra2":
             parts.append(igra2.read_igra2(p, on_malformed))
         elif fmt == "wyoming":
-            from pipeline import wyoming  # MetPy units: imported only when needed
+            from pipeline.readers import wyoming  # MetPy units: imported only when needed
 
             parts.append(wyoming.read_wyoming(p, on_malformed, stations=stations))
         else:
@@ -84,7 +85,7 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
                          month: str | None = None, stations: pd.DataFrame | None = None,
                          source_files=()) -> xr.Dataset:
     """Filter, QC, derive and interpolate soundings; the interim dataset (profile, level)."""
-    from pipeline import qc  # MetPy (about 2 s to import): only the soundings path needs it
+    from pipeline.soundings import qc  # MetPy (about 2 s to import): only the soundings path needs it
 
     counts = dict(raw.counts)
     soundings, levels = raw.soundings, raw.levels
@@ -202,7 +203,7 @@ def cmd_soundings(args) -> None:
 
 
 def cmd_gauges(args) -> None:
-    from pipeline import gauges
+    from pipeline.readers import gauges
 
     config = load_config(args.config)
     qcfg = config["qc"]

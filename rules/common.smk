@@ -9,8 +9,8 @@ import yaml
 
 sys.path.insert(0, workflow.basedir)
 
-from pipeline.config import check_consistency, config_hash, period_months  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
+from pipeline.common.config import check_consistency, config_hash, period_months  # noqa: E402
+from pipeline.common.errors import ConfigError  # noqa: E402
 
 try:
     check_consistency(config)

@@ -19,5 +19,5 @@ rule grid_month:
     log:
         "logs/grid/{month}.log",
     shell:
-        "{PY} -m pipeline.grid --config {CFG} --soundings {input.soundings} --gauges {input.gauges}"
+        "{PY} -m pipeline.gridding --config {CFG} --soundings {input.soundings} --gauges {input.gauges}"
         " --month {wildcards.month} --grid region1,concat --out {params.out} --threads {threads} 2>&1 | tee {log}"

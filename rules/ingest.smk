@@ -3,7 +3,7 @@
 
 def _previous_gauge_file(wildcards):
     """The previous month's gauge file, needed for the 12 h window ending 00 UTC on day 1."""
-    from pipeline.config import previous_month
+    from pipeline.common.config import previous_month
 
     prev = previous_month(wildcards.month)
     return [f"{RAW}/gauges/{prev}.csv"] if prev in MONTHS else []

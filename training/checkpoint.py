@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_path
+from pipeline.common.atomic import atomic_path
 from training.model import ConvLSTMUNet
 
 FORMAT = "st-rainnet-checkpoint/1"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from pipeline.errors import ConfigError
+from pipeline.common.errors import ConfigError
 
 ATTENTIONS = ("none", "self", "se", "cbam", "eca")
 ATTENTION_MODES = ("every_step", "final")

@@ -2,7 +2,7 @@
 
 A sample is ``frames.input_steps`` consecutive frames of ``x`` and the rain of the frame
 ``frames.lead_steps`` after the last input (the target). It belongs to split S when every
-one of its frames lies in S's date range (:func:`pipeline.config.split_of_times`); frames
+one of its frames lies in S's date range (:func:`pipeline.common.config.split_of_times`); frames
 must be contiguous in time, so a window across a missing frame time is dropped. Because
 the frame times are sorted, a window is a contiguous slice of the time axis, which both
 loaders below exploit.
@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from pipeline.config import split_of_times
+from pipeline.common.config import split_of_times
 from training.config import FramesConfig
 
 REQUIRED_VARS = {

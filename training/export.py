@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_path
+from pipeline.common.atomic import atomic_path
 from training import checkpoint as ckpt_io
 
 

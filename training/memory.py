@@ -131,7 +131,7 @@ def estimate(in_channels: int, steps: int, grid: tuple[int, int], batch: int, mc
 
 
 def main(argv=None) -> int:
-    from pipeline.config import load_config
+    from pipeline.common.config import load_config
 
     ap = argparse.ArgumentParser(description="Estimated peak training memory of the configured model.")
     ap.add_argument("--config", required=True)

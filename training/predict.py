@@ -25,8 +25,8 @@ import torch
 import xarray as xr
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_path
-from pipeline.config import config_hash
+from pipeline.common.atomic import atomic_path
+from pipeline.common.config import config_hash
 from training import checkpoint as ckpt_io
 from training.config import FramesConfig, TrainConfig
 from training.data import TrainingDataError, WindowDataset, make_loader, open_processed, split_samples

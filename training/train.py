@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_path, write_bytes_if_changed
-from pipeline.config import load_config
+from pipeline.common.atomic import atomic_path, write_bytes_if_changed
+from pipeline.common.config import load_config
 from training import checkpoint as ckpt_io
 from training.config import as_dict, frames_config, model_config, train_config
 from training.data import TrainingDataError, WindowDataset, make_loader, normalisation_of, open_processed, split_samples

@@ -5,9 +5,9 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from pipeline.config import deep_update, load_config, month_frame_times
-from pipeline.grid import write_fragment
-from pipeline.grids import channel_names, make_grid
+from pipeline.common.config import deep_update, load_config, month_frame_times
+from pipeline.gridding.cli import write_fragment
+from pipeline.gridding.geometry import channel_names, make_grid
 
 BOXES = {  # region 2 adjoining a 2x3 degree region 1 on each side
     "west": {"lat_min": 30.0, "lat_max": 32.0, "lon_min": 111.0, "lon_max": 114.0},

@@ -9,11 +9,11 @@ import pytest
 import xarray as xr
 import zarr
 
-from pipeline import dataset as dataset_mod
-from pipeline.dataset import FragmentError, build_dataset, load_stats, main
-from pipeline.errors import GridError
-from pipeline.grids import make_grid
-from pipeline.normalise import invert
+from pipeline.dataset import assemble as dataset_mod
+from pipeline.dataset.assemble import FragmentError, build_dataset, load_stats, main
+from pipeline.common.errors import GridError
+from pipeline.gridding.geometry import make_grid
+from pipeline.dataset.normalise import invert
 
 from dataset_helpers import BOXES, REGION1, dataset_config, random_fragment, write_fragments
 
@@ -147,7 +147,7 @@ def test_cli_and_atomic_write(tmp_path, monkeypatch):
 
 
 def test_too_few_train_frames_is_an_error(tmp_path):
-    from pipeline.errors import NormalisationError
+    from pipeline.common.errors import NormalisationError
 
     _, config = dataset_config(tmp_path)
     paths = write_fragments(config, tmp_path / "gridded", ["2020-03"])  # validation month only

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pipeline.errors import NormalisationError
-from pipeline.normalise import Moments, NormStats, finalise, invert, moments_of, normalise
+from pipeline.common.errors import NormalisationError
+from pipeline.dataset.normalise import Moments, NormStats, finalise, invert, moments_of, normalise
 
 CHANNELS = ["temperature_850hPa", "u_850hPa", "geopotential_height_500hPa", "rain"]
 

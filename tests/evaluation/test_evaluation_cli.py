@@ -14,7 +14,7 @@ import xarray as xr
 from evaluation import baselines as bl
 from evaluation.evaluate import EvaluationError, baseline_verdict, evaluate, main
 from evaluation.report import validate_metrics
-from pipeline.config import load_config
+from pipeline.common.config import load_config
 
 FIGURES = ["cases.png", "difference_maps.png", "error_maps.png", "categorical_scores.png",
            "performance_diagram.png", "fss.png", "loss_curves.png"]

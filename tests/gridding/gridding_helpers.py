@@ -6,7 +6,7 @@ import pandas as pd
 import xarray as xr
 import yaml
 
-from pipeline.config import load_config, month_frame_times
+from pipeline.common.config import load_config, month_frame_times
 
 ROOT_CONFIG = "config.yaml"
 
@@ -23,7 +23,7 @@ def write_config(tmp_path, overrides: dict | None = None, name: str = "config.ya
                     "region2_side": "west"},
         "grid": {"resolution_deg": 0.5},
     }
-    from pipeline.config import deep_update
+    from pipeline.common.config import deep_update
 
     cfg = deep_update(cfg, overrides or {})
     path = tmp_path / name

@@ -5,8 +5,8 @@ import dask
 import numpy as np
 import pytest
 
-from pipeline.compute import dask_scheduler
-from pipeline.gridding import grid_month
+from pipeline.common.compute import dask_scheduler
+from pipeline.gridding.analysis import grid_month
 
 from gridding_helpers import make_interim, write_config
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from metpy.interpolate import interpolate_to_points
 
-from pipeline.gridding import AnalysisParams, analyse, project
+from pipeline.gridding.analysis import AnalysisParams, analyse, project
 from pyproj import Proj
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "gridding"

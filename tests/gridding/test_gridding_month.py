@@ -7,11 +7,11 @@ import pytest
 import xarray as xr
 from pyproj import Geod
 
-from pipeline.config import month_frame_times
-from pipeline.errors import GridError
-from pipeline.grid import main
-from pipeline.gridding import grid_month
-from pipeline.grids import channel_names, make_grid
+from pipeline.common.config import month_frame_times
+from pipeline.common.errors import GridError
+from pipeline.gridding.cli import main
+from pipeline.gridding.analysis import grid_month
+from pipeline.gridding.geometry import channel_names, make_grid
 
 from gridding_helpers import analytic, make_interim, write_config
 

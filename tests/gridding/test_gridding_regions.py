@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.gridding import grid_month, region_of_points
+from pipeline.gridding.analysis import grid_month, region_of_points
 
 from gridding_helpers import make_interim, write_config
 

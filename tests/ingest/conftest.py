@@ -19,13 +19,13 @@ def aum_bytes() -> bytes:
 
 @pytest.fixture(scope="session")
 def aum_raw():
-    from pipeline.igra2 import read_igra2
+    from pipeline.readers.igra2 import read_igra2
 
     return read_igra2(DATA / "igra2" / "AUM00011035-data.txt.gz")
 
 
 @pytest.fixture(scope="session")
 def station_list():
-    from pipeline.igra2 import read_station_list
+    from pipeline.readers.igra2 import read_station_list
 
     return read_station_list(DATA / "igra2" / "igra2-station-list.txt")

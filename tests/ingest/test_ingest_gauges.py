@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import InvalidGaugeError
-from pipeline.gauges import gauge_month, read_ghcn_daily, read_stations
+from pipeline.common.errors import InvalidGaugeError
+from pipeline.readers.gauges import gauge_month, read_ghcn_daily, read_stations
 
 
 def _write(tmp_path, name, rows, header="station,time,rain_mm"):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.igra2 import parse_igra2, partition_files, read_igra2
+from pipeline.readers.igra2 import parse_igra2, partition_files, read_igra2
 
 
 def _line(text_lines, n):
@@ -144,7 +144,7 @@ def test_partition_keeps_crlf_bytes(aum_bytes, tmp_path):
 
 
 def test_reads_files_written_by_the_nature_run_writer():
-    fmt = pytest.importorskip("pipeline.synthetic_formats")
+    fmt = pytest.importorskip("pipeline.nature_run.formats")
     rng = np.random.default_rng(1)
     n = 7
     press = np.array([101300, 100000, 92500, 85000, 70000, 50000, 1000])

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import InvalidSoundingError
-from pipeline.igra2 import parse_igra2
+from pipeline.common.errors import InvalidSoundingError
+from pipeline.readers.igra2 import parse_igra2
 
 H1 = b"#AUM00011035 2015 01 23 12 1134    3 ncdc-gts           482333   163500\n"
 L1 = b"21 -9999  99200B-9999    38B-9999    22   300    50 \n"

@@ -6,9 +6,9 @@ from metpy.calc import thickness_hydrostatic, mixing_ratio_from_relative_humidit
 from metpy.interpolate import log_interpolate_1d
 from metpy.units import units
 
-from pipeline.igra2 import LEVEL_COLUMNS
-from pipeline.qc import derive_variables, hypsometric_heights, quality_control
-from pipeline.vertical import interpolate_to_levels
+from pipeline.readers.igra2 import LEVEL_COLUMNS
+from pipeline.soundings.qc import derive_variables, hypsometric_heights, quality_control
+from pipeline.soundings.vertical import interpolate_to_levels
 
 
 def _levels(p, t=None, dpd=None, z=None, wdir=None, wspd=None, rh=None, profile=0):
@@ -110,7 +110,7 @@ def test_hypsometric_inconsistent_height_removed():
 
 
 def test_duplicate_soundings_dropped(aum_bytes):
-    from pipeline.igra2 import parse_igra2
+    from pipeline.readers.igra2 import parse_igra2
     from pipeline.ingest import soundings_to_dataset
 
     raw = parse_igra2(aum_bytes + aum_bytes[: aum_bytes.index(b"#", 10)], "dup.txt")  # first sounding twice

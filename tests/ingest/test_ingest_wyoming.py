@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import InvalidSoundingError
-from pipeline.wyoming import KNOT_TO_MS, read_wyoming
+from pipeline.common.errors import InvalidSoundingError
+from pipeline.readers.wyoming import KNOT_TO_MS, read_wyoming
 
 
 def test_html_replot_values(data_dir):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from synthetic_testutil import small_config, write_config
 
-from pipeline import synthetic
+from pipeline.nature_run import generator as synthetic
 
 
 @pytest.fixture(scope="session")

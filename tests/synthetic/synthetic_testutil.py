@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import load_config
+from pipeline.common.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {"period": {"start": "2020-01", "end": "2020-03"},

@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 from synthetic_testutil import files_of, small_config, write_config
 
-from pipeline import synthetic
+from pipeline.nature_run import generator as synthetic
 
 
 def test_full_run_layout(full_run):

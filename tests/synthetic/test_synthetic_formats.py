@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import synthetic
-from pipeline import synthetic_formats as fmt
-from pipeline import synthetic_physics as phys
+from pipeline.nature_run import generator as synthetic
+from pipeline.nature_run import formats as fmt
+from pipeline.nature_run import physics as phys
 from synthetic_testutil import small_config
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "synthetic"

@@ -10,9 +10,9 @@ import xarray as xr
 from metpy.units import units
 from synthetic_testutil import small_config
 
-from pipeline import synthetic
-from pipeline import synthetic_physics as phys
-from pipeline.grids import make_grid
+from pipeline.nature_run import generator as synthetic
+from pipeline.nature_run import physics as phys
+from pipeline.gridding.geometry import make_grid
 
 MANDATORY = [1000, 925, 850, 700, 500, 400, 300, 250, 200, 150, 100]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_testutil import small_config, write_config
 
-igra2 = pytest.importorskip("pipeline.igra2")
+igra2 = pytest.importorskip("pipeline.readers.igra2")
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "synthetic"
 

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from pipeline.config import deep_update, validate_config
+from pipeline.common.config import deep_update, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.common.errors import ConfigError
 from training.config import ModelConfig
 from training.losses import masked_loss
 from training.model import (

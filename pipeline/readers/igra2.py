@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import InvalidSoundingError
+from pipeline.common.errors import InvalidSoundingError
 
 SPACE = 32
 MINUS = 45
@@ -362,7 +362,7 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     # ---- assemble
     new_id = np.cumsum(keep_s) - 1
     sel = keep_s.nonzero()[0]
-    station = np.char.strip(stations[sel].copy().view(f"S{11}").ravel().astype(str)) if sel.size else np.array([], str)
+    station = np.char.strip(np.char.decode(stations[sel].copy().view("S11").ravel(), "latin-1")) if sel.size else np.array([], str)
     lat = hv["lat"][sel].astype(float) / 1e4
     lon = hv["lon"][sel].astype(float) / 1e4
     lat[(hv["lat"][sel] <= -99999) | (np.abs(lat) > 90)] = np.nan
@@ -471,7 +471,7 @@ def partition_files(paths, out_dir: str | Path) -> list[Path]:
     Files already holding exactly the same bytes are left untouched (their
     modification time too), so a rerun does not trigger downstream work.
     """
-    from pipeline.atomic import write_bytes_if_changed
+    from pipeline.common.atomic import write_bytes_if_changed
 
     merged: dict[tuple[str, str], list[bytes]] = {}
     for p in paths:

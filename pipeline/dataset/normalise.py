@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.errors import NormalisationError
+from pipeline.common.errors import NormalisationError
 
 RAIN_CHANNEL = "rain"
 METHOD = "zscore per channel on the train split; rain channel log1p(mm) then zscore; NaN -> 0 after"

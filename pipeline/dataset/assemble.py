@@ -33,13 +33,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.atomic import atomic_path
-from pipeline.provenance import package_versions as _package_versions
-from pipeline.compute import dask_scheduler
-from pipeline.config import config_hash, load_config, split_of_times
-from pipeline.errors import GridError, NormalisationError
-from pipeline.grids import Grid, channel_names, make_grid
-from pipeline.normalise import Moments, NormStats, finalise, moments_of, normalise
+from pipeline.common.atomic import atomic_path
+from pipeline.common.provenance import package_versions as _package_versions
+from pipeline.common.compute import dask_scheduler
+from pipeline.common.config import config_hash, load_config, split_of_times
+from pipeline.common.errors import GridError, NormalisationError
+from pipeline.gridding.geometry import Grid, channel_names, make_grid
+from pipeline.dataset.normalise import Moments, NormStats, finalise, moments_of, normalise
 
 ENGINE = "netcdf4"
 _NETCDF_LOCK = threading.Lock()

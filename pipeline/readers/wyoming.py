@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from metpy.units import units
 
-from pipeline.errors import InvalidSoundingError
-from pipeline.igra2 import RawSoundings, concat_raw, lookup_station, read_bytes
+from pipeline.common.errors import InvalidSoundingError
+from pipeline.readers.igra2 import RawSoundings, concat_raw, lookup_station, read_bytes
 
 LIST_COLUMNS = ["PRES", "HGHT", "TEMP", "DWPT", "RELH", "MIXR", "DRCT", "SKNT", "THTA", "THTE", "THTV"]
 COL_WIDTH = 7

@@ -1,6 +1,6 @@
 """Derived variables (MetPy) and quality control of sounding level records.
 
-Works on the tidy tables of :class:`pipeline.igra2.RawSoundings` (one row per level,
+Works on the tidy tables of :class:`pipeline.readers.igra2.RawSoundings` (one row per level,
 ``profile`` numbering the soundings), vectorised across all soundings with grouped
 array operations. Every check counts what it removes; the counts end up as ``qc_*``
 integer attributes of the interim dataset and in the run's ``.qc.json``.

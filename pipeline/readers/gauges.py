@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import month_frame_times
-from pipeline.errors import InvalidGaugeError
+from pipeline.common.config import month_frame_times
+from pipeline.common.errors import InvalidGaugeError
 
 WINDOW_HOURS = 12
 
@@ -201,7 +201,7 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
     ("missing, presumed zero") -> NaN, counted, since presumed zeros are not
     observations. Returns (frame with station, time, prcp_mm, mflag, qflag, sflag; counts).
     """
-    from pipeline.igra2 import gather, parse_fields, read_bytes, split_lines
+    from pipeline.readers.igra2 import gather, parse_fields, read_bytes, split_lines
 
     data = read_bytes(path)
     buffer, starts, lengths = split_lines(data)

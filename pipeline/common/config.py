@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline.errors import ConfigError
+from pipeline.common.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
 def _validator_with_defaults(cls):

@@ -1,6 +1,6 @@
 """Embedded default data: a synthetic nature run (OSSE) written in the real raw formats.
 
-The atmosphere is built in :mod:`pipeline.synthetic_physics` (moving weather systems in
+The atmosphere is built in :mod:`pipeline.nature_run.physics` (moving weather systems in
 a day-to-day varying steering flow, hypsometric heights, rain where moist lifted air
 passes); this module observes it with a synthetic network and writes, per month::
 
@@ -17,7 +17,7 @@ period leaves earlier months byte-identical and ``--month`` jobs equal a full ru
 
 Command line::
 
-    python -m pipeline.synthetic --config config.yaml --out data/raw \
+    python -m pipeline.nature_run --config config.yaml --out data/raw \
         [--month YYYY-MM | --start YYYY-MM --end YYYY-MM] [--world advective|control] \
         [--seed N] [--workers N]
 """
@@ -37,16 +37,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import synthetic_formats as fmt
-from pipeline import synthetic_physics as phys
-from pipeline.atomic import atomic_path, write_bytes_if_changed
-from pipeline.config import load_config, month_frame_times
-from pipeline.errors import ConfigError
-from pipeline.grids import make_grid
+from pipeline.nature_run import formats as fmt
+from pipeline.nature_run import physics as phys
+from pipeline.common.atomic import atomic_path, write_bytes_if_changed
+from pipeline.common.config import load_config, month_frame_times
+from pipeline.common.errors import ConfigError
+from pipeline.gridding.geometry import make_grid
 
-log = logging.getLogger("pipeline.synthetic")
+log = logging.getLogger("pipeline.nature_run.generator")
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 MANDATORY_HPA = np.array([1000, 925, 850, 700, 500, 400, 300, 250, 200, 150, 100, 70, 50, 30, 20, 10], float)
 N_THERMO_SIG, N_WIND_SIG, N_HEIGHT_WIND = 10, 8, 2
 MARGIN_DEG = 2.0  # network margin around the union of the region boxes
@@ -553,7 +553,7 @@ def run(config: dict, out: str | Path, months: list[str], world: str, seed: int,
 # ----------------------------------------------------------------------------- command line
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.synthetic", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pipeline.nature_run", description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=None, help="config YAML (default: the repository's config.yaml)")
     ap.add_argument("--out", required=True, help="output folder (raw layout)")
     ap.add_argument("--month", default=None, help="write only this month YYYY-MM (plus the network files)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import GridError
+from pipeline.common.errors import GridError
 
 
 def _axis(lo: float, hi: float, res: float, what: str) -> np.ndarray:

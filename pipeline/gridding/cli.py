@@ -1,6 +1,6 @@
 """Grid one month of interim soundings and gauge totals onto the region1 or concat grid.
 
-    python -m pipeline.grid --config config.yaml --soundings interim/soundings/2020-01.nc \
+    python -m pipeline.gridding --config config.yaml --soundings interim/soundings/2020-01.nc \
         --gauges interim/gauges/2020-01.nc --month 2020-01 --grid concat --out gridded/concat/2020-01.nc [--threads N]
 
 Writes ``x`` float32 (time, channel, lat, lon), docs/contracts.md section 3, atomically.
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pipeline.atomic import atomic_path
-from pipeline.compute import dask_scheduler
-from pipeline.config import load_config
-from pipeline.gridding import grid_month
+from pipeline.common.atomic import atomic_path
+from pipeline.common.compute import dask_scheduler
+from pipeline.common.config import load_config
+from pipeline.gridding.analysis import grid_month
 
 
 def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
@@ -37,7 +37,7 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.grid", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m pipeline.gridding", description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True, help="config YAML")
     ap.add_argument("--soundings", required=True, help="interim soundings netCDF of the month")
     ap.add_argument("--gauges", required=True, help="interim gauge netCDF of the month")

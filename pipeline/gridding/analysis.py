@@ -32,9 +32,9 @@ import pandas as pd
 import xarray as xr
 from pyproj import Proj
 
-from pipeline.config import config_hash, month_frame_times
-from pipeline.errors import GridError
-from pipeline.grids import Grid, channel_names, make_grid
+from pipeline.common.config import config_hash, month_frame_times
+from pipeline.common.errors import GridError
+from pipeline.gridding.geometry import Grid, channel_names, make_grid
 
 SOUNDING_VARIABLES = ("temperature", "dewpoint", "u", "v", "geopotential_height")
 
@@ -264,7 +264,7 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
     Returns the gridded fragment (docs/contracts.md section 3): ``x`` float32
     (time, channel, lat, lon) for every frame of the month, physical units, NaN where a
     cell is not covered or no data exist. Frames are computed as dask tasks on whatever
-    scheduler is active (see :mod:`pipeline.compute`).
+    scheduler is active (see :mod:`pipeline.common.compute`).
     """
     import dask
 

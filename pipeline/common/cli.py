@@ -1,0 +1,89 @@
+"""One command-line convention for every entry point of the project.
+
+Every command builds its parser with :func:`parser` (``prog``, description, ``--version``,
+``--log-level``, and ``--no-progress`` / ``--threads`` where it asks for them) and runs its
+body through :func:`run`:
+
+- a *project* error (a subclass of :class:`ProjectError`'s members: config, input-file,
+  grid, normalisation and data errors) prints one line, ``error: <message>``, on stderr
+  and exits with status 2: no traceback, since the message names the file, line, key or
+  value;
+- an unexpected error keeps its traceback (it is a bug, and the traceback is the report);
+- logging goes to stderr, ``%(asctime)s %(name)s %(levelname)s %(message)s``, at the
+  level of ``--log-level`` (default INFO).
+
+Usage::
+
+    def main(argv=None) -> int:
+        ap = cli.parser("python -m pipeline.gridding", __doc__, threads=True)
+        ap.add_argument(...)
+        return cli.run(ap, _main, argv)
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from pipeline.common import errors
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+#: Errors whose message is the whole report (the file, line, key or value is named).
+PROJECT_ERRORS: tuple[type[BaseException], ...] = (
+    errors.ConfigError,
+    errors.InvalidSoundingError,
+    errors.InvalidGaugeError,
+    errors.GridError,
+    errors.NormalisationError,
+)
+
+
+def register_error(cls: type[BaseException]) -> None:
+    """Add a package's own error class (e.g. ``TrainingDataError``) to the one-line errors."""
+    global PROJECT_ERRORS
+    if cls not in PROJECT_ERRORS:
+        PROJECT_ERRORS = PROJECT_ERRORS + (cls,)
+
+
+def version() -> str:
+    from pipeline import __version__
+
+    return __version__
+
+
+def parser(prog: str, doc: str | None, *, threads: bool = False, progress: bool = False) -> argparse.ArgumentParser:
+    """An ArgumentParser with the shared flags; the description is the docstring's first paragraph."""
+    description = (doc or "").strip().split("\n\n")[0]
+    ap = argparse.ArgumentParser(prog=prog, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                    help="logging level on stderr (default INFO)")
+    if threads:
+        ap.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for this step (default: the usable cores; the rule's threads in the workflow)")
+    if progress:
+        ap.add_argument("--no-progress", action="store_true", help="no progress bar (the workflow's rules pass it)")
+    return ap
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr, force=True)
+
+
+def run(ap: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int | None], argv=None) -> int:
+    """Parse ``argv``, set up logging, run ``body(args)``; project errors -> ``error: ...``, exit 2."""
+    args = ap.parse_args(argv)
+    setup_logging(getattr(args, "log_level", "INFO"))
+    try:
+        rc = body(args)
+    except PROJECT_ERRORS as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    return 0 if rc is None else int(rc)
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__

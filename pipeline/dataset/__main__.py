@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.dataset.assemble import main
+
+sys.exit(main())

@@ -1,0 +1,2 @@
+"""Gridding stage: region-grid geometry, objective analysis (Barnes/Cressman) of soundings
+and gauge rain, and the command line (``python -m pipeline.gridding``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.gridding.cli import main
+
+sys.exit(main())
