@@ -1,50 +1,84 @@
 """Typed views of the ``frames``, ``model`` and ``train`` config sections.
 
 The schema (``schemas/config.schema.yaml``) validates the YAML and fills defaults; these
-dataclasses are what the Python code passes around. Their defaults repeat the schema's
-so a model can be built in a test or a notebook without a config file.
+dataclasses are what the Python code passes around. Their defaults and enumerations are
+read from the schema itself (never written twice), so a model can be built in a test or a
+notebook without a config file and still agrees with the workflow.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import copy
+from dataclasses import asdict, dataclass, field, fields
 
+from pipeline.common.config import load_schema
 from pipeline.common.errors import ConfigError
 
-ATTENTIONS = ("none", "self", "se", "cbam", "eca")
-ATTENTION_MODES = ("every_step", "final")
-NORMS = ("none", "batch", "group", "layer")
-LOSSES = ("mse", "weighted_mse", "logcosh")
-TARGET_TRANSFORMS = ("log1p", "mm")
-AMPS = ("auto", "off", "bf16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-SCHEDULES = ("cosine", "none")
+_SCHEMA = load_schema()["properties"]
+
+
+def _prop(section: str, key: str) -> dict:
+    return _SCHEMA[section]["properties"][key]
+
+
+def _default(section: str, key: str):
+    """The schema's default of ``section.key`` (lists become tuples: frozen dataclasses)."""
+    d = copy.deepcopy(_prop(section, key)["default"])
+    return tuple(d) if isinstance(d, list) else d
+
+
+def _enum(section: str, key: str) -> tuple[str, ...]:
+    return tuple(_prop(section, key)["enum"])
+
+
+def _field(section: str, key: str):
+    return field(default=_default(section, key))
+
+
+ATTENTIONS = _enum("model", "attention")
+ATTENTION_MODES = _enum("model", "attention_mode")
+NORMS = _enum("model", "norm")
+HEADS = _enum("model", "head")
+LOSSES = _enum("train", "loss")
+TARGET_TRANSFORMS = _enum("train", "target_transform")
+AMPS = _enum("train", "amp")
+DEVICES = _enum("train", "device")
+SCHEDULES = _enum("train", "schedule")
 
 
 @dataclass(frozen=True)
 class FramesConfig:
-    input_steps: int = 6  # past frames per sample (6 x 12 h = 3 days)
-    step_hours: int = 12  # hours between frames (00 and 12 UTC)
-    lead_steps: int = 1  # target = frame `lead_steps` after the last input frame
+    input_steps: int = _field("frames", "input_steps")  # past frames per sample
+    step_hours: int = _field("frames", "step_hours")  # hours between frames (00 and 12 UTC)
+    lead_steps: int = _field("frames", "lead_steps")  # target = frame lead_steps after the last input
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    hidden: tuple[int, ...] = (32, 64)  # hidden channels per U-Net level; last = bottleneck
-    kernel_size: int = 3  # ConvLSTM gate-convolution kernel (odd, 'same' padding)
-    attention: str = "self"  # bottleneck attention: none | self | se | cbam | eca
-    attention_mode: str = "final"  # attention on every step's state or only the final one
-    norm: str = "group"  # normalisation of the gate pre-activations: none|batch|group|layer
-    groups: int = 8  # GroupNorm groups; must divide 4 * hidden of every level
+    hidden: tuple[int, ...] = _field("model", "hidden")  # hidden channels per U-Net level; last = bottleneck
+    kernel_size: int = _field("model", "kernel_size")  # ConvLSTM gate-convolution kernel (odd, 'same' padding)
+    attention: str = _field("model", "attention")  # bottleneck attention
+    attention_mode: str = _field("model", "attention_mode")  # attention on every step or the final state
+    norm: str = _field("model", "norm")  # normalisation of the gate pre-activations
+    groups: int = _field("model", "groups")  # GroupNorm groups; must divide 4 * hidden of every level
+    head: str = _field("model", "head")  # regression (one non-negative value) | bins (distribution)
+    bin_edges_mm: tuple[float, ...] = _field("model", "bin_edges_mm")  # inner edges of the rain bins, mm
+    quantile: float = _field("model", "quantile")  # bins head: deterministic forecast = this quantile
+    dropout: float = _field("model", "dropout")  # spatial dropout before the head (0 = off)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "bin_edges_mm", tuple(float(e) for e in self.bin_edges_mm))
         _check("model.attention", self.attention, ATTENTIONS)
         _check("model.attention_mode", self.attention_mode, ATTENTION_MODES)
         _check("model.norm", self.norm, NORMS)
+        _check("model.head", self.head, HEADS)
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"config key 'model.hidden': need >= 1 positive widths, got {list(self.hidden)}")
         if self.kernel_size % 2 != 1:
             raise ConfigError(f"config key 'model.kernel_size': must be odd, got {self.kernel_size}")
+        e = self.bin_edges_mm
+        if len(e) < 1 or e[0] <= 0 or any(b <= a for a, b in zip(e, e[1:])):
+            raise ConfigError(f"config key 'model.bin_edges_mm': need increasing positive edges, got {list(e)}")
         if self.norm == "group":
             bad = [h for h in self.hidden if (4 * h) % self.groups]
             if bad:
@@ -55,24 +89,25 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 3  # maximum epochs (early stopping or the time budget may end sooner)
-    batch_size: int = 16  # samples per forward/backward pass
-    grad_accumulation: int = 1  # batches summed per optimiser step
-    lr: float = 0.002  # AdamW peak learning rate
-    weight_decay: float = 1e-4  # AdamW decoupled weight decay
-    schedule: str = "cosine"  # per-optimiser-step cosine decay to 0, or constant ('none')
-    grad_clip: float = 1.0  # max global gradient L2 norm; 0 disables clipping
-    loss: str = "weighted_mse"  # mse | weighted_mse ((1 + alpha*y)(pred - y)^2) | logcosh
-    loss_alpha: float = 1.0  # slope alpha of the weighted_mse weight, per target unit
-    target_transform: str = "log1p"  # loss scale: log1p (log(1 + mm)) or mm
-    amp: str = "auto"  # auto: fp16+GradScaler on CUDA, off elsewhere; off; bf16 autocast
-    early_stopping_patience: int = 4  # epochs without val improvement before stopping
-    device: str = "auto"  # auto picks cuda, then mps, then cpu
-    num_workers: int = 0  # DataLoader worker processes (0: main process)
-    deterministic: bool = True  # deterministic kernels, exact resume on CPU
-    seeds: tuple[int, ...] = (0,)  # training seeds per experiment
-    preload_max_gb: float = 4.0  # load the needed arrays into RAM when below this size, GB
-    time_budget_minutes: float = 0.0  # stop before an epoch that would end past this; 0 = off
+    epochs: int = _field("train", "epochs")  # maximum epochs (early stopping may end sooner)
+    batch_size: int = _field("train", "batch_size")  # samples per forward/backward pass
+    grad_accumulation: int = _field("train", "grad_accumulation")  # batches summed per optimiser step
+    lr: float = _field("train", "lr")  # AdamW peak learning rate
+    weight_decay: float = _field("train", "weight_decay")  # AdamW decoupled weight decay
+    schedule: str = _field("train", "schedule")  # cosine decay to 0 after warm-up, or constant
+    warmup_fraction: float = _field("train", "warmup_fraction")  # linear warm-up, fraction of all steps
+    grad_clip: float = _field("train", "grad_clip")  # max global gradient L2 norm; 0 disables
+    loss: str = _field("train", "loss")  # see training/losses.py
+    loss_alpha: float = _field("train", "loss_alpha")  # slope alpha of the weighted_mse weight
+    target_transform: str = _field("train", "target_transform")  # loss scale: log1p or mm
+    amp: str = _field("train", "amp")  # auto | off | bf16
+    early_stopping_patience: int = _field("train", "early_stopping_patience")  # epochs without val gain
+    device: str = _field("train", "device")  # auto picks cuda, then mps, then cpu
+    num_workers: int = _field("train", "num_workers")  # DataLoader worker processes (0: main process)
+    deterministic: bool = _field("train", "deterministic")  # deterministic kernels, exact resume on CPU
+    seeds: tuple[int, ...] = _field("train", "seeds")  # training seeds per experiment
+    preload_max_gb: float = _field("train", "preload_max_gb")  # load the arrays into RAM below this, GB
+    time_budget_minutes: float = _field("train", "time_budget_minutes")  # wall-clock stop; 0 = off
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))

@@ -259,10 +259,13 @@ def make_attention(kind: str, channels: int) -> nn.Module | None:
 
 # ----------------------------------------------------------------------------- U-Net
 class ConvLSTMUNet(nn.Module):
-    """ConvLSTM U-Net: (B, T, C, H, W) -> non-negative (B, 1, H, W), any H and W.
+    """ConvLSTM U-Net: (B, T, C, H, W) -> (B, n_out, H, W), any H and W.
 
-    The output is on the training target scale (log1p mm by default); see
-    :func:`training.losses.to_mm` for the inverse.
+    Regression head (``head='regression'``): one non-negative value per cell on the
+    training target scale (log1p mm by default; :func:`training.losses.to_mm` inverts it).
+    Bins head (``head='bins'``): logits of a categorical distribution over the rain bins
+    cut at ``bin_edges_mm`` (:mod:`training.bins` turns them into probabilities, exceedance
+    probabilities and a quantile forecast), MetNet style.
     """
 
     def __init__(
@@ -274,13 +277,20 @@ class ConvLSTMUNet(nn.Module):
         attention_mode: str = "final",
         norm: str = "group",
         groups: int = 8,
+        head: str = "regression",
+        bin_edges_mm=ModelConfig.bin_edges_mm,
+        dropout: float = 0.0,
     ):
         super().__init__()
-        cfg = ModelConfig(tuple(hidden), kernel_size, attention, attention_mode, norm, groups)  # validates
+        cfg = ModelConfig(tuple(hidden), kernel_size, attention, attention_mode, norm, groups, head,
+                          tuple(bin_edges_mm), dropout=dropout)  # validates
         self.args = dict(
             in_channels=int(in_channels), hidden=list(cfg.hidden), kernel_size=kernel_size,
             attention=attention, attention_mode=attention_mode, norm=norm, groups=groups,
+            head=head, bin_edges_mm=list(cfg.bin_edges_mm), dropout=float(dropout),
         )
+        self.head_kind = head
+        self.n_out = 1 if head == "regression" else len(cfg.bin_edges_mm) + 1
         hidden = list(cfg.hidden)
         self.depth = len(hidden) - 1
         self.attention_mode = attention_mode
@@ -296,11 +306,13 @@ class ConvLSTMUNet(nn.Module):
         for i in reversed(range(self.depth)):
             self.up.append(nn.ConvTranspose2d(hidden[i + 1], hidden[i], 2, stride=2))
             self.decoder.append(ConvLSTMCell(hidden[i], hidden[i], kernel_size, norm, groups))
-        self.head = nn.Conv2d(hidden[0], 1, 1)
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Conv2d(hidden[0], self.n_out, 1)
 
     @classmethod
     def from_config(cls, in_channels: int, cfg: ModelConfig) -> "ConvLSTMUNet":
-        return cls(in_channels, cfg.hidden, cfg.kernel_size, cfg.attention, cfg.attention_mode, cfg.norm, cfg.groups)
+        return cls(in_channels, cfg.hidden, cfg.kernel_size, cfg.attention, cfg.attention_mode, cfg.norm, cfg.groups,
+                   cfg.head, cfg.bin_edges_mm, cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, h, w = x.shape[1], x.shape[-2], x.shape[-1]  # x: (B, T, C, H, W)
@@ -321,8 +333,10 @@ class ConvLSTMUNet(nn.Module):
             y = self.attention(y)
         for up, cell, (hs, cs) in zip(self.up, self.decoder, reversed(skips)):
             y, _ = cell(up(y), (hs, cs))  # input (B, h_i, H_i, W_i); the skip is the state
-        out = F.softplus(self.head(y))  # (B, 1, H_pad, W_pad), >= 0
-        return out[..., :h, :w]
+        out = self.head(self.dropout(y))  # (B, n_out, H_pad, W_pad)
+        if self.head_kind == "regression":
+            out = F.softplus(out)  # (B, 1, H_pad, W_pad), >= 0, target scale
+        return out[..., :h, :w]  # bins head: (B, n_bins, H, W) logits
 
 
 # ---------------------------------------------------------------------- accounting

@@ -6,9 +6,13 @@
 Writes ``rain_mm_pred`` float32 (time, lat, lon) in mm on the region-1 cells only
 (cropped by ``region1_mask``, whose cells must form a rectangle), ``time`` = target time
 of each sample. All samples of the split are predicted, also those with no valid target
-(the evaluation masks them). attrs: exp, seed, checkpoint_sha256, config_hash (of the
-processed data), train_config_hash, target_transform. The model is rebuilt from the
-checkpoint alone; the config is the one stored in it.
+(the evaluation masks them). A bins-head model (``model.head: bins``) adds ``bin_prob``
+(time, bin, lat, lon; coords ``bin_lower``/``bin_upper`` in mm) and ``prob_exceed`` (time,
+threshold, lat, lon) = P(rain >= threshold) at ``evaluation.thresholds_mm``; its
+``rain_mm_pred`` is the ``model.quantile`` of the distribution. attrs: exp, seed,
+checkpoint_sha256, config_hash (of the processed data), train_config_hash,
+target_transform, head, quantile. The model is rebuilt from the checkpoint alone; the
+config is the one stored in it.
 """
 from __future__ import annotations
 
@@ -45,15 +49,52 @@ def region1_window(mask: np.ndarray, path) -> tuple[slice, slice]:
     return rs, cs
 
 
-def predict_array(model, dataset, batch_size: int, device, transform: str, progress: bool = True) -> np.ndarray:
-    """(N, H, W) float32 predictions in mm for every item of ``dataset``, in order."""
+def predict_array(model, dataset, batch_size: int, device, transform: str, progress: bool = True,
+                  quantile: float = 0.5) -> dict[str, np.ndarray]:
+    """Predictions for every item of ``dataset``, in order, as float32 arrays.
+
+    ``rain_mm`` (N, H, W) in mm, always; a bins-head model adds ``bin_prob`` (N, bins, H, W),
+    and its ``rain_mm`` is the ``quantile`` of that distribution.
+    """
+    from training import bins
+
     loader = make_loader(dataset, batch_size, None, 0)
-    out = []
+    rain, probs = [], []
+    edges = getattr(model, "args", {}).get("bin_edges_mm")
     with torch.no_grad():
         for x, _, _ in tqdm(loader, desc="predict", leave=False, file=sys.stderr, disable=not progress):
-            pred = model(x.to(device))  # (B, 1, H, W), target scale
-            out.append(to_mm(pred.float(), transform).clamp_min(0)[:, 0].cpu().numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0,) + dataset.y.shape[2:], np.float32)
+            out = model(x.to(device)).float()  # (B, 1 or n_bins, H, W)
+            if model.head_kind == "bins":
+                p = torch.softmax(out, dim=1).cpu().numpy()
+                probs.append(p.astype(np.float32))
+                rain.append(bins.quantile(p, edges, quantile))
+            else:
+                rain.append(to_mm(out, transform).clamp_min(0)[:, 0].cpu().numpy())
+    empty = np.zeros((0,) + dataset.y.shape[2:], np.float32)
+    result = {"rain_mm": np.concatenate(rain).astype(np.float32) if rain else empty}
+    if probs:
+        result["bin_prob"] = np.concatenate(probs)
+    return result
+
+
+def prediction_dataset(arrays: dict, times, lat, lon, rs: slice, cs: slice, edges, thresholds) -> xr.Dataset:
+    """The prediction store's variables on the region-1 window (see the module docstring)."""
+    from training import bins
+
+    data = {"rain_mm_pred": (("time", "lat", "lon"), arrays["rain_mm"][:, rs, cs],
+                             {"units": "mm", "long_name": "predicted rain in the 12 h ending at time"})}
+    coords = {"time": times, "lat": lat[rs], "lon": lon[cs]}
+    if "bin_prob" in arrays:
+        p = arrays["bin_prob"][:, :, rs, cs]
+        lo, hi = bins.bounds(edges)
+        data["bin_prob"] = (("time", "bin", "lat", "lon"), p,
+                            {"units": "1", "long_name": "probability of rain in each bin (12 h ending at time)"})
+        data["prob_exceed"] = (("time", "threshold", "lat", "lon"), bins.exceedance(p, edges, thresholds),
+                               {"units": "1", "long_name": "probability of rain >= threshold in the 12 h ending at time"})
+        coords.update(bin=np.arange(p.shape[1]),
+                      bin_lower=("bin", lo, {"units": "mm"}), bin_upper=("bin", hi, {"units": "mm"}),
+                      threshold=("threshold", np.asarray(thresholds, float), {"units": "mm"}))
+    return xr.Dataset(data, coords=coords)
 
 
 def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, threads: int | None = None,
@@ -77,19 +118,18 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
     if len(samples) == 0:
         raise TrainingDataError(f"{data_path}: split '{split}' has no complete samples")
     dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb)
-    pred = predict_array(model, dataset, batch_size, device, tc.target_transform, progress)  # (N, H, W)
+    quantile = float(ck.get("model", {}).get("quantile", 0.5))
+    arrays = predict_array(model, dataset, batch_size, device, tc.target_transform, progress, quantile)
     rs, cs = region1_window(ds["region1_mask"].values.astype(bool), data_path)
-    result = xr.Dataset(
-        {"rain_mm_pred": (("time", "lat", "lon"), pred[:, rs, cs],
-                          {"units": "mm", "long_name": "predicted rain in the 12 h ending at time"})},
-        coords={"time": samples.times.values, "lat": ds["lat"].values[rs], "lon": ds["lon"].values[cs]},
-        attrs={
+    result = prediction_dataset(arrays, samples.times.values, ds["lat"].values, ds["lon"].values, rs, cs,
+                                model.args.get("bin_edges_mm"), config["evaluation"]["thresholds_mm"])
+    result.attrs.update({
             "exp": str(ck["exp"]), "seed": int(ck["seed"]),
             "checkpoint_sha256": ckpt_io.sha256_of(checkpoint),
             "config_hash": data_hash, "train_config_hash": config_hash(config),
             "target_transform": tc.target_transform, "split": split, "epoch": int(ck["epoch"]),
-        },
-    )
+            "head": model.head_kind, "quantile": quantile if model.head_kind == "bins" else "",
+    })
     with atomic_path(out) as tmp:
         result.to_zarr(tmp, mode="w", consolidated=False)
     print(f"[predict] {len(samples)} {split} samples -> {out} ({result.sizes['lat']}x{result.sizes['lon']} "

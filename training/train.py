@@ -49,7 +49,7 @@ from pipeline.common.config import load_config
 from training import checkpoint as ckpt_io
 from training.config import as_dict, frames_config, model_config, train_config
 from training.data import TrainingDataError, WindowDataset, make_loader, normalisation_of, open_processed, split_samples
-from training.losses import masked_loss
+from training.losses import make_loss
 from training.model import ConvLSTMUNet, count_flops, count_parameters
 
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
@@ -112,17 +112,25 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def cosine_lambda(total_steps: int):
+def lr_lambda(total_steps: int, schedule: str, warmup_fraction: float = 0.0):
+    """Learning-rate factor per optimiser step: linear warm-up over ``warmup_fraction`` of
+    the steps, then cosine decay to 0 (``cosine``) or constant (``none``)."""
     total = max(1, total_steps)
+    warm = int(round(warmup_fraction * total))
 
     def f(step: int) -> float:
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        if step < warm:
+            return (step + 1) / warm
+        if schedule == "none":
+            return 1.0
+        s = min(step - warm, total - warm) / max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * s))
 
     return f
 
 
 # -------------------------------------------------------------------- epoch loops
-def run_epoch(model, loader, tc, device, amp_dtype, optimizer=None, scheduler=None, scaler=None,
+def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, scheduler=None, scaler=None,
               desc: str = "", progress: bool = True) -> float:
     """One pass; trains when ``optimizer`` is given. Returns the mask-weighted mean loss."""
     train = optimizer is not None
@@ -138,8 +146,8 @@ def run_epoch(model, loader, tc, device, amp_dtype, optimizer=None, scheduler=No
             y = y.to(device, non_blocking=True)
             mask = mask.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                pred = model(x)  # (B, 1, H, W)
-            loss_sum = masked_loss(pred, y, mask, tc.loss, tc.loss_alpha, reduction="sum")
+                pred = model(x)  # (B, 1 or n_bins, H, W)
+            loss_sum = loss_fn(pred, y, mask)
             n = float(mask.sum())
             total += float(loss_sum.detach())
             cells += n
@@ -241,8 +249,9 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     n_batches = math.ceil(len(sets["train"]) / tc.batch_size)
     steps_per_epoch = math.ceil(n_batches / tc.grad_accumulation)
-    lam = cosine_lambda(tc.epochs * steps_per_epoch) if tc.schedule == "cosine" else (lambda s: 1.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(tc.epochs * steps_per_epoch, tc.schedule, tc.warmup_fraction))
+    loss_fn = make_loss(tc.loss, mc.head, tc.loss_alpha, tc.target_transform, mc.bin_edges_mm)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
 
     norm_json = ckpt_io.plain(normalisation_of(ds))
@@ -304,9 +313,9 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         loader = make_loader(sets["train"], tc.batch_size, seed * 100_003 + epoch, tc.num_workers,
                              device.type == "cuda")
         lr = optimizer.param_groups[0]["lr"]
-        tr = run_epoch(model, loader, tc, device, amp_dtype, optimizer, scheduler, scaler,
+        tr = run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer, scheduler, scaler,
                        desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress)
-        va = run_epoch(model, val_loader, tc, device, amp_dtype, desc="  val", progress=progress)
+        va = run_epoch(model, val_loader, tc, device, amp_dtype, loss_fn, desc="  val", progress=progress)
         if not math.isfinite(tr) or not math.isfinite(va):
             raise FloatingPointError(f"epoch {epoch + 1}: non-finite loss (train {tr}, val {va}); lower train.lr")
         rows.append({"epoch": epoch + 1, "train_loss": tr, "val_loss": va, "lr": lr,
