@@ -114,25 +114,34 @@ def open_fragments(paths: list[str], config: dict, source: str = "concat") -> li
     return opened
 
 
-def _fragment_moments(path: str, rows: slice, cols: slice, take: np.ndarray, channels: list[str]):
-    """Moments and valid-rain counts of the training frames of one fragment (one task)."""
+def _fragment_moments(path: str, rows: slice, cols: slice, take: np.ndarray, channels: list[str],
+                      stat_window: tuple[slice, slice] = (slice(None), slice(None))):
+    """Moments (over ``stat_window`` of the output grid) and valid-rain counts (every cell)
+    of the training frames of one fragment (one task)."""
     # netCDF-C/HDF5 are not thread-safe: opening files from two dask threads at once
     # crashes the process. Reads are serialised; the moments below run in parallel.
     with _NETCDF_LOCK, xr.open_dataset(path, engine=ENGINE) as ds:
         x = ds["x"].isel(time=take, lat=rows, lon=cols).values  # (t, C, y, x) float32
     rain_valid = np.isfinite(x[:, channels.index("rain")]).sum(axis=0)
-    return moments_of(x, channels), rain_valid, len(take)
+    return moments_of(x[..., stat_window[0], stat_window[1]], channels), rain_valid, len(take)
 
 
 def fit_statistics(fragments, config: dict, grid_name: str, source: str = "concat") -> tuple[NormStats, np.ndarray, dict]:
-    """Normalisation statistics and loss_mask from the training-split frames only."""
+    """Normalisation statistics and loss_mask from the training-split frames only.
+
+    Statistics are fitted on the region-1 cells on every grid, so both grids are
+    normalised with the same statistics (identical ones under
+    ``gridding.concat_analysis: separate``, where the region-1 cells are identical): a
+    region-2 value is scaled exactly as the same value in region 1 would be.
+    """
     grid, rows, cols = _region_index(config, grid_name, source)
+    stat_window = grid.region1_slices()
     channels = channel_names(config)
     tasks, used = [], []
     for path, ds in fragments:
         take = np.flatnonzero(split_of_times(ds["time"].values, config) == "train")
         if take.size:
-            tasks.append(dask.delayed(_fragment_moments, pure=True)(path, rows, cols, take, channels))
+            tasks.append(dask.delayed(_fragment_moments, pure=True)(path, rows, cols, take, channels, stat_window))
             used.append(path)
     if not tasks:
         raise NormalisationError(f"no fragment has frames in the train split {config['splits']['train']}; "
@@ -147,7 +156,7 @@ def fit_statistics(fragments, config: dict, grid_name: str, source: str = "conca
         valid += v
         n_frames += n
     train = config["splits"]["train"]
-    fitted_on = {"split": "train", "start": train["start"], "end": train["end"], "frames": n_frames,
+    fitted_on = {"split": "train", "start": train["start"], "end": train["end"], "frames": n_frames, "cells": "region1",
                  "fragments": [Path(p).name for p in used]}
     stats = finalise(total, channels, int(config["grid"]["min_norm_samples"]), fitted_on)
     frac = valid / n_frames

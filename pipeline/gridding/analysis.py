@@ -213,12 +213,15 @@ def _frame_profiles(frame_of: np.ndarray, frame: int, stations: np.ndarray, gap_
 
 
 def _grid_frames(frame_ids, sounding_xy, sounding_values, frame_of, stations, gap_ns, gauge_xy, gauge_values,
-                 target_xy, p_sound, p_rain, n_sounding_channels, gauge_region=None, cell_region=None) -> np.ndarray:
+                 target_xy, p_sound, p_rain, n_sounding_channels, gauge_region=None, cell_region=None,
+                 sounding_region=None) -> np.ndarray:
     """(len(frame_ids), channels, G) float32 for a block of frames (pure, picklable).
 
     Rain is analysed region by region: cells of region r (``cell_region == r``) use only
     the gauges inside region r (``gauge_region == r``), so region 1's rain is the same on
-    every grid that contains it.
+    every grid that contains it. Soundings too when ``sounding_region`` is given
+    (``gridding.concat_analysis: separate``); with None they are analysed jointly, one
+    analysis continuous across the region boundary.
     """
     out = np.full((len(frame_ids), n_sounding_channels + 1, len(target_xy)), np.nan, dtype=np.float32)
     if cell_region is None:
@@ -228,8 +231,14 @@ def _grid_frames(frame_ids, sounding_xy, sounding_values, frame_of, stations, ga
     regions = [r for r in np.unique(cell_region) if r > 0]
     for j, f in enumerate(frame_ids):
         prof = _frame_profiles(frame_of, f, stations, gap_ns)
-        if prof.size:
+        if prof.size and sounding_region is None:
             out[j, :n_sounding_channels] = analyse(sounding_xy[prof], sounding_values[prof], target_xy, p_sound).T
+        elif prof.size:
+            for r in regions:
+                cells, pr = cell_region == r, prof[sounding_region[prof] == r]
+                if pr.size:
+                    out[j, :n_sounding_channels, cells] = analyse(
+                        sounding_xy[pr], sounding_values[pr], target_xy[cells], p_sound)
         if gauge_values is not None:
             for r in regions:
                 cells, gauges = cell_region == r, gauge_region == r
@@ -259,7 +268,10 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
 
     Only observations inside the grid's region boxes contribute: the region1 grid sees
     region-1 stations alone (exp1 must not see upstream observations), the concat grid
-    region 1 and region 2. Rain is analysed per region (see :func:`_grid_frames`).
+    region 1 and region 2. Rain is analysed per region (see :func:`_grid_frames`), and so
+    are soundings under ``gridding.concat_analysis: separate`` (the default): then the
+    region-1 cells of the concat grid equal the region1 grid's, value for value, and exp2
+    differs from exp1 only by the region-2 cells.
 
     Returns the gridded fragment (docs/contracts.md section 3): ``x`` float32
     (time, channel, lat, lon) for every frame of the month, physical units, NaN where a
@@ -293,7 +305,8 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         bad_pos = ~np.isfinite(sounding_xy).all(axis=1)
         frame_of[bad_pos] = -1
         n_unassigned = int((frame_of < 0).sum())
-        outside_grid = region_of_points(config, soundings["lat"].values, soundings["lon"].values, grid_name) == 0
+        sounding_region = region_of_points(config, soundings["lat"].values, soundings["lon"].values, grid_name)
+        outside_grid = sounding_region == 0
         outside_grid &= frame_of >= 0
         frame_of[outside_grid] = -1
     else:
@@ -301,6 +314,7 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         frame_of = gap_ns = np.zeros(0, dtype=np.int64)
         stations = np.zeros(0, dtype=str)
         sounding_xy = np.zeros((0, 2))
+        sounding_region = np.zeros(0, dtype=np.int64)
         bad_pos = np.zeros(0, bool)
         outside_grid = np.zeros(0, bool)
         n_unassigned = 0
@@ -320,7 +334,8 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
     tasks = [
         dask.delayed(_grid_frames, pure=False)(  # no hashing of the shared arrays per task
             b, sounding_xy, sounding_values, frame_of, stations, gap_ns, gauge_xy, gauge_values,
-            target_xy, p_sound, p_rain, n_sc, gauge_region, cell_region)
+            target_xy, p_sound, p_rain, n_sc, gauge_region, cell_region,
+            sounding_region if config["gridding"]["concat_analysis"] == "separate" else None)
         for b in blocks
     ]
     print(f"grid {month}: {len(frames)} frames, {int((frame_of >= 0).sum())} profiles, "

@@ -51,3 +51,23 @@ def test_region1_rain_is_identical_on_both_grids(tmp_path):
     rain_cc = cc["x"].sel(channel="rain").values[:, :, cols]
     np.testing.assert_array_equal(rain_r1, rain_cc)
     assert np.isfinite(rain_r1).mean() > 0.5
+
+
+def test_separate_analysis_makes_region1_of_concat_equal_region1(tmp_path):
+    """gridding.concat_analysis: separate (default): every channel of the concat grid's
+    region-1 cells equals the region1 grid, value for value; region 2 is still analysed
+    (from region-2 stations); joint differs in region 1 near the boundary."""
+    _, config = write_config(tmp_path)
+    assert config["gridding"]["concat_analysis"] == "separate"
+    snd, gau = make_interim(config, "2020-01", n_stations=40, n_gauges=300, p_missing=0.1)
+    snd, gau = snd.isel(profile=slice(0, 200)), gau.isel(time=slice(0, 6))
+    r1 = grid_month(snd, gau, config, "2020-01", grid_name="region1")["x"].values[:6]
+    cc = grid_month(snd, gau, config, "2020-01", grid_name="concat")
+    cols = np.isin(cc["lon"].values, grid_month(snd, gau, config, "2020-01", grid_name="region1")["lon"].values)
+    np.testing.assert_array_equal(cc["x"].values[:6][..., cols], r1)
+    assert np.isfinite(r1).mean() > 0.5
+    assert np.isfinite(cc["x"].values[:6][..., ~cols]).mean() > 0.5  # region 2 analysed too
+    joint = dict(config, gridding=dict(config["gridding"], concat_analysis="joint"))
+    cj = grid_month(snd, gau, joint, "2020-01", grid_name="concat")["x"].values[:6]
+    n_sc = len(cc["channel"]) - 1
+    assert np.nanmax(np.abs(cj[:, :n_sc][..., cols] - r1[:, :n_sc])) > 0.01

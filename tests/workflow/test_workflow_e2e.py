@@ -37,6 +37,11 @@ def test_main_job_writes_results_reports_and_logs(tiny_run):
     assert concat.sizes["channel"] == 56 and region1.sizes["channel"] == 56
     assert concat.sizes["lon"] == 2 * region1.sizes["lon"]
     assert int(concat["loss_mask"].where(~concat["region1_mask"], 0).sum()) == 0
+    # Fair comparison (gridding.concat_analysis: separate): the region-1 part of the joined
+    # grid is the region-1 grid, value for value, inputs and target alike.
+    part = concat.sel(lat=region1["lat"], lon=region1["lon"])
+    for name in ("x", "rain_mm", "valid", "loss_mask"):
+        np.testing.assert_array_equal(part[name].values, region1[name].values, err_msg=name)
 
 
 def test_rerun_with_nothing_new_does_nothing(tiny_run):
