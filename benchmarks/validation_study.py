@@ -37,8 +37,8 @@ QUANTILES = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
 
 # name -> overrides (section -> {key: value})
 CANDIDATES: dict[str, dict] = {
-    "weighted_mse": {},
-    "balanced": {"train": {"loss": "balanced"}},
+    "weighted_mse": {"model": {"head": "regression"}, "train": {"loss": "weighted_mse"}},
+    "balanced": {"model": {"head": "regression"}, "train": {"loss": "balanced"}},
     "bins_ce": {"model": {"head": "bins"}, "train": {"loss": "cross_entropy"}},
     "bins_ce_norm_none": {"model": {"head": "bins", "norm": "none"}, "train": {"loss": "cross_entropy"}},
     "bins_ce_norm_batch": {"model": {"head": "bins", "norm": "batch"}, "train": {"loss": "cross_entropy"}},

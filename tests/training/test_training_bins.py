@@ -111,5 +111,6 @@ def test_bins_head_trains_and_predicts_probabilities(processed_concat, tmp_path)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(back["prob_exceed"].sel(threshold=5.0).values, p[:, 3], atol=1e-6)
     assert back["threshold"].values.tolist() == [0.1, 5.0]
-    np.testing.assert_allclose(back["rain_mm_pred"].values, bins.quantile(p, [0.1, 1.0, 5.0], 0.5), rtol=1e-6)
+    np.testing.assert_allclose(back["rain_mm_pred"].values, bins.quantile(p, [0.1, 1.0, 5.0], cfg["model"]["quantile"]), rtol=1e-6)
+    assert pred.attrs["quantile"] == cfg["model"]["quantile"]
     assert pred.attrs["head"] == "bins"

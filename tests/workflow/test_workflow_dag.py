@@ -76,8 +76,10 @@ def test_raw_source_without_data_fails_clearly(tmp_path):
     assert "nowhere" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("target,epochs", [("run", 3), ("study", 10)])
-def test_make_targets_parse_and_pick_their_config(tmp_path, target, epochs):
+@pytest.mark.parametrize("target,section,key,value,n_train", [
+    ("run", "train", "seeds", [0], 2), ("study", "train", "seeds", [0, 1, 2], 6),
+    ("control", "synthetic", "world", "control", 2)])
+def test_make_targets_parse_and_pick_their_config(tmp_path, target, section, key, value, n_train):
     """The README's commands as the Makefile runs them (dry run in a scratch directory):
     the target must come before --configfile, which takes every following word as a file."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
@@ -85,6 +87,6 @@ def test_make_targets_parse_and_pick_their_config(tmp_path, target, epochs):
     proc = subprocess.run(["make", "-s", target, f"ARGS=--dry-run --directory {tmp_path}"], cwd=REPO,
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert job_counts(proc.stdout)["train_model"] == 2
+    assert job_counts(proc.stdout)["train_model"] == n_train
     (effective,) = (tmp_path / "data" / ".config").glob("config-*.yaml")
-    assert yaml.safe_load(effective.read_text())["train"]["epochs"] == epochs
+    assert yaml.safe_load(effective.read_text())[section][key] == value
