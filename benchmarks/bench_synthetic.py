@@ -86,8 +86,8 @@ def main() -> None:
     base = Path(args.out_dir or tempfile.mkdtemp(prefix="bench_synthetic_"))
     res: dict = {}
     full = base / "advective"
-    res["full_run_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(full), "--workers", "2"], "full_run")
-    res["full_run_rerun_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(full), "--workers", "2"])
+    res["full_run_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(full), "--threads", "2"], "full_run")
+    res["full_run_rerun_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(full), "--threads", "2"])
     if not args.skip_months:
         months = [str(m) for m in pd.period_range("2020-01", "2021-12", freq="M")]
         t = 0.0
@@ -101,7 +101,7 @@ def main() -> None:
         res["month_jobs_identical_to_full"] = bool(same)
     ctrl = base / "control"
     res["full_run_control_s"] = timed([PY, "-m", "pipeline.nature_run", "--out", str(ctrl), "--world", "control",
-                                       "--workers", "2"])
+                                       "--threads", "2"])
     res["cpu_s"] = dict(CPU_S)
     if "month_jobs_24" in CPU_S:
         res["cpu_month_jobs_over_full"] = CPU_S["month_jobs_24"] / CPU_S["full_run"]

@@ -1,12 +1,13 @@
 """Ingest raw soundings and gauge rain into the interim per-month datasets.
 
-Command line (each a thin wrapper over the pure functions below)::
+Command line (each a thin wrapper over the pure functions below; ``--config`` defaults to
+the repository's config.yaml)::
 
-    python -m pipeline.ingest soundings --config C --format igra2|wyoming [--station-list L]
-        [--month YYYY-MM] [--levels 1000,925,...] --out OUT.nc FILE...
-    python -m pipeline.ingest gauges --config C --stations stations.csv --month YYYY-MM
+    python -m pipeline.ingest soundings [--config C] --format igra2|wyoming [--station-list L]
+        [--month YYYY-MM] [--levels 1000,925,...] [--no-progress] --out OUT.nc FILE...
+    python -m pipeline.ingest gauges [--config C] --stations stations.csv --month YYYY-MM
         --out OUT.nc MONTH.csv [PREVIOUS_MONTH.csv]
-    python -m pipeline.ingest gauges --config C --format ghcn-daily [--stations S]
+    python -m pipeline.ingest gauges [--config C] --format ghcn-daily [--stations S]
         [--month YYYY-MM] --out OUT.nc FILE.dly...
     python -m pipeline.ingest partition --format igra2 --out DIR FILE...
 
@@ -28,6 +29,7 @@ import xarray as xr
 
 from pipeline.readers import igra2
 from pipeline.soundings import vertical
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import load_config
 
@@ -179,12 +181,14 @@ def write_qc_summary(ds: xr.Dataset, out: str | Path, extra: dict | None = None)
 
 # --------------------------------------------------------------------------- CLI
 
-def _levels_arg(text: str | None, config: dict) -> list[float]:
-    if not text:
-        return [float(x) for x in config["levels_hpa"]]
-    vals = [float(x) for x in text.split(",") if x.strip()]
-    if any(b >= a for a, b in zip(vals, vals[1:])):
-        raise SystemExit(f"--levels must be strictly decreasing hPa values, got {text!r}")
+def _levels_arg(text: str) -> list[float]:
+    """``--levels`` value (argparse type): strictly decreasing hPa values, comma-separated."""
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(b >= a for a, b in zip(vals, vals[1:])):
+        raise argparse.ArgumentTypeError(f"must be strictly decreasing hPa values, comma-separated, got {text!r}")
     return vals
 
 
@@ -194,8 +198,9 @@ def cmd_soundings(args) -> None:
     stations = igra2.read_station_list(args.station_list) if args.station_list else None
     t0 = _time.perf_counter()
     files = expand_inputs(args.files)
-    raw = read_soundings(files, args.format, qcfg["on_malformed"], stations)
-    ds = soundings_to_dataset(raw, _levels_arg(args.levels, config), qcfg, args.month, stations,
+    raw = read_soundings(files, args.format, qcfg["on_malformed"], stations, progress=not args.no_progress)
+    levels = args.levels or [float(x) for x in config["levels_hpa"]]
+    ds = soundings_to_dataset(raw, levels, qcfg, args.month, stations,
                               [f.name for f in files])
     write_dataset(ds, args.out)
     write_qc_summary(ds, args.out, {"files": len(files), "seconds": round(_time.perf_counter() - t0, 3)})
@@ -218,9 +223,9 @@ def cmd_gauges(args) -> None:
         ds = gauges.daily_dataset(frames, counts, args.month, st)
     else:
         if not args.stations or not args.month:
-            raise SystemExit("gauges: --stations and --month are required for the hourly CSV format")
+            args.parser.error("--stations and --month are required for the hourly CSV format")
         if not 1 <= len(args.files) <= 2:
-            raise SystemExit("gauges: give MONTH.csv and optionally PREVIOUS_MONTH.csv")
+            args.parser.error("give MONTH.csv and optionally PREVIOUS_MONTH.csv")
         st = gauges.read_stations(args.stations)
         ds, _ = gauges.gauge_month(args.month, args.files[0], st, args.files[1] if len(args.files) > 1 else None, qcfg)
     write_dataset(ds, args.out)
@@ -229,45 +234,53 @@ def cmd_gauges(args) -> None:
 
 
 def cmd_partition(args) -> None:
-    if args.format != "igra2":
-        raise SystemExit("partition supports --format igra2 only")
     written = igra2.partition_files(expand_inputs(args.files), args.out)
     log.info("partitioned %d files into %d station-months under %s", len(args.files), len(written), args.out)
 
 
+def _subparser(sub, name: str, help: str, progress: bool = False) -> argparse.ArgumentParser:
+    """A subcommand with the shared flags (``--log-level`` and, where it applies, ``--no-progress``)."""
+    p = sub.add_parser(name, help=help, description=help)
+    p.add_argument("--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="logging level on stderr (default INFO)")
+    if progress:
+        p.add_argument("--no-progress", action="store_true",
+                       help="no progress messages (the workflow's rules pass it)")
+    p.set_defaults(parser=p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.ingest", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("soundings", help="sounding files -> interim (profile, level) dataset")
-    s.add_argument("--config", required=True)
-    s.add_argument("--format", choices=["igra2", "wyoming"], default="igra2")
+    ap = cli.parser("python -m pipeline.ingest", __doc__)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    s = _subparser(sub, "soundings", "sounding files -> interim (profile, level) dataset", progress=True)
+    cli.add_config(s)
+    s.add_argument("--format", choices=["igra2", "wyoming"], default="igra2", help="sounding file format (default igra2)")
     s.add_argument("--station-list", help="IGRA2 station list (coordinates where headers lack them)")
     s.add_argument("--month", help="YYYY-MM: keep soundings of this month only (others counted)")
-    s.add_argument("--levels", help="comma-separated hPa levels (default: config levels_hpa)")
-    s.add_argument("--out", required=True)
-    s.add_argument("files", nargs="+")
+    s.add_argument("--levels", type=_levels_arg, help="comma-separated hPa levels, decreasing (default: config levels_hpa)")
+    s.add_argument("--out", required=True, help="interim netCDF to write (OUT.qc.json beside it)")
+    s.add_argument("files", nargs="+", metavar="FILE", help="sounding files, or folders of them")
     s.set_defaults(func=cmd_soundings)
-    g = sub.add_parser("gauges", help="hourly gauge CSV -> 12 h totals at frame times (or GHCN-Daily daily totals)")
-    g.add_argument("--config", required=True)
-    g.add_argument("--format", choices=["csv", "ghcn-daily"], default="csv")
-    g.add_argument("--stations")
-    g.add_argument("--month")
-    g.add_argument("--out", required=True)
-    g.add_argument("files", nargs="+")
+    g = _subparser(sub, "gauges", "hourly gauge CSV -> 12 h totals at frame times (or GHCN-Daily daily totals)")
+    cli.add_config(g)
+    g.add_argument("--format", choices=["csv", "ghcn-daily"], default="csv", help="gauge file format (default csv)")
+    g.add_argument("--stations", help="stations.csv (id,lat,lon,elevation_m); required for csv")
+    g.add_argument("--month", help="YYYY-MM; required for csv")
+    g.add_argument("--out", required=True, help="interim netCDF to write (OUT.qc.json beside it)")
+    g.add_argument("files", nargs="+", metavar="FILE",
+                   help="csv: MONTH.csv [PREVIOUS_MONTH.csv]; ghcn-daily: .dly files")
     g.set_defaults(func=cmd_gauges)
-    p = sub.add_parser("partition", help="split full-period IGRA2 files into DIR/YYYY-MM/<ID>-data.txt")
-    p.add_argument("--format", choices=["igra2"], default="igra2")
-    p.add_argument("--out", required=True)
-    p.add_argument("files", nargs="+")
+    p = _subparser(sub, "partition", "split full-period IGRA2 files into DIR/YYYY-MM/<ID>-data.txt")
+    p.add_argument("--format", choices=["igra2"], default="igra2", help="input format (igra2 only)")
+    p.add_argument("--out", required=True, help="output folder DIR")
+    p.add_argument("files", nargs="+", metavar="FILE", help="IGRA2 station files (.txt, .gz, .zip)")
     p.set_defaults(func=cmd_partition)
     return ap
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = build_parser().parse_args(argv)
-    args.func(args)
-    return 0
+    return cli.run(build_parser(), lambda args: args.func(args), argv)
 
 
 if __name__ == "__main__":

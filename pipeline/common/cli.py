@@ -23,12 +23,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from pipeline.common import errors
 
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+#: The repository's config.yaml: ``--config``'s default where a command can run on defaults.
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+
+#: The grids of the workflow; ``--grid`` takes one of them or a comma-separated list.
+GRIDS = ("region1", "concat")
+
+#: Progress messages are logged to loggers whose name ends with this; ``--no-progress`` drops them.
+PROGRESS_SUFFIX = ".progress"
 
 #: Errors whose message is the whole report (the file, line, key or value is named).
 PROJECT_ERRORS: tuple[type[BaseException], ...] = (
@@ -53,8 +64,11 @@ def version() -> str:
     return __version__
 
 
-def parser(prog: str, doc: str | None, *, threads: bool = False, progress: bool = False) -> argparse.ArgumentParser:
-    """An ArgumentParser with the shared flags; the description is the docstring's first paragraph."""
+def parser(prog: str, doc: str | None, *, threads: bool | str = False, progress: bool = False) -> argparse.ArgumentParser:
+    """An ArgumentParser with the shared flags; the description is the docstring's first paragraph.
+
+    ``threads`` may be a string: the help text of ``--threads`` (when its default differs).
+    """
     description = (doc or "").strip().split("\n\n")[0]
     ap = argparse.ArgumentParser(prog=prog, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,20 +77,53 @@ def parser(prog: str, doc: str | None, *, threads: bool = False, progress: bool 
                     help="logging level on stderr (default INFO)")
     if threads:
         ap.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for this step (default: the usable cores; the rule's threads in the workflow)")
+                        help=threads if isinstance(threads, str) else
+                        "CPU threads for this step (default: the usable cores; the rule's threads in the workflow)")
     if progress:
         ap.add_argument("--no-progress", action="store_true", help="no progress bar (the workflow's rules pass it)")
     return ap
 
 
-def setup_logging(level: str = "INFO") -> None:
+def add_config(ap: argparse.ArgumentParser, required: bool = False) -> None:
+    """``--config``: required, or defaulting to the repository's config.yaml."""
+    if required:
+        ap.add_argument("--config", required=True, help="config YAML (validated against the schema, defaults filled)")
+    else:
+        ap.add_argument("--config", default=str(DEFAULT_CONFIG),
+                        help="config YAML (validated against the schema, defaults filled; "
+                             "default: the repository's config.yaml)")
+
+
+def grid_names(text: str) -> list[str]:
+    """``--grid`` value: ``region1``, ``concat`` or a comma-separated list of them (argparse type)."""
+    names = [g.strip() for g in text.split(",") if g.strip()]
+    if not names or any(g not in GRIDS for g in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(GRIDS)} (or a comma-separated list), got {text!r}")
+    return names
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _not_progress(record: logging.LogRecord) -> bool:
+    return not record.name.endswith(PROGRESS_SUFFIX)
+
+
+def setup_logging(level: str = "INFO", progress: bool = True) -> None:
     logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    if not progress:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_progress)
 
 
 def run(ap: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int | None], argv=None) -> int:
     """Parse ``argv``, set up logging, run ``body(args)``; project errors -> ``error: ...``, exit 2."""
     args = ap.parse_args(argv)
-    setup_logging(getattr(args, "log_level", "INFO"))
+    setup_logging(getattr(args, "log_level", "INFO"), progress=not getattr(args, "no_progress", False))
     try:
         rc = body(args)
     except PROJECT_ERRORS as err:

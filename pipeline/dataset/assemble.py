@@ -1,7 +1,8 @@
 """Assemble monthly gridded fragments into the normalised training zarr of one grid.
 
-    python -m pipeline.dataset --config config.yaml --grid region1|concat \
-        --out processed/GRID.zarr --stats-out processed/GRID_stats.json [--threads N] gridded/*.nc
+    python -m pipeline.dataset [--config config.yaml] --grid region1|concat \
+        --out processed/GRID.zarr --stats-out processed/GRID_stats.json [--threads N] [--no-progress] \
+        gridded/GRID/*.nc
 
 Output (docs/contracts.md section 4): ``x`` normalised float32 (time, channel, lat, lon)
 with NaN -> 0, ``rain_mm`` target in mm, ``valid``, ``loss_mask``, ``region1_mask``.
@@ -18,9 +19,9 @@ cell is 0.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
+import logging
 import sys
 import threading
 import time
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.provenance import package_versions as _package_versions
 from pipeline.common.compute import dask_scheduler
@@ -40,6 +42,9 @@ from pipeline.common.config import config_hash, load_config, split_of_times
 from pipeline.common.errors import GridError, NormalisationError
 from pipeline.gridding.geometry import Grid, channel_names, make_grid
 from pipeline.dataset.normalise import Moments, NormStats, finalise, moments_of, normalise
+
+log = logging.getLogger("pipeline.dataset")
+progress_log = logging.getLogger("pipeline.dataset" + cli.PROGRESS_SUFFIX)  # silenced by --no-progress
 
 ENGINE = "netcdf4"
 _NETCDF_LOCK = threading.Lock()
@@ -146,7 +151,7 @@ def fit_statistics(fragments, config: dict, grid_name: str, source: str = "conca
     if not tasks:
         raise NormalisationError(f"no fragment has frames in the train split {config['splits']['train']}; "
                                  "statistics cannot be fitted")
-    print(f"dataset: fitting statistics on {len(tasks)} fragments of the train split", file=sys.stderr)
+    log.info("fitting statistics on %d fragments of the train split", len(tasks))
     parts = dask.compute(*tasks)
     total = Moments.empty(len(channels))
     valid = np.zeros(grid.shape, dtype=np.int64)
@@ -236,7 +241,7 @@ def write_zarr(ds: xr.Dataset, path: str | Path, chunk: int, chunks_per_write: i
             stop = min(start + block, n)
             part = ds[timed].isel(time=slice(start, stop)).drop_vars(static, errors="ignore")
             part.to_zarr(path, mode="r+", region={"time": slice(start, stop)}, zarr_format=3, consolidated=False)
-            print(f"dataset: wrote frames {start}-{stop - 1} of {n}", file=sys.stderr)
+            progress_log.info("wrote frames %d-%d of %d", start, stop - 1, n)
     return Path(path)
 
 
@@ -265,7 +270,7 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
             steps = np.diff(times.values).astype("timedelta64[h]").astype(int)
             gaps = times[1:][steps != config["frames"]["step_hours"]]
             if len(gaps):
-                print(f"dataset: WARNING time axis has {len(gaps)} gaps (first before {gaps[0]})", file=sys.stderr)
+                log.warning("time axis has %d gaps (first before %s)", len(gaps), gaps[0])
             ds.attrs = {
                 "Conventions": "CF-1.8",
                 "title": f"normalised training tensors, grid {grid_name}",
@@ -282,8 +287,8 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "time_gaps": int(len(gaps)),
             }
-            print(f"dataset: writing {out} ({ds.sizes['time']} frames, {ds.sizes['channel']} channels, "
-                  f"{ds.sizes['lat']}x{ds.sizes['lon']} cells)", file=sys.stderr)
+            log.info("writing %s (%d frames, %d channels, %dx%d cells)", out, ds.sizes["time"], ds.sizes["channel"],
+                     ds.sizes["lat"], ds.sizes["lon"])
             write_zarr(ds, tmp, int(config["compute"]["zarr_time_chunk"]))
     finally:
         for _, f in fragments:
@@ -292,7 +297,7 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
                        "loss_mask_rule": mask_info}, indent=1, sort_keys=True).encode()
     with atomic_path(stats_out) as tmp:
         Path(tmp).write_bytes(blob)
-    print(f"dataset: {grid_name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    log.info("%s done in %.1f s", grid_name, time.perf_counter() - t0)
     return stats
 
 
@@ -304,17 +309,24 @@ def load_stats(path_or_attrs) -> NormStats:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.dataset", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="config YAML")
-    ap.add_argument("--grid", required=True, choices=["region1", "concat"], help="output grid")
+    ap = cli.parser("python -m pipeline.dataset", __doc__, threads=True, progress=True)
+    cli.add_config(ap)
+    ap.add_argument("--grid", required=True, type=cli.grid_names, metavar="GRID",
+                    help="output grid: region1 or concat (one grid per store)")
     ap.add_argument("--out", required=True, help="zarr store to write (processed/GRID.zarr)")
     ap.add_argument("--stats-out", required=True, help="JSON file of the normalisation statistics")
-    ap.add_argument("--threads", type=int, default=1, help="dask threads (the rule's threads)")
-    ap.add_argument("fragments", nargs="+", help="gridded monthly fragments (gridded/YYYY-MM.nc)")
-    args = ap.parse_args(argv)
-    config = load_config(args.config)
-    build_dataset(args.fragments, config, args.grid, args.out, args.stats_out, args.threads)
-    return 0
+    ap.add_argument("fragments", nargs="+", metavar="FRAGMENT",
+                    help="gridded monthly fragments of that grid (gridded/GRID/YYYY-MM.nc)")
+
+    def body(args) -> int:
+        if len(args.grid) != 1:
+            ap.error(f"--grid takes one grid here (one store per grid), got {','.join(args.grid)}")
+        config = load_config(args.config)
+        build_dataset(args.fragments, config, args.grid[0], args.out, args.stats_out,
+                      args.threads or cli.usable_cores())
+        return 0
+
+    return cli.run(ap, body, argv)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """Grid one month of interim soundings and gauge totals onto the region1 or concat grid.
 
-    python -m pipeline.gridding --config config.yaml --soundings interim/soundings/2020-01.nc \
-        --gauges interim/gauges/2020-01.nc --month 2020-01 --grid concat --out gridded/concat/2020-01.nc [--threads N]
+    python -m pipeline.gridding [--config config.yaml] --soundings interim/soundings/2020-01.nc \
+        --gauges interim/gauges/2020-01.nc --month 2020-01 --grid region1,concat \
+        --out gridded/{grid}/2020-01.nc [--threads N]
+
+``--grid`` is ``region1``, ``concat`` or a comma-separated list of them; with several
+grids ``--out`` must contain ``{grid}``.
 
 Writes ``x`` float32 (time, channel, lat, lon), docs/contracts.md section 3, atomically.
 """
 from __future__ import annotations
 
-import argparse
+import logging
 import re
 import sys
 import time
@@ -16,10 +20,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.compute import dask_scheduler
 from pipeline.common.config import load_config
 from pipeline.gridding.analysis import grid_month
+
+log = logging.getLogger("pipeline.gridding")
 
 
 def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
@@ -37,39 +44,41 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.gridding", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="config YAML")
+    ap = cli.parser("python -m pipeline.gridding", __doc__, threads=True)
+    cli.add_config(ap)
     ap.add_argument("--soundings", required=True, help="interim soundings netCDF of the month")
     ap.add_argument("--gauges", required=True, help="interim gauge netCDF of the month")
     ap.add_argument("--month", required=True, help="YYYY-MM")
-    ap.add_argument("--grid", default="concat",
-                    help="target grid(s), comma-separated: region1, concat; only observations inside a "
+    ap.add_argument("--grid", required=True, type=cli.grid_names, metavar="GRID[,GRID]",
+                    help="target grid(s): region1, concat, or region1,concat; only observations inside a "
                          "grid's region boxes are used for it")
     ap.add_argument("--out", required=True,
                     help="gridded fragment netCDF to write; with several grids it must contain '{grid}'")
-    ap.add_argument("--threads", type=int, default=1, help="dask threads (the rule's threads)")
-    args = ap.parse_args(argv)
-    if not re.fullmatch(r"\d{4}-\d{2}", args.month):
-        ap.error(f"--month must be YYYY-MM, got {args.month!r}")
-    grids = [g.strip() for g in args.grid.split(",") if g.strip()]
-    if not grids or any(g not in ("region1", "concat") for g in grids):
-        ap.error(f"--grid must list region1 and/or concat, got {args.grid!r}")
-    if len(grids) > 1 and "{grid}" not in args.out:
-        ap.error(f"--out must contain '{{grid}}' when several grids are given, got {args.out!r}")
-    config = load_config(args.config)
-    t0 = time.perf_counter()
-    # An explicit engine keeps xarray from importing every backend plugin (MetPy's costs ~2 s).
-    with xr.open_dataset(args.soundings, engine="netcdf4") as snd, xr.open_dataset(args.gauges, engine="netcdf4") as gau:
-        snd, gau = snd.load(), gau.load()
-    for grid in grids:
-        out = args.out.replace("{grid}", grid)
-        with dask_scheduler(config, args.threads):
-            ds = grid_month(snd, gau, config, args.month, where=(args.soundings, args.gauges), grid_name=grid)
-        write_fragment(ds, out)
-        covered = np.isfinite(ds["x"].values).mean()
-        print(f"grid {args.month} {grid}: wrote {out} ({ds.sizes['time']} frames, {covered:.1%} of values "
-              f"covered) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return 0
+
+    def body(args) -> int:
+        if not re.fullmatch(r"\d{4}-\d{2}", args.month):
+            ap.error(f"--month must be YYYY-MM, got {args.month!r}")
+        grids = args.grid
+        if len(grids) > 1 and "{grid}" not in args.out:
+            ap.error(f"--out must contain '{{grid}}' when several grids are given, got {args.out!r}")
+        threads = args.threads or cli.usable_cores()
+        config = load_config(args.config)
+        t0 = time.perf_counter()
+        # An explicit engine keeps xarray from importing every backend plugin (MetPy's costs ~2 s).
+        with (xr.open_dataset(args.soundings, engine="netcdf4") as snd,
+              xr.open_dataset(args.gauges, engine="netcdf4") as gau):
+            snd, gau = snd.load(), gau.load()
+        for grid in grids:
+            out = args.out.replace("{grid}", grid)
+            with dask_scheduler(config, threads):
+                ds = grid_month(snd, gau, config, args.month, where=(args.soundings, args.gauges), grid_name=grid)
+            write_fragment(ds, out)
+            covered = np.isfinite(ds["x"].values).mean()
+            log.info("grid %s %s: wrote %s (%d frames, %.1f%% of values covered) in %.1f s", args.month, grid, out,
+                     ds.sizes["time"], 100 * covered, time.perf_counter() - t0)
+        return 0
+
+    return cli.run(ap, body, argv)
 
 
 if __name__ == "__main__":

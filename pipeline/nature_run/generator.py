@@ -17,9 +17,12 @@ period leaves earlier months byte-identical and ``--month`` jobs equal a full ru
 
 Command line::
 
-    python -m pipeline.nature_run --config config.yaml --out data/raw \
+    python -m pipeline.nature_run [--config config.yaml] --out data/raw \
         [--month YYYY-MM | --start YYYY-MM --end YYYY-MM] [--world advective|control] \
-        [--seed N] [--workers N]
+        [--seed N] [--threads N] [--no-progress]
+
+``--config`` defaults to the repository's config.yaml; ``--threads`` is the number of
+processes of a full run (``--workers`` is its deprecated alias).
 """
 from __future__ import annotations
 
@@ -39,12 +42,14 @@ import pandas as pd
 
 from pipeline.nature_run import formats as fmt
 from pipeline.nature_run import physics as phys
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path, write_bytes_if_changed
 from pipeline.common.config import load_config, month_frame_times
 from pipeline.common.errors import ConfigError
 from pipeline.gridding.geometry import make_grid
 
 log = logging.getLogger("pipeline.nature_run.generator")
+progress_log = logging.getLogger("pipeline.nature_run.generator" + cli.PROGRESS_SUFFIX)  # off with --no-progress
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 MANDATORY_HPA = np.array([1000, 925, 850, 700, 500, 400, 300, 250, 200, 150, 100, 70, 50, 30, 20, 10], float)
@@ -527,13 +532,13 @@ def run(config: dict, out: str | Path, months: list[str], world: str, seed: int,
             results = pool.map(_month_job, jobs)
             for month, n, nf, dt, truth in results:
                 written += n
-                log.info("month %s: %d files (%d rewritten) in %.1f s", month, nf, n, dt)
+                progress_log.info("month %s: %d files (%d rewritten) in %.1f s", month, nf, n, dt)
                 truths.append(truth)
     else:
         for job in jobs:
             month, n, nf, dt, truth = _month_job(job)
             written += n
-            log.info("month %s: %d files (%d rewritten) in %.1f s", month, nf, n, dt)
+            progress_log.info("month %s: %d files (%d rewritten) in %.1f s", month, nf, n, dt)
             truths.append(truth)
     if write_truth_zarr:
         with atomic_path(out / "truth.zarr") as tmp, warnings.catch_warnings():
@@ -552,8 +557,9 @@ def run(config: dict, out: str | Path, months: list[str], world: str, seed: int,
 
 # ----------------------------------------------------------------------------- command line
 
-def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.nature_run", description=__doc__.split("\n")[0])
+def build_parser():
+    ap = cli.parser("python -m pipeline.nature_run", __doc__, progress=True,
+                    threads="processes for a full run (default: min(2, usable cores)); a --month run uses one")
     ap.add_argument("--config", default=None, help="config YAML (default: the repository's config.yaml)")
     ap.add_argument("--out", required=True, help="output folder (raw layout)")
     ap.add_argument("--month", default=None, help="write only this month YYYY-MM (plus the network files)")
@@ -564,9 +570,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--world", choices=["advective", "control"], default=None,
                     help="nature-run world (default synthetic.world)")
     ap.add_argument("--seed", type=int, default=None, help="nature-run seed (default synthetic.seed)")
-    ap.add_argument("--workers", type=int, default=None,
-                    help="processes for a full run (default: min(2, CPUs))")
-    return ap.parse_args(argv)
+    ap.add_argument("--workers", type=int, default=None, dest="workers_deprecated", help=argparse.SUPPRESS)
+    return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def resolve(args: argparse.Namespace) -> tuple[dict, list[str], str, int, bool]:
@@ -593,16 +602,23 @@ def resolve(args: argparse.Namespace) -> tuple[dict, list[str], str, int, bool]:
     return config, months, syn["world"], int(syn["seed"]), full
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    args = parse_args(argv)
+def _main(args: argparse.Namespace) -> int:
     config, months, world, seed, full = resolve(args)
-    workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
+    threads = args.threads
+    if args.workers_deprecated is not None:
+        log.warning("--workers is deprecated; use --threads")
+        threads = threads if threads is not None else args.workers_deprecated
+    if threads is None:
+        threads = min(2, cli.usable_cores())
     span = f"months {months[0]}..{months[-1]}" if months else "network files only"
     log.info("nature run: world=%s seed=%d %s -> %s", world, seed, span, args.out)
-    res = run(config, args.out, months, world, seed, write_truth_zarr=full, workers=workers if full else 1)
+    res = run(config, args.out, months, world, seed, write_truth_zarr=full, workers=threads if full else 1)
     log.info("done: %d months, %d files rewritten, %.1f s", len(months), res["files_rewritten"], res["seconds"])
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser(), _main, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """One month of interim files -> gridded fragment: accuracy, frames, coverage, CLI."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,14 +82,14 @@ def test_rain_coverage_mask(tmp_path):
     assert np.nanmin(rain) >= 0.0
 
 
-def test_cli_writes_the_contract_fragment(tmp_path):
+def test_cli_writes_the_contract_fragment(tmp_path, capsys):
     cfg_path, config = write_config(tmp_path)
     snd, gau = make_interim(config, "2020-03", n_stations=15, n_gauges=100)
     s, g, out = tmp_path / "s.nc", tmp_path / "g.nc", tmp_path / "gridded" / "2020-03.nc"
     snd.to_netcdf(s)
     gau.to_netcdf(g)
     assert main(["--config", str(cfg_path), "--soundings", str(s), "--gauges", str(g), "--month", "2020-03",
-                 "--out", str(out), "--threads", "2"]) == 0
+                 "--grid", "concat", "--out", str(out), "--threads", "2"]) == 0
     with xr.open_dataset(out) as ds:
         assert ds["x"].dims == ("time", "channel", "lat", "lon") and ds["x"].dtype == np.float32
         grid = make_grid(config, "concat")
@@ -99,6 +101,8 @@ def test_cli_writes_the_contract_fragment(tmp_path):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp")]
     # levels that differ from the config: an error naming the file and both level lists
     snd.assign_coords(level=snd["level"].values * 0 + np.arange(11) + 10.0).to_netcdf(tmp_path / "bad.nc")
-    with pytest.raises(GridError, match=r"bad\.nc: sounding levels .* differ from config levels_hpa"):
-        main(["--config", str(cfg_path), "--soundings", str(tmp_path / "bad.nc"), "--gauges", str(g),
-              "--month", "2020-03", "--out", str(tmp_path / "o.nc")])
+    # (the command prints it as one line, "error: ...", and exits 2)
+    capsys.readouterr()
+    assert main(["--config", str(cfg_path), "--soundings", str(tmp_path / "bad.nc"), "--gauges", str(g),
+                 "--month", "2020-03", "--grid", "concat", "--out", str(tmp_path / "o.nc")]) == 2
+    assert re.search(r"^error: .*bad\.nc: sounding levels .* differ from config levels_hpa", capsys.readouterr().err, re.M)

@@ -14,5 +14,5 @@ def full_run(tmp_path_factory) -> Path:
     """Full run 2020-01..2020-03 (advective) through the command line, one worker."""
     out = tmp_path_factory.mktemp("full")
     cfg = write_config(out.parent / "full.yaml", small_config())
-    assert synthetic.main(["--config", str(cfg), "--out", str(out), "--workers", "1"]) == 0
+    assert synthetic.main(["--config", str(cfg), "--out", str(out), "--threads", "1"]) == 0
     return out

@@ -28,7 +28,7 @@ def test_same_seed_byte_identical_and_extension_keeps_months(full_run, tmp_path)
     # a shorter period written again: every file of its months equals the longer run's
     cfg = write_config(tmp_path / "c.yaml", small_config(end="2020-02"))
     out = tmp_path / "short"
-    synthetic.main(["--config", str(cfg), "--out", str(out), "--workers", "2"])
+    synthetic.main(["--config", str(cfg), "--out", str(out), "--threads", "2"])
     short, full = files_of(out), files_of(full_run, months=["2020-01", "2020-02"])
     assert set(short) == set(full)
     for rel in short:
