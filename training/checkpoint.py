@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from training.model import ConvLSTMUNet
 
@@ -29,6 +30,9 @@ FORMAT = "st-rainnet-checkpoint/1"
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not of this format."""
+
+
+cli.register_error(CheckpointError)  # command lines print it as one line, exit 2
 
 
 def plain(obj):

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from pipeline.common import cli
 from pipeline.common.config import split_of_times
 from training.config import FramesConfig
 
@@ -39,6 +40,9 @@ REQUIRED_VARS = {
 
 class TrainingDataError(ValueError):
     """The processed zarr does not match the contract, or a split has no samples."""
+
+
+cli.register_error(TrainingDataError)  # command lines print it as one line, exit 2
 
 
 def open_processed(path) -> xr.Dataset:

@@ -1,6 +1,6 @@
 """Export a trained checkpoint to ONNX and check ONNX Runtime against PyTorch.
 
-    python -m training.export --checkpoint RUN/checkpoint.pt --out RUN/model.onnx
+    python -m training.export --checkpoint RUN/checkpoint.pt --out RUN/model.onnx [--opset 17] [--no-check]
 
 The graph takes ``x`` (batch, T, C, H, W) float32 with a dynamic batch axis and the
 training grid (H, W); it returns ``rain`` (batch, 1, H, W) on the target scale (see the
@@ -9,19 +9,26 @@ fails when the largest difference exceeds ``atol + rtol * |torch|``.
 """
 from __future__ import annotations
 
-import argparse
+import logging
 import sys
 import warnings
 
 import numpy as np
 import torch
 
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from training import checkpoint as ckpt_io
 
 
+log = logging.getLogger("training.export")
+
+
 class ExportMismatchError(RuntimeError):
     """ONNX Runtime's output differs from PyTorch's."""
+
+
+cli.register_error(ExportMismatchError)
 
 
 def export(checkpoint, out, opset: int = 17, check: bool = True, atol: float = 1e-4, rtol: float = 1e-3) -> float:
@@ -69,15 +76,21 @@ def check_onnx(model, path, shape, atol: float = 1e-4, rtol: float = 1e-3) -> fl
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Export a checkpoint to ONNX and verify it with ONNX Runtime.")
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--out", required=True, help="model.onnx")
-    ap.add_argument("--opset", type=int, default=17)
-    ap.add_argument("--no-check", action="store_true")
-    args = ap.parse_args(argv)
-    diff = export(args.checkpoint, args.out, args.opset, check=not args.no_check)
-    print(f"[export] {args.out}: ONNX Runtime matches PyTorch (max abs diff {diff:.2e})", file=sys.stderr)
-    return 0
+    ap = cli.parser("python -m training.export", __doc__)
+    ap.add_argument("--checkpoint", required=True, help="checkpoint.pt of a training run")
+    ap.add_argument("--out", required=True, help="ONNX file to write (model.onnx)")
+    ap.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+    ap.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
+
+    def body(args) -> int:
+        diff = export(args.checkpoint, args.out, args.opset, check=not args.no_check)
+        if args.no_check:
+            log.info("%s written (not checked against PyTorch)", args.out)
+        else:
+            log.info("%s: ONNX Runtime matches PyTorch (max abs diff %.2e)", args.out, diff)
+        return 0
+
+    return cli.run(ap, body, argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Estimate the peak memory of one training step of the ConvLSTM U-Net.
 
-    python -m training.memory --config config.yaml --grid 64 128 [--batch 8] [--channels 56] \\
-        [--amp] [--budget-gb 12]
+    python -m training.memory [--config config.yaml] --cells 64 128 [--batch 8] [--channels 56] \\
+        [--amp] [--budget-gb 12] [--json]
+
+Prints the estimate on stdout (the command's result; ``--json`` for JSON) and exits 1
+when it exceeds ``--budget-gb``. ``--grid H W`` is a deprecated alias of ``--cells``.
 
 The estimate counts, analytically, what autograd keeps for the backward pass (from the
 tensor shapes of :mod:`training.model`, per time step and level), plus the parameters,
@@ -131,18 +134,28 @@ def estimate(in_channels: int, steps: int, grid: tuple[int, int], batch: int, mc
 
 
 def main(argv=None) -> int:
+    from pipeline.common import cli
+
+    ap = cli.parser("python -m training.memory", __doc__)
+    cli.add_config(ap)
+    ap.add_argument("--cells", type=int, nargs=2, metavar=("H", "W"), help="grid cells (lat, lon); required")
+    ap.add_argument("--grid", type=int, nargs=2, dest="cells", help=argparse.SUPPRESS)  # deprecated alias
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default: train.batch_size)")
+    ap.add_argument("--channels", type=int, default=56, help="input channels (default 56)")
+    ap.add_argument("--amp", action="store_true", help="mixed precision (fp16/bf16 autocast)")
+    ap.add_argument("--device", default="cuda", choices=["cpu", "cuda"],
+                    help="device (default cuda: adds a CUDA context)")
+    ap.add_argument("--budget-gb", type=float, default=12.0, help="fail (exit 1) above this many GB (default 12)")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    return cli.run(ap, lambda args: _main(ap, args), argv)
+
+
+def _main(ap, args) -> int:
     from pipeline.common.config import load_config
 
-    ap = argparse.ArgumentParser(description="Estimated peak training memory of the configured model.")
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--grid", type=int, nargs=2, metavar=("H", "W"), required=True, help="grid cells (lat, lon)")
-    ap.add_argument("--batch", type=int, default=None, help="batch size (default: train.batch_size)")
-    ap.add_argument("--channels", type=int, default=56, help="input channels")
-    ap.add_argument("--amp", action="store_true", help="mixed precision (fp16/bf16 autocast)")
-    ap.add_argument("--device", default="cuda", choices=["cpu", "cuda"], help="adds a CUDA context for cuda")
-    ap.add_argument("--budget-gb", type=float, default=12.0, help="fail (exit 1) above this many GB")
-    ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args(argv)
+    if args.cells is None:
+        ap.error("the following arguments are required: --cells")
+    args.grid = args.cells
     config = load_config(args.config)
     mc, fc = model_config(config), frames_config(config)
     batch = args.batch or config["train"]["batch_size"]

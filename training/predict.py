@@ -1,7 +1,7 @@
 """Predict rain (mm) for every sample of a split with a trained checkpoint.
 
     python -m training.predict --checkpoint RUN/checkpoint.pt --data processed/GRID.zarr \\
-        --split test --out RUN/predictions.zarr
+        --split test --out RUN/predictions.zarr [--threads N] [--no-progress]
 
 Writes ``rain_mm_pred`` float32 (time, lat, lon) in mm on the region-1 cells only
 (cropped by ``region1_mask``, whose cells must form a rectangle), ``time`` = target time
@@ -16,11 +16,7 @@ config is the one stored in it.
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see training/__init__.py
-
-import argparse
+import logging
 import sys
 import warnings
 
@@ -29,6 +25,7 @@ import torch
 import xarray as xr
 from tqdm import tqdm
 
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import config_hash
 from training import checkpoint as ckpt_io
@@ -36,6 +33,8 @@ from training.config import FramesConfig, TrainConfig
 from training.data import TrainingDataError, WindowDataset, make_loader, open_processed, split_samples
 from training.losses import to_mm
 from training.train import default_threads, pick_device
+
+log = logging.getLogger("training.predict")
 
 
 def region1_window(mask: np.ndarray, path) -> tuple[slice, slice]:
@@ -132,23 +131,24 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
     })
     with atomic_path(out) as tmp:
         result.to_zarr(tmp, mode="w", consolidated=False)
-    print(f"[predict] {len(samples)} {split} samples -> {out} ({result.sizes['lat']}x{result.sizes['lon']} "
-          f"region-1 cells)", file=sys.stderr)
+    log.info(f"{len(samples)} {split} samples -> {out} ({result.sizes['lat']}x{result.sizes['lon']} region-1 cells)")
     return result
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Predict rain (mm) on region 1 for a split.")
-    ap.add_argument("--checkpoint", required=True)
+    ap = cli.parser("python -m training.predict", __doc__, progress=True,
+                    threads="torch CPU threads (default: the usable cores; the rule's threads in the workflow)")
+    ap.add_argument("--checkpoint", required=True, help="checkpoint.pt of a training run (holds the model and config)")
     ap.add_argument("--data", required=True, help="processed zarr the model was trained on")
-    ap.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to predict (default test)")
     ap.add_argument("--out", required=True, help="output zarr")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    predict(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.threads, not args.no_progress)
-    return 0
+    ap.add_argument("--batch-size", type=int, default=32, help="samples per forward pass (default 32)")
+
+    def body(args) -> int:
+        predict(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.threads, not args.no_progress)
+        return 0
+
+    return cli.run(ap, body, argv)
 
 
 if __name__ == "__main__":

@@ -25,15 +25,12 @@ any epoch and resumed ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see training/__init__.py
-
-import argparse
 import contextlib
 import csv
 import io
+import logging
 import math
+import os
 import random
 import sys
 import time
@@ -44,6 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.common import cli
 from pipeline.common.atomic import atomic_path, write_bytes_if_changed
 from pipeline.common.config import load_config
 from training import checkpoint as ckpt_io
@@ -51,6 +49,8 @@ from training.config import as_dict, frames_config, model_config, train_config
 from training.data import TrainingDataError, WindowDataset, make_loader, normalisation_of, open_processed, split_samples
 from training.losses import make_loss
 from training.model import ConvLSTMUNet, count_flops, count_parameters
+
+log = logging.getLogger("training.train")
 
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 
@@ -240,11 +240,10 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
     shape1 = (1, fc.input_steps, n_chan, n_lat, n_lon)
     fwd = count_flops(model, shape1)
     step_flops = count_flops(model, shape1, backward=True)
-    print(f"[train] {exp} seed {seed}: {n_params:,} parameters; {fwd / 1e9:.2f} GFLOP forward and "
-          f"{step_flops / 1e9:.2f} GFLOP forward+backward per sample on a {n_lat}x{n_lon} grid; "
-          f"device {device}, amp {amp_dtype}, threads {torch.get_num_threads()}; samples train "
-          f"{len(sets['train'])}, val {len(sets['val'])} ({'in memory' if sets['train'].in_memory else 'lazy zarr'})",
-          file=sys.stderr)
+    log.info(f"{exp} seed {seed}: {n_params:,} parameters; {fwd / 1e9:.2f} GFLOP forward and "
+             f"{step_flops / 1e9:.2f} GFLOP forward+backward per sample on a {n_lat}x{n_lon} grid; "
+             f"device {device}, amp {amp_dtype}, threads {torch.get_num_threads()}; samples train "
+             f"{len(sets['train'])}, val {len(sets['val'])} ({'in memory' if sets['train'].in_memory else 'lazy zarr'})")
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     n_batches = math.ceil(len(sets["train"]) / tc.batch_size)
@@ -272,8 +271,8 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
     last_path, best_path = out_dir / "checkpoint_last.pt", out_dir / "checkpoint.pt"
     st = ckpt_io.load(last_path) if resume and last_path.is_file() else None
     if st is not None and st.get("run_key") != base["run_key"]:
-        print(f"[train] --resume: {last_path} belongs to another run (model, frames, train or splits "
-              f"settings, data or seed differ); starting fresh", file=sys.stderr)
+        log.warning(f"--resume: {last_path} belongs to another run (model, frames, train or splits "
+                    f"settings, data or seed differ); starting fresh")
         st = None
     best_state = None  # the best epoch's checkpoint payload, kept for checkpoint_last
     if st is not None:
@@ -288,9 +287,9 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         best_state = st.get("best_checkpoint")
         if best_state is not None and not best_path.is_file():  # removed with a killed job's outputs
             ckpt_io.save(best_path, best_state)
-        print(f"[train] resumed from {last_path} after epoch {start_epoch}", file=sys.stderr)
+        log.info(f"resumed from {last_path} after epoch {start_epoch}")
     elif resume and not last_path.is_file():
-        print(f"[train] --resume: no {last_path}; starting fresh", file=sys.stderr)
+        log.info(f"--resume: no {last_path}; starting fresh")
 
     val_loader = make_loader(sets["val"], tc.batch_size, None, tc.num_workers, device.type == "cuda")
     stopped = "max epochs"
@@ -306,8 +305,8 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
             # would the next epoch (as long as the last one) end past the budget?
             if time.perf_counter() - t_start + rows[-1]["seconds"] > 60 * tc.time_budget_minutes:
                 stopped = "time budget"
-                print(f"[train] stopping before epoch {epoch + 1}: train.time_budget_minutes="
-                      f"{tc.time_budget_minutes} would be exceeded", file=sys.stderr)
+                log.warning(f"stopping before epoch {epoch + 1}: train.time_budget_minutes="
+                            f"{tc.time_budget_minutes} would be exceeded")
                 break
         t0 = time.perf_counter()
         loader = make_loader(sets["train"], tc.batch_size, seed * 100_003 + epoch, tc.num_workers,
@@ -335,8 +334,8 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
                                      scaler=scaler.state_dict(), rng=ckpt_io.rng_state(), best_checkpoint=best_state))
         write_log_csv(out_dir / "train_log.csv", rows)
         plot_loss_curve(out_dir / "loss_curve.png", rows, f"{exp} seed {seed}")
-        print(f"[train] epoch {epoch + 1}: train {tr:.4f} val {va:.4f} lr {lr:.2e} "
-              f"{rows[-1]['seconds']:.1f} s{' *' if improved else ''}", file=sys.stderr)
+        log.info(f"epoch {epoch + 1}: train {tr:.4f} val {va:.4f} lr {lr:.2e} "
+                 f"{rows[-1]['seconds']:.1f} s{' *' if improved else ''}")
     else:
         stopped = "max epochs"
     if rows and stopped != "interrupted":  # a run resumed after its last epoch still leaves its outputs
@@ -347,26 +346,27 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         stopped = "early stopping"
     summary = {"epochs": len(rows), "best_val": best_val, "stopped": stopped, "parameters": n_params,
                "flops_forward": fwd, "seconds": time.perf_counter() - t_start}
-    print(f"[train] done ({stopped}): {len(rows)} epochs, best val {best_val:.4f}, "
-          f"{summary['seconds']:.1f} s", file=sys.stderr)
+    log.info(f"done ({stopped}): {len(rows)} epochs, best val {best_val:.4f}, {summary['seconds']:.1f} s")
     return summary
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help="config YAML")
+    ap = cli.parser("python -m training.train", __doc__, progress=True,
+                    threads="torch CPU threads (default: the usable cores; the rule's threads in the workflow)")
+    cli.add_config(ap, required=True)
     ap.add_argument("--data", required=True, help="processed zarr (region1.zarr or concat.zarr)")
     ap.add_argument("--exp", required=True, choices=["exp1", "exp2"], help="experiment name (recorded)")
-    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     ap.add_argument("--out", required=True, help="run folder")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint_last.pt if present")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: usable cores)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    config = load_config(args.config)
-    train(config, args.data, args.exp, args.seed, args.out, resume=args.resume, threads=args.threads,
-          progress=not args.no_progress)
-    return 0
+
+    def body(args) -> int:
+        config = load_config(args.config)
+        train(config, args.data, args.exp, args.seed, args.out, resume=args.resume, threads=args.threads,
+              progress=not args.no_progress)
+        return 0
+
+    return cli.run(ap, body, argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ body through :func:`run`:
 - an unexpected error keeps its traceback (it is a bug, and the traceback is the report);
 - logging goes to stderr, ``%(asctime)s %(name)s %(levelname)s %(message)s``, at the
   level of ``--log-level`` (default INFO).
+- ``--no-progress`` drops progress messages: tqdm bars (the command passes the flag on)
+  and records of loggers whose name ends with ``.progress``;
+- ``--config`` is optional (:func:`add_config`, default: the repository's config.yaml)
+  where a command can run on defaults; ``--grid`` is ``region1``, ``concat`` or a
+  comma-separated list (:func:`grid_names`).
 
 Usage::
 
@@ -70,6 +75,9 @@ def parser(prog: str, doc: str | None, *, threads: bool | str = False, progress:
     ``threads`` may be a string: the help text of ``--threads`` (when its default differs).
     """
     description = (doc or "").strip().split("\n\n")[0]
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if invoked.startswith("upstream-rain-"):  # a console script of pyproject.toml's [project.scripts]
+        prog = invoked
     ap = argparse.ArgumentParser(prog=prog, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"%(prog)s {version()}")
