@@ -16,4 +16,4 @@ rule build_dataset:
         "logs/dataset/{grid}.log",
     shell:
         "{PY} -m pipeline.dataset --config {CFG} --grid {wildcards.grid} --out {output.zarr}"
-        " --stats-out {output.stats} --threads {threads} {input} 2>&1 | tee {log}"
+        " --stats-out {output.stats} --threads {threads} --no-progress {input} > {log} 2>&1"

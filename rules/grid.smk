@@ -20,4 +20,4 @@ rule grid_month:
         "logs/grid/{month}.log",
     shell:
         "{PY} -m pipeline.gridding --config {CFG} --soundings {input.soundings} --gauges {input.gauges}"
-        " --month {wildcards.month} --grid region1,concat --out {params.out} --threads {threads} 2>&1 | tee {log}"
+        " --month {wildcards.month} --grid region1,concat --out {params.out} --threads {threads} > {log} 2>&1"

@@ -32,8 +32,8 @@ rule ingest_soundings:
         "logs/ingest/soundings_{month}.log",
     shell:
         "{PY} -m pipeline.ingest soundings --config {CFG} --format {SOUNDING_FORMAT}"
-        " {params.station_list} --month {wildcards.month} --out {output.data}"
-        " {input.month}/* 2>&1 | tee {log}"
+        " {params.station_list} --month {wildcards.month} --no-progress --out {output.data}"
+        " {input.month}/* > {log} 2>&1"
 
 
 rule ingest_gauges:
@@ -52,4 +52,4 @@ rule ingest_gauges:
         "logs/ingest/gauges_{month}.log",
     shell:
         "{PY} -m pipeline.ingest gauges --config {CFG} --stations {input.stations}"
-        " --month {wildcards.month} --out {output.data} {input.month} {input.previous} 2>&1 | tee {log}"
+        " --month {wildcards.month} --out {output.data} {input.month} {input.previous} > {log} 2>&1"

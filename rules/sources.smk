@@ -13,7 +13,7 @@ if config["data"]["source"] == "synthetic":
         log:
             "logs/sources/network.log",
         shell:
-            "{PY} -m pipeline.nature_run --config {CFG} --out {RAW} --network-only 2>&1 | tee {log}"
+            "{PY} -m pipeline.nature_run --config {CFG} --out {RAW} --network-only --no-progress > {log} 2>&1"
 
     rule generate_month:
         input:
@@ -29,4 +29,4 @@ if config["data"]["source"] == "synthetic":
         log:
             "logs/sources/month_{month}.log",
         shell:
-            "{PY} -m pipeline.nature_run --config {CFG} --out {RAW} --month {wildcards.month} 2>&1 | tee {log}"
+            "{PY} -m pipeline.nature_run --config {CFG} --out {RAW} --month {wildcards.month} --no-progress > {log} 2>&1"

@@ -22,7 +22,8 @@ rule train_model:
         "logs/train/{exp}_seed{seed}.log",
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m training.train --config {CFG} --data {input}"
-        " --exp {wildcards.exp} --seed {wildcards.seed} --out {params.out} --threads {threads} --resume 2>&1 | tee {log}"
+        " --exp {wildcards.exp} --seed {wildcards.seed} --out {params.out} --threads {threads} --resume"
+        " --no-progress > {log} 2>&1"
 
 
 rule predict_test:
@@ -38,4 +39,4 @@ rule predict_test:
         "logs/predict/{exp}_seed{seed}.log",
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m training.predict --checkpoint {input.checkpoint}"
-        " --data {input.data} --split test --out {output} --threads {threads} 2>&1 | tee {log}"
+        " --data {input.data} --split test --out {output} --threads {threads} --no-progress > {log} 2>&1"
