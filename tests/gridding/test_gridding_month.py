@@ -5,12 +5,10 @@ import re
 
 import numpy as np
 import pandas as pd
-import pytest
 import xarray as xr
 from pyproj import Geod
 
 from pipeline.common.config import month_frame_times
-from pipeline.common.errors import GridError
 from pipeline.gridding.cli import main
 from pipeline.gridding.analysis import grid_month
 from pipeline.gridding.geometry import channel_names, make_grid
