@@ -19,6 +19,7 @@ include: "rules/grid.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/baselines.smk"
 
 
 report: "report/workflow.rst"
