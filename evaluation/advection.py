@@ -17,10 +17,13 @@ Scheme (:func:`semilagrangian`): backward semi-Lagrangian, as in pysteps'
 ``extrapolation.semilagrangian.extrapolate`` (one midpoint iteration per sub-step, velocity
 interpolated bilinearly with edge clamping), with as many sub-steps as needed to keep
 every sub-step displacement at most one cell; the field is sampled bilinearly at the
-departure point. A departure point outside the grid, or whose bilinear stencil touches a
-missing (NaN) rain cell, gives NaN: nothing is known about rain that enters from outside
-the domain. In the written baseline such cells fall back to persistence (the input-frame
-rain at the same cell); their number is stored in attrs ``n_outside`` / ``n_fallback``.
+departure point. A departure point outside the grid gives NaN: nothing is known about
+rain that enters from outside the domain. About a fifth of the analysed rain cells are
+missing (no gauge within the coverage radius), so the baseline samples with the missing
+corners of the bilinear stencil left out (weights renormalised); a departure point with no
+finite corner is NaN too. In the written baseline NaN cells fall back to persistence (the
+input-frame rain at the same cell, itself NaN where missing); their numbers are stored in
+attrs ``n_outside`` (departure outside the grid) and ``n_fallback`` (all NaN cells).
 
 Writes ``rain_mm_pred`` float32 (time, lat, lon) in mm on the region-1 cells only, as
 ``training.predict`` does, with attrs method, level_hpa, steering source, config_hash of
@@ -58,17 +61,28 @@ cli.register_error(AdvectionDataError)
 
 
 # --------------------------------------------------------------------------- the scheme
-def _bilinear(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, clamp: bool) -> np.ndarray:
+#: Departure points closer than this (in cells) to the grid's edge count as on it (round-off
+#: of float32 winds must not turn an exact one-cell shift into inflow from outside).
+EDGE_TOL = 1e-5
+
+
+def _outside(rows, cols, h: int, w: int) -> np.ndarray:
+    return (rows < -EDGE_TOL) | (rows > h - 1 + EDGE_TOL) | (cols < -EDGE_TOL) | (cols > w - 1 + EDGE_TOL)
+
+
+def _bilinear(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, clamp: bool,
+              skipna: bool = False) -> np.ndarray:
     """Bilinear sample of ``field`` (..., H, W) at fractional (rows, cols) of shape (H, W).
 
     ``clamp``: coordinates are clamped to the grid (edge values continue outward); otherwise
-    points outside ``[0, H-1] x [0, W-1]`` give NaN.
+    points outside ``[0, H-1] x [0, W-1]`` give NaN. ``skipna``: a missing corner is left
+    out and the other weights renormalised (NaN only when all weighted corners are missing).
     """
     h, w = field.shape[-2:]
     if clamp:
         rows = np.clip(rows, 0, h - 1)
         cols = np.clip(cols, 0, w - 1)
-    outside = (rows < 0) | (rows > h - 1) | (cols < 0) | (cols > w - 1)
+    outside = _outside(rows, cols, h, w)
     r = np.clip(rows, 0, h - 1)
     c = np.clip(cols, 0, w - 1)
     r0 = np.minimum(np.floor(r).astype(np.intp), max(h - 2, 0))
@@ -77,8 +91,14 @@ def _bilinear(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, clamp: bool
     c1 = np.minimum(c0 + 1, w - 1)
     fr = r - r0
     fc = c - c0
-    out = ((1 - fr) * (1 - fc) * field[..., r0, c0] + (1 - fr) * fc * field[..., r0, c1]
-           + fr * (1 - fc) * field[..., r1, c0] + fr * fc * field[..., r1, c1])
+    corners = (((1 - fr) * (1 - fc), field[..., r0, c0]), ((1 - fr) * fc, field[..., r0, c1]),
+               (fr * (1 - fc), field[..., r1, c0]), (fr * fc, field[..., r1, c1]))
+    if skipna:  # weights renormalised over the finite corners; NaN only if none has weight
+        num = sum(wgt * np.where(np.isfinite(val), val, 0.0) for wgt, val in corners)
+        den = sum(wgt * np.isfinite(val) for wgt, val in corners)
+        out = np.where(den > 1e-9, num / np.where(den > 1e-9, den, 1.0), np.nan)
+    else:
+        out = sum(wgt * val for wgt, val in corners)
     if not clamp:
         out = np.where(outside, np.nan, out)
     return out
@@ -168,8 +188,13 @@ def sample_times(times: pd.DatetimeIndex, config: dict, split: str) -> pd.Dateti
 
 
 def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700, split: str = "test",
-                       max_step_cells: float = 1.0) -> xr.Dataset:
-    """The advection baseline for every sample of ``split`` (see the module docstring)."""
+                       max_step_cells: float = 1.0, domain: str = "concat") -> xr.Dataset:
+    """The advection baseline for every sample of ``split`` (see the module docstring).
+
+    ``domain``: ``concat`` advects on the whole joined grid (rain can arrive from region 2);
+    ``region1`` crops rain and wind to the region-1 cells first (the same scheme without
+    upstream information: departure points in region 2 count as outside).
+    """
     try:
         ds = xr.open_zarr(data_path, consolidated=False)
     except (OSError, ValueError, KeyError) as err:
@@ -191,7 +216,13 @@ def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700
     inputs = targets - lag
     lat, lon = ds["lat"].values.astype(float), ds["lon"].values.astype(float)
     rs, cs = _region1_window(ds["region1_mask"].values.astype(bool), data_path)
+    if domain not in ("concat", "region1"):
+        raise ConfigError(f"--domain {domain!r}: expected concat or region1")
     sub = ds.sel(time=inputs)
+    if domain == "region1":
+        sub = sub.isel(lat=rs, lon=cs)
+        lat, lon = lat[rs], lon[cs]
+        rs, cs = slice(0, lat.size), slice(0, lon.size)
     rain = sub["rain_mm"].values.astype(float)
     xu = sub["x"].sel(channel=wind["u"][0]).values.astype(float)
     xv = sub["x"].sel(channel=wind["v"][0]).values.astype(float)
@@ -204,9 +235,9 @@ def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700
         uc, vc = cells_per_hour(u_ms[i], v_ms[i], lat, lon)
         rows, cols, n_sub = departure_points(uc, vc, hours, max_step_cells)
         n_sub_max = max(n_sub_max, n_sub)
-        moved = _bilinear(rain[i], rows, cols, clamp=False)[rs, cs]
+        moved = _bilinear(rain[i], rows, cols, clamp=False, skipna=True)[rs, cs]
         h, w = rain.shape[1:]
-        outside = ((rows < 0) | (rows > h - 1) | (cols < 0) | (cols > w - 1))[rs, cs]
+        outside = _outside(rows, cols, h, w)[rs, cs]
         persist = rain[i][rs, cs]
         fill = ~np.isfinite(moved)
         n_outside += int(outside.sum())
@@ -215,7 +246,7 @@ def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700
     n_cells = pred.size
     log.info(f"{len(targets)} {split} samples; wind {level_hpa} hPa; up to {n_sub_max} sub-steps; "
              f"{n_outside} of {n_cells} region-1 departure points outside the grid, "
-             f"{n_fallback} fell back to persistence")
+             f"{n_fallback} fell back to persistence (domain {domain})")
     result = xr.Dataset(
         {"rain_mm_pred": (("time", "lat", "lon"), pred,
                           {"units": "mm", "long_name": "predicted rain in the 12 h ending at time"})},
@@ -227,7 +258,7 @@ def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700
         "level_hpa": int(level_hpa),
         "steering": f"analysed u_{level_hpa}hPa, v_{level_hpa}hPa at the input time, held fixed for {hours:g} h",
         "lead_hours": hours, "split": split, "max_step_cells": float(max_step_cells),
-        "n_outside": n_outside, "n_fallback": n_fallback, "n_cells": n_cells,
+        "domain": domain, "n_outside": n_outside, "n_fallback": n_fallback, "n_cells": n_cells,
         "config_hash": str(ds.attrs.get("config_hash", "")),
         "versions": json.dumps(package_versions(["numpy", "xarray", "zarr", "pandas"])),
     })
@@ -247,6 +278,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="output zarr (predictions.zarr)")
     ap.add_argument("--level-hpa", type=int, default=None,
                     help="steering level in hPa (default: evaluation.advection_level_hpa, else 700)")
+    ap.add_argument("--domain", default="concat", choices=["concat", "region1"],
+                    help="advect on the joined grid (default) or on region 1 alone (no upstream rain)")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default test)")
 
     def body(args) -> int:
@@ -255,7 +288,7 @@ def main(argv=None) -> int:
             config.get("evaluation", {}).get("advection_level_hpa", 700))
         if level not in [int(v) for v in config.get("levels_hpa", [level])]:
             raise ConfigError(f"--level-hpa {level}: not among config key 'levels_hpa' {config['levels_hpa']}")
-        result = advection_forecast(config, args.data, args.stats, level, args.split)
+        result = advection_forecast(config, args.data, args.stats, level, args.split, domain=args.domain)
         write(result, args.out)
         log.info(f"-> {args.out}")
         return 0

@@ -160,3 +160,16 @@ def test_cli_level_missing_from_stats(tmp_path, capsys):
     _store(tmp_path)
     assert _run(tmp_path, "--level-hpa", "500") == 2
     assert "u_500hPa" in capsys.readouterr().err
+
+
+def test_cli_region1_domain_has_no_upstream_rain(tmp_path):
+    _store(tmp_path, 1.0)
+    assert _run(tmp_path, "--domain", "region1") == 0
+    pred = xr.open_zarr(tmp_path / "pred.zarr", consolidated=False)
+    p = pred["rain_mm_pred"].values
+    # region 2 is not seen: the first column departs from outside and falls back to
+    # persistence (0 there); the region-1 spot still moves 8 -> 9
+    expect = np.zeros((8, 6), np.float32)
+    expect[1, 3] = 4.0
+    np.testing.assert_allclose(p, np.broadcast_to(expect, p.shape), atol=1e-4)
+    assert pred.attrs["domain"] == "region1" and pred.attrs["n_outside"] == 8 * p.shape[0]
