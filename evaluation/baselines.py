@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.common.config import split_of_times
+from pipeline.common.errors import ConfigError
 
 BASELINES = ("persistence", "climatology", "zero")
 
@@ -21,7 +22,7 @@ def climatology(rain_mm: xr.DataArray, config: dict) -> xr.DataArray:
     """Training-period mean ``(hour, lat, lon)`` in mm; NaN where a cell never had data."""
     train = split_of_times(rain_mm["time"].values, config) == "train"
     if not train.any():
-        raise ValueError(
+        raise ConfigError(
             f"config key 'splits.train' {config['splits']['train']}: no frame of the data "
             f"({pd.Timestamp(rain_mm.time.values[0])} .. {pd.Timestamp(rain_mm.time.values[-1])}) "
             "lies in the training split, so climatology cannot be fitted"

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -23,22 +22,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from evaluation import baselines as bl  # noqa: E402
-from evaluation.bootstrap import percentile_interval  # noqa: E402
-
 DPI = 100
 COLORS = {"persistence": "tab:gray", "climatology": "tab:olive", "zero": "tab:brown"}
 EXP_COLORS = ["tab:blue", "tab:red", "tab:green", "tab:purple"]
+EXTRA_COLORS = ["tab:orange", "tab:cyan", "tab:pink", "black"]
 
 
-def _colors(groups) -> dict:
-    out, k = {}, 0
-    for g in groups:
-        if g.kind == "experiment":
-            out[g.name] = EXP_COLORS[k % len(EXP_COLORS)]
+def _colors(models: dict) -> dict:
+    """A colour per model of ``metrics["models"]`` (seeds excluded)."""
+    out, k, j = {}, 0, 0
+    for name, block in models.items():
+        if block["kind"] == "experiment":
+            out[name] = EXP_COLORS[k % len(EXP_COLORS)]
             k += 1
-        else:
-            out[g.name] = COLORS.get(g.name, "k")
+        elif block["kind"] == "baseline":
+            out[name] = COLORS.get(name) or EXTRA_COLORS[j % len(EXTRA_COLORS)]
+            j += name not in COLORS
     return out
 
 
@@ -51,17 +50,6 @@ def _grid_axes(nrows, ncols, size=2.6):
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.2, size * nrows + 0.4), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
     return fig, axes
-
-
-def select_cases(truth_mean: np.ndarray, n_cells: np.ndarray, n_cases: int, seed: int) -> tuple[list[int], int | None]:
-    """Indices of the ``n_cases`` heaviest-rain times (mean truth over scored cells) and of
-    one random other time (seeded)."""
-    usable = np.flatnonzero(n_cells > 0)
-    order = usable[np.argsort(-truth_mean[usable], kind="stable")]
-    heavy = [int(i) for i in order[:n_cases]]
-    rest = np.setdiff1d(usable, heavy)
-    rnd = int(np.random.default_rng(seed).choice(rest)) if len(rest) else None
-    return heavy, rnd
 
 
 def plot_cases(path, lat, lon, titles, columns: dict[str, np.ndarray], units="mm / 12 h"):
@@ -118,7 +106,7 @@ def plot_error_maps(path, lat, lon, mae: dict[str, np.ndarray], difference: tupl
     _save(fig, path)
 
 
-def plot_categorical(path, thresholds, models: dict, colors: dict):
+def plot_categorical(path, thresholds, models: dict, colors: dict, conf_pct: str = "95%"):
     """``models[label] = {score: (point, lo, hi, per_seed or None)}`` for csi, pod, far."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     x = np.arange(len(thresholds))
@@ -140,7 +128,7 @@ def plot_categorical(path, thresholds, models: dict, colors: dict):
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("categorical scores (whiskers: 95% block-bootstrap interval; dots: seeds)", fontsize=10)
+    fig.suptitle(f"categorical scores (whiskers: {conf_pct} block-bootstrap interval; dots: seeds)", fontsize=10)
     _save(fig, path)
 
 
@@ -208,85 +196,68 @@ def plot_loss_curves(path, logs: dict[str, pd.DataFrame], colors: dict):
     _save(fig, path)
 
 
-def make_all(out: Path, config: dict, truth, groups, scored, results, metrics, clim) -> list[tuple[str, str]]:
-    """Draw every figure into ``out``; returns ``(caption, file name)`` pairs for the report."""
-    out = Path(out)
-    ev = config["evaluation"]
-    thresholds, windows = metrics["thresholds_mm"], metrics["fss_windows"]
-    lat, lon = truth["lat"].values, truth["lon"].values
-    colors = _colors(groups)
-    exps = [g for g in groups if g.kind == "experiment"]
-    figs = []
+def _arr(values) -> np.ndarray:
+    """JSON numbers (``None`` = undefined) as a float array with NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
-    # --- cases -------------------------------------------------------------------------
-    heavy, rnd = select_cases(scored.truth_mean, scored.n_cells, ev["n_cases"], config["seed"])
-    idx = heavy + ([rnd] if rnd is not None else [])
-    if idx:
-        times = scored.times[idx]
-        titles = [f"{t:%Y-%m-%d %H}UTC" + (" (random)" if i == rnd else " (heavy)") for t, i in zip(times, idx)]
-        loss_mask = truth["loss_mask"].values.astype(bool)
-        obs = truth["rain_mm"].sel(time=times).values.astype(np.float32)
-        shown = loss_mask & truth["valid"].sel(time=times).values.astype(bool) & np.isfinite(obs)
-        cols = {"truth": np.where(shown, obs, np.nan)}
-        preds = {}
-        for g in exps:
-            m = g.members[0]
-            lab = g.name if len(g.members) == 1 else f"{g.name} (seed {m.seed})"
-            preds[lab] = m.pred.sel(time=times).values.astype(np.float32)
-            cols[lab] = np.where(shown, preds[lab], np.nan)
-        pers = bl.baseline_chunk("persistence", truth["rain_mm"], clim, times, bl.persistence_lag(config))
-        cols["persistence"] = np.where(shown, pers, np.nan)
-        plot_cases(out / "cases.png", lat, lon, titles, cols)
+
+def _categorical_entries(metrics: dict) -> dict:
+    """``{model: {score: (point, lo, hi, per-seed or None)}}`` for CSI, POD and FAR from metrics.json."""
+    thr = [f"{t:g}" for t in metrics["thresholds_mm"]]
+    out = {}
+    for name, b in metrics["models"].items():
+        if b["kind"] == "seed":
+            continue
+        entry = {}
+        for score in ("csi", "pod", "far"):
+            iv = [b["intervals"]["categorical"][t][score] for t in thr]
+            seeds = None
+            if b["kind"] == "experiment":
+                seeds = [_arr(metrics["models"][f"{name}/seed{s}"]["categorical"][t][score] for t in thr)
+                         for s in b["seeds"]]
+            entry[score] = (_arr(b["categorical"][t][score] for t in thr), _arr(v[0] for v in iv),
+                            _arr(v[1] for v in iv), seeds)
+        out[name] = entry
+    return out
+
+
+def _map_figures(out: Path, maps) -> list[tuple[str, str]]:
+    figs = []
+    if maps.case_titles:
+        plot_cases(out / "cases.png", maps.lat, maps.lon, maps.case_titles, maps.cases)
         figs.append(("Heaviest-rain test cases and one random case: truth, experiments, persistence "
                      "(one colour scale)", "cases.png"))
-        diffs = {f"{lab} - truth": np.where(shown, p - obs, np.nan) for lab, p in preds.items()}
-        mean_bias = {}
-        for g, lab in zip(exps, preds):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean_bias[f"{lab} - truth"] = np.nanmean(
-                    [scored.verifiers[m.name].cells.compute()["bias"] for m in g.members], axis=0)
-        cols_d = {k: np.concatenate([diffs[k], mean_bias[k][None]]) for k in diffs}
-        plot_diverging(out / "difference_maps.png", lat, lon, titles + ["mean over the test period"], cols_d,
+        plot_diverging(out / "difference_maps.png", maps.lat, maps.lon,
+                       maps.case_titles + ["mean over the test period"], maps.differences,
                        "prediction - truth (mm / 12 h)")
         figs.append(("Difference maps (prediction - truth) per case and averaged over the test period; "
                      "diverging palette centred on 0", "difference_maps.png"))
-
-    # --- error maps ----------------------------------------------------------------------
-    mae = {}
-    for g in exps + [g for g in groups if g.name == "persistence"]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mae[g.name] = np.nanmean([scored.verifiers[m.name].cells.compute()["mae"] for m in g.members], axis=0)
-    difference = None
-    if len(exps) >= 2:
-        a, b = exps[0].name, exps[-1].name
-        difference = (f"|err {b}| - |err {a}|", mae[b] - mae[a])
-    plot_error_maps(out / "error_maps.png", lat, lon, mae, difference)
+    plot_error_maps(out / "error_maps.png", maps.lat, maps.lon, maps.mae, maps.mae_difference)
     figs.append(("Mean absolute error per cell" + (" and its difference |err2| - |err1| (blue: upstream "
-                 "information helps)" if difference else ""), "error_maps.png"))
+                 "information helps)" if maps.mae_difference else ""), "error_maps.png"))
+    return figs
 
-    # --- categorical, performance diagram, FSS --------------------------------------------
-    cat, perf, fss = {}, {}, {}
-    for g in groups:
-        res = results[g.name]
-        entry = {}
-        for score in ("csi", "pod", "far"):
-            lo, hi = percentile_interval(res.boot[score], ev["confidence"])
-            seeds = [res.members[m.name][score] for m in g.members] if g.kind == "experiment" else None
-            entry[score] = (np.asarray(res.point[score]), lo, hi, seeds)
-        cat[g.name] = entry
-        perf[g.name] = (np.asarray(res.point["success_ratio"]), np.asarray(res.point["pod"]))
-        fss[g.name] = np.asarray(res.point["fss"])
-    plot_categorical(out / "categorical_scores.png", thresholds, cat, colors)
-    figs.append(("CSI, POD and FAR by threshold with 95% block-bootstrap whiskers", "categorical_scores.png"))
+
+def make_all(out: Path, maps, metrics: dict, logs: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
+    """Draw every figure into ``out`` from the precomputed ``maps``
+    (:class:`evaluation.compare.Maps`), the scores of ``metrics`` (metrics.json) and the
+    training ``logs`` (run name -> log); returns ``(caption, file name)`` pairs for the report."""
+    out = Path(out)
+    thresholds, windows = metrics["thresholds_mm"], metrics["fss_windows"]
+    conf_pct = f"{100 * metrics['bootstrap']['confidence']:g}%"
+    models = {k: v for k, v in metrics["models"].items() if v["kind"] != "seed"}
+    colors = _colors(models)
+    thr = [f"{t:g}" for t in thresholds]
+    figs = _map_figures(out, maps)
+    plot_categorical(out / "categorical_scores.png", thresholds, _categorical_entries(metrics), colors, conf_pct)
+    figs.append((f"CSI, POD and FAR by threshold with {conf_pct} block-bootstrap whiskers", "categorical_scores.png"))
+    perf = {k: (_arr(b["categorical"][t]["success_ratio"] for t in thr), _arr(b["categorical"][t]["pod"] for t in thr))
+            for k, b in models.items()}
     plot_performance_diagram(out / "performance_diagram.png", thresholds, perf, colors)
     figs.append(("Performance diagram (dashed: frequency bias; contours: CSI)", "performance_diagram.png"))
+    fss = {k: np.array([_arr(b["fss"][t][str(w)] for w in windows) for t in thr]) for k, b in models.items()}
     plot_fss(out / "fss.png", thresholds, windows, fss, colors)
     figs.append(("Fractions Skill Score against neighbourhood window", "fss.png"))
-
-    # --- loss curves -----------------------------------------------------------------------
-    logs = {m.name: m.train_log for g in exps for m in g.members if m.train_log is not None}
     plot_loss_curves(out / "loss_curves.png", logs, colors)
     figs.append(("Training and validation loss of every run", "loss_curves.png"))
     return figs

@@ -29,7 +29,7 @@ rule evaluate_exp1:
         "logs/evaluate/exp1.log",
     shell:
         "{PY} -m evaluation.evaluate --config {CFG} --exp exp1 --data {input.data}"
-        " --runs {params.runs} --out {output} > {log} 2>&1"
+        " --runs {params.runs} --out {output} --no-progress > {log} 2>&1"
 
 
 rule compare_exp2:
@@ -53,4 +53,4 @@ rule compare_exp2:
         "logs/evaluate/exp2.log",
     shell:
         "{PY} -m evaluation.evaluate --config {CFG} --exp exp2 --data {input.data}"
-        " --runs {params.runs} --reference {input.reference} --out {output} > {log} 2>&1"
+        " --runs {params.runs} --reference {input.reference} --out {output} --no-progress > {log} 2>&1"

@@ -10,11 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
 from evaluation import baselines as bl
-from evaluation.evaluate import EvaluationError, baseline_verdict, evaluate, main
+from evaluation.evaluate import EvaluationError, evaluate, main
+from evaluation.verdicts import baseline_verdict
 from evaluation.report import validate_metrics
 from pipeline.common.config import load_config
+from tests.evaluation.conftest import write_config
 
 FIGURES = ["cases.png", "difference_maps.png", "error_maps.png", "categorical_scores.png",
            "performance_diagram.png", "fss.png", "loss_curves.png"]
@@ -166,3 +169,35 @@ def test_bad_inputs_are_named(world, tmp_path):
     with pytest.raises(EvaluationError, match="no finite prediction"):
         evaluate(config, "exp1", world["data"], [nan_run], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def test_command_line_convention(world, tmp_path, capsys):
+    """--version, and a bad input is one line ``error: ...`` naming the file, exit status 2."""
+    from pipeline import __version__
+
+    with pytest.raises(SystemExit) as ex:
+        main(["--version"])
+    assert ex.value.code == 0
+    assert capsys.readouterr().out.strip() == f"python -m evaluation.evaluate {__version__}"
+    missing = tmp_path / "runs" / "seed0"
+    missing.mkdir(parents=True)
+    rc = main(["--config", str(world["config"]), "--exp", "exp1", "--data", str(world["data"]),
+               "--runs", str(missing), "--out", str(tmp_path / "out"), "--log-level", "WARNING", "--no-progress"])
+    assert rc == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert err == [f"error: {missing / 'predictions.zarr'}: predictions missing (run training.predict first)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_without_training_frames_is_a_config_error(world, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml")
+    c = yaml.safe_load(cfg.read_text())
+    c["splits"]["train"] = {"start": "2019-01-01", "end": "2019-02-01"}
+    cfg.write_text(yaml.safe_dump(c))
+    rc = main(["--config", str(cfg), "--exp", "exp1", "--data", str(world["data"]),
+               "--runs", str(world["runs"]["exp1"][0]), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(err) == 1 and "config key 'splits.train'" in err[0] and "no frame of the data" in err[0]

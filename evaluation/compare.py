@@ -1,0 +1,281 @@
+"""Comparing forecasts with the truth: streaming scores on one mask, the paired block
+bootstrap, differences between models, and the maps the figures draw.
+
+Every model (each seed of each experiment and every baseline) is scored on the same
+samples: the common target times, on region-1 cells where ``loss_mask`` is 1, the truth is
+valid, and every built-in baseline has a value.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm import tqdm
+
+from evaluation import baselines as bl
+from evaluation.bootstrap import block_bootstrap_weights, block_length_frames, paired_difference
+from evaluation.inputs import EvaluationError, Group
+from evaluation.scores import CATEGORICAL_SCORES, CONTINUOUS_SCORES, COUNT_NAMES, ORIENTATION, Verifier, scores_from_stats
+
+CHUNK_TIMES = 64  # frames per streamed chunk
+
+
+# ---------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Scored:
+    verifiers: dict[str, Verifier]       # member name -> accumulated scores
+    times: pd.DatetimeIndex
+    sample: dict                          # counts of scored / excluded cell-times
+    truth_mean: np.ndarray                # (T,) mean truth over scored cells (case selection)
+    n_cells: np.ndarray                   # (T,) scored cells per time
+
+
+def _chunk_mask(truth: xr.Dataset, loss_mask: np.ndarray, tchunk, base: dict, sample: dict):
+    """Observed rain and the scored mask of one chunk; updates the sample counts."""
+    obs = truth["rain_mm"].sel(time=tchunk).values.astype(np.float32)
+    valid = truth["valid"].sel(time=tchunk).values.astype(bool)
+    ok_truth = loss_mask & valid & np.isfinite(obs)
+    no_pers = ok_truth & ~np.isfinite(base["persistence"])
+    no_clim = ok_truth & np.isfinite(base["persistence"]) & ~np.isfinite(base["climatology"])
+    mask = ok_truth & ~no_pers & ~no_clim
+    sample["cell_times_truth_valid"] += int(ok_truth.sum())
+    sample["excluded_no_persistence"] += int(no_pers.sum())
+    sample["excluded_no_climatology"] += int(no_clim.sum())
+    sample["cell_times_scored"] += int(mask.sum())
+    return obs, mask
+
+
+def _model_chunk(member, tchunk, mask: np.ndarray) -> np.ndarray:
+    """A member's forecast of one chunk; a non-finite value on a scored cell is an error."""
+    fcst = member.pred.sel(time=tchunk).values.astype(np.float32)
+    bad = mask & ~np.isfinite(fcst)
+    if bad.any():
+        t_bad = tchunk[np.flatnonzero(bad.any((1, 2)))[0]]
+        raise EvaluationError(
+            f"{member.source}: {int(bad.sum())} scored cells have no finite prediction (first at {t_bad})"
+        )
+    return fcst
+
+
+def score_members(config: dict, truth: xr.Dataset, groups: list[Group], times: pd.DatetimeIndex,
+                  clim: xr.DataArray, chunk: int = CHUNK_TIMES, progress: bool = True) -> Scored:
+    """Stream over the common times, accumulating every member's statistics on one mask."""
+    ev = config["evaluation"]
+    shape = (truth.sizes["lat"], truth.sizes["lon"])
+    loss_mask = truth["loss_mask"].values.astype(bool)
+    lag = bl.persistence_lag(config)
+    verifiers = {m.name: Verifier(ev["thresholds_mm"], ev["fss_windows"], shape)
+                 for g in groups for m in g.members}
+    sample = {"cells_in_loss_mask": int(loss_mask.sum()), "cell_times_truth_valid": 0,
+              "excluded_no_persistence": 0, "excluded_no_climatology": 0, "cell_times_scored": 0}
+    truth_sum, n_cells = [], []
+    for start in tqdm(range(0, len(times), chunk), desc="scoring", unit="chunk", file=sys.stderr,
+                      disable=None if progress else True):
+        tchunk = times[start:start + chunk]
+        base = {name: bl.baseline_chunk(name, truth["rain_mm"], clim, tchunk, lag) for name in bl.BASELINES}
+        obs, mask = _chunk_mask(truth, loss_mask, tchunk, base, sample)
+        truth_sum.append(np.where(mask, obs, 0.0).sum((1, 2)))
+        n_cells.append(mask.sum((1, 2)))
+        for g in groups:
+            for m in g.members:
+                fcst = base[g.name] if g.kind == "baseline" else _model_chunk(m, tchunk, mask)
+                verifiers[m.name].accumulate(fcst, obs, mask)
+    if sample["cell_times_scored"] == 0:
+        raise EvaluationError("no cell-time can be scored (loss_mask, valid truth and baselines never overlap)")
+    n_cells = np.concatenate(n_cells)
+    truth_mean = np.concatenate(truth_sum) / np.maximum(n_cells, 1)
+    return Scored(verifiers, times, sample, truth_mean, n_cells)
+
+
+def score_items(flat: dict, thresholds, windows):
+    """Yield ``(score, threshold, window, value)`` for every score of a flat score dict;
+    values keep any leading dimensions."""
+    for s in CONTINUOUS_SCORES:
+        yield s, None, None, flat[s]
+    for s in COUNT_NAMES + CATEGORICAL_SCORES:
+        for k, thr in enumerate(thresholds):
+            yield s, thr, None, flat[s][..., k]
+    for k, thr in enumerate(thresholds):
+        for j, win in enumerate(windows):
+            yield "fss", thr, win, flat["fss"][..., k, j]
+
+
+# ---------------------------------------------------------------------------------------
+# Bootstrap
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Bootstrap:
+    """The resample counts ``weights (B, T)`` and their description (``metrics.json``'s
+    ``bootstrap`` block), built once for every model and comparison."""
+    weights: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float:
+        return self.meta["confidence"]
+
+    @property
+    def conf_pct(self) -> str:
+        return f"{100 * self.confidence:g}%"
+
+
+def plan_bootstrap(config: dict, times: pd.DatetimeIndex) -> Bootstrap:
+    """Block-bootstrap weights over the common times, seeded with the config's ``seed``."""
+    ev = config["evaluation"]
+    rng = np.random.default_rng(config["seed"])
+    block_len = block_length_frames(times, ev["bootstrap_block_days"])
+    scheme = ev.get("bootstrap_scheme", "circular")
+    weights = block_bootstrap_weights(len(times), block_len, ev["bootstrap_samples"], rng, scheme)
+    meta = {"samples": ev["bootstrap_samples"], "block_days": ev["bootstrap_block_days"],
+            "block_frames": block_len, "scheme": scheme, "confidence": ev["confidence"],
+            "seed": config["seed"]}
+    return Bootstrap(weights, meta)
+
+
+def group_stats(scored: Scored, group: Group) -> dict[str, np.ndarray]:
+    """Per-time rows of every member stacked on a leading seed axis ``(S, T, ...)``."""
+    stats = [scored.verifiers[m.name].stats() for m in group.members]
+    return {k: np.stack([s[k] for s in stats]) for k in stats[0]}
+
+
+@dataclass
+class GroupResult:
+    point: dict                           # seed-mean scores on the full sample
+    members: dict                         # member name -> scores on the full sample
+    boot: dict                            # seed-mean scores per resample (B, ...)
+
+
+def bootstrap_groups(scored: Scored, groups: list[Group], weights: np.ndarray) -> dict[str, GroupResult]:
+    out = {}
+    for g in groups:
+        stats = group_stats(scored, g)
+        per_seed = scores_from_stats(stats, None, time_axis=1)           # (S, ...)
+        boot = scores_from_stats(stats, weights, time_axis=1)            # (B, S, ...)
+        with warnings.catch_warnings():  # a score undefined for every seed stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            point = {k: np.nanmean(v, axis=0) for k, v in per_seed.items()}
+            boot_mean = {k: np.nanmean(v, axis=1) for k, v in boot.items()}
+        members = {m.name: {k: v[i] for k, v in per_seed.items()} for i, m in enumerate(g.members)}
+        out[g.name] = GroupResult(point, members, boot_mean)
+    return out
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return None if not np.isfinite(x) else x
+
+
+def compare(res_a: GroupResult, res_b: GroupResult, thresholds, windows, confidence: float) -> list[dict]:
+    """Differences ``b - a`` of every score with paired bootstrap intervals."""
+    rows = []
+    items_a = list(score_items(res_a.point, thresholds, windows))
+    items_b = list(score_items(res_b.point, thresholds, windows))
+    boot_a = list(score_items(res_a.boot, thresholds, windows))
+    boot_b = list(score_items(res_b.boot, thresholds, windows))
+    for (s, thr, win, pa), (_, _, _, pb), (_, _, _, ba), (_, _, _, bb) in zip(items_a, items_b, boot_a, boot_b):
+        if s in COUNT_NAMES:
+            continue
+        d = paired_difference(ba, bb, pa, pb, confidence, relative=s in ("rmse", "mae"))
+        lo, hi = float(d["ci_low"]), float(d["ci_high"])
+        orient = ORIENTATION[s]
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 <= hi:
+            better = "neither"
+        elif orient == 0:
+            better = "neither"  # bias-type scores: closeness to the ideal, judged in the table
+        else:
+            better = "b" if (hi < 0) == (orient < 0) else "a"
+        row = {"score": s, "threshold_mm": None if thr is None else float(thr), "window": win,
+               "a": _num(pa), "b": _num(pb), "difference": _num(d["difference"]),
+               "ci_low": _num(lo), "ci_high": _num(hi), "better": better}
+        if "relative_pct" in d:
+            row.update(relative_pct=_num(d["relative_pct"]), relative_ci_low=_num(d["relative_ci_low"]),
+                       relative_ci_high=_num(d["relative_ci_high"]))
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Maps for the figures
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Maps:
+    """Fields the figures draw, computed here so that the figures only plot.
+
+    ``cases``: label -> (n_cases, lat, lon) rain (truth, experiments, persistence), NaN off
+    the scored cells; ``differences``: label -> (n_cases + 1, lat, lon) prediction - truth
+    per case then the test-period mean; ``mae``: label -> (lat, lon) mean absolute error;
+    ``mae_difference``: (label, |err b| - |err a|) with two experiments.
+    """
+    lat: np.ndarray
+    lon: np.ndarray
+    case_titles: list[str]
+    cases: dict[str, np.ndarray]
+    differences: dict[str, np.ndarray]
+    mae: dict[str, np.ndarray]
+    mae_difference: tuple[str, np.ndarray] | None
+
+
+def select_cases(truth_mean: np.ndarray, n_cells: np.ndarray, n_cases: int, seed: int) -> tuple[list[int], int | None]:
+    """Indices of the ``n_cases`` heaviest-rain times (mean truth over scored cells) and of
+    one random other time (seeded)."""
+    usable = np.flatnonzero(n_cells > 0)
+    order = usable[np.argsort(-truth_mean[usable], kind="stable")]
+    heavy = [int(i) for i in order[:n_cases]]
+    rest = np.setdiff1d(usable, heavy)
+    rnd = int(np.random.default_rng(seed).choice(rest)) if len(rest) else None
+    return heavy, rnd
+
+
+def _cell_mean(scored: Scored, group: Group, key: str) -> np.ndarray:
+    """Seed-mean of a per-cell map (``bias`` or ``mae``) of the cell accumulators."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean([scored.verifiers[m.name].cells.compute()[key] for m in group.members], axis=0)
+
+
+def _case_maps(config: dict, truth: xr.Dataset, exps: list[Group], scored: Scored, clim: xr.DataArray):
+    heavy, rnd = select_cases(scored.truth_mean, scored.n_cells, config["evaluation"]["n_cases"], config["seed"])
+    idx = heavy + ([rnd] if rnd is not None else [])
+    if not idx:
+        return [], {}, {}
+    times = scored.times[idx]
+    titles = [f"{t:%Y-%m-%d %H}UTC" + (" (random)" if i == rnd else " (heavy)") for t, i in zip(times, idx)]
+    loss_mask = truth["loss_mask"].values.astype(bool)
+    obs = truth["rain_mm"].sel(time=times).values.astype(np.float32)
+    shown = loss_mask & truth["valid"].sel(time=times).values.astype(bool) & np.isfinite(obs)
+    cases = {"truth": np.where(shown, obs, np.nan)}
+    preds = {}
+    for g in exps:
+        m = g.members[0]
+        lab = g.name if len(g.members) == 1 else f"{g.name} (seed {m.seed})"
+        preds[lab] = m.pred.sel(time=times).values.astype(np.float32)
+        cases[lab] = np.where(shown, preds[lab], np.nan)
+    pers = bl.baseline_chunk("persistence", truth["rain_mm"], clim, times, bl.persistence_lag(config))
+    cases["persistence"] = np.where(shown, pers, np.nan)
+    differences = {}
+    for g, (lab, p) in zip(exps, preds.items()):
+        diff = np.where(shown, p - obs, np.nan)
+        differences[f"{lab} - truth"] = np.concatenate([diff, _cell_mean(scored, g, "bias")[None]])
+    return titles, cases, differences
+
+
+def figure_maps(config: dict, truth: xr.Dataset, groups: list[Group], scored: Scored,
+                clim: xr.DataArray) -> Maps:
+    """Case fields, difference and error maps of the experiments (and persistence)."""
+    exps = [g for g in groups if g.kind == "experiment"]
+    titles, cases, differences = _case_maps(config, truth, exps, scored, clim)
+    mae = {g.name: _cell_mean(scored, g, "mae") for g in exps + [g for g in groups if g.name == "persistence"]}
+    mae_difference = None
+    if len(exps) >= 2:
+        a, b = exps[0].name, exps[-1].name
+        mae_difference = (f"|err {b}| - |err {a}|", mae[b] - mae[a])
+    return Maps(truth["lat"].values, truth["lon"].values, titles, cases, differences, mae, mae_difference)

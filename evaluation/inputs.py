@@ -1,0 +1,166 @@
+"""Opening what is evaluated: the truth store, the runs' prediction stores, a reference
+experiment's evaluate output, and the common test times.
+
+Every check names the file and the offending value (:class:`EvaluationError`, printed as one
+line ``error: ...`` by the command line).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.common import cli
+
+log = logging.getLogger("evaluation")
+
+
+class EvaluationError(ValueError):
+    """Inputs that cannot be evaluated together (message names the file and the value)."""
+
+
+cli.register_error(EvaluationError)
+
+
+@dataclass
+class Member:
+    """One set of predictions: an experiment at one seed."""
+    exp: str
+    seed: int
+    source: str                          # where the predictions came from (for messages)
+    pred: xr.DataArray                   # (time, lat, lon) mm
+    train_log: pd.DataFrame | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.exp}/seed{self.seed}"
+
+
+@dataclass
+class Group:
+    """A model as reported: an experiment (several seeds) or a baseline (one member)."""
+    name: str
+    kind: str                            # experiment | baseline
+    members: list[Member] = field(default_factory=list)
+
+
+def open_zarr(path) -> xr.Dataset:
+    """Open a zarr store, consolidated metadata or not, without the fallback warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*consolidated metadata.*", category=RuntimeWarning)
+        return xr.open_zarr(path)
+
+
+def open_truth(path: str | Path) -> xr.Dataset:
+    """The processed region-1 store: ``rain_mm`` (time, lat, lon) mm, ``valid``, ``loss_mask``."""
+    try:
+        ds = open_zarr(path)
+    except Exception as err:  # noqa: BLE001 - re-raised with the path
+        raise EvaluationError(f"{path}: cannot open the data store: {err}") from err
+    for var in ("rain_mm", "valid", "loss_mask"):
+        if var not in ds:
+            raise EvaluationError(f"{path}: variable '{var}' missing (have {sorted(ds.data_vars)})")
+    if ds["rain_mm"].dims != ("time", "lat", "lon"):
+        raise EvaluationError(f"{path}: rain_mm dims {ds['rain_mm'].dims}, expected ('time', 'lat', 'lon')")
+    return ds
+
+
+def check_grid(pred: xr.DataArray, truth: xr.Dataset, source: str) -> xr.DataArray:
+    """``pred`` on the truth's lat/lon (within 1e-6 degrees), with the truth's coordinates."""
+    for dim in ("lat", "lon"):
+        a, b = pred[dim].values, truth[dim].values
+        if a.shape != b.shape or not np.allclose(a, b, atol=1e-6):
+            raise EvaluationError(
+                f"{source}: {dim} coordinates ({len(a)} values, {a[:1]}..{a[-1:]}) differ from the data "
+                f"store's region-1 grid ({len(b)} values, {b[:1]}..{b[-1:]})"
+            )
+    return pred.assign_coords(lat=truth["lat"].values, lon=truth["lon"].values)
+
+
+def read_train_log(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        log.warning("%s: no training log; its loss curve is left out", path)
+        return None
+    df = pd.read_csv(path)
+    missing = {"epoch", "train_loss", "val_loss"} - set(df.columns)
+    if missing:
+        raise EvaluationError(f"{path}: columns {sorted(missing)} missing (have {list(df.columns)})")
+    return df
+
+
+def _prediction_var(ds: xr.Dataset, store) -> xr.DataArray:
+    if "rain_mm_pred" not in ds:
+        raise EvaluationError(f"{store}: variable 'rain_mm_pred' missing (have {sorted(ds.data_vars)})")
+    pred = ds["rain_mm_pred"]
+    if pred.dims != ("time", "lat", "lon"):
+        raise EvaluationError(f"{store}: rain_mm_pred dims {pred.dims}, expected ('time', 'lat', 'lon')")
+    return pred
+
+
+def open_run(run_dir: str | Path, exp: str, truth: xr.Dataset) -> Member:
+    """Open ``RUN/predictions.zarr`` (``rain_mm_pred`` (time, lat, lon) mm) and ``RUN/train_log.csv``."""
+    run_dir = Path(run_dir)
+    store = run_dir / "predictions.zarr"
+    if not store.exists():
+        raise EvaluationError(f"{store}: predictions missing (run training.predict first)")
+    ds = open_zarr(store)
+    pred = _prediction_var(ds, store)
+    run_exp = ds.attrs.get("exp", exp)
+    if run_exp != exp:
+        raise EvaluationError(f"{store}: attribute exp={run_exp!r} but --exp {exp!r}")
+    seed = ds.attrs.get("seed")
+    if seed is None:
+        name = run_dir.name
+        if not name.startswith("seed") or not name[4:].isdigit():
+            raise EvaluationError(f"{store}: no 'seed' attribute and run folder {name!r} is not 'seed<N>'")
+        seed = int(name[4:])
+    pred = check_grid(pred, truth, str(store))
+    return Member(exp, int(seed), str(store), pred, read_train_log(run_dir / "train_log.csv"))
+
+
+def open_reference(ref_dir: str | Path, truth: xr.Dataset) -> tuple[str, list[Member], dict]:
+    """Members of a previously evaluated experiment (its ``predictions.zarr`` and ``metrics.json``)."""
+    ref_dir = Path(ref_dir)
+    mpath, store = ref_dir / "metrics.json", ref_dir / "predictions.zarr"
+    for p in (mpath, store):
+        if not p.exists():
+            raise EvaluationError(f"{p}: missing; --reference must be an evaluate output folder")
+    metrics = json.loads(mpath.read_text())
+    exp = metrics["exp"]
+    data_hash = truth.attrs.get("config_hash")
+    ref_hash = metrics.get("provenance", {}).get("data_config_hash")
+    if data_hash and ref_hash and data_hash != ref_hash:
+        raise EvaluationError(
+            f"{mpath}: reference was scored on data with config_hash {ref_hash}, but --data has {data_hash}"
+        )
+    ds = open_zarr(store)
+    members = []
+    for seed in ds["seed"].values:
+        pred = check_grid(ds["rain_mm_pred"].sel(seed=seed).drop_vars("seed"), truth, str(store))
+        tlog = ref_dir / "train_logs" / f"{exp}_seed{int(seed)}.csv"
+        members.append(Member(exp, int(seed), str(store), pred, read_train_log(tlog)))
+    return exp, members, metrics
+
+
+def common_times(members: list[Member], truth: xr.Dataset) -> tuple[pd.DatetimeIndex, dict]:
+    """Target times present in every member and in the truth store, with what was dropped."""
+    sets = {m.name: pd.DatetimeIndex(m.pred["time"].values) for m in members}
+    common = pd.DatetimeIndex(truth["time"].values)
+    for idx in sets.values():
+        common = common.intersection(idx)
+    common = common.sort_values()
+    dropped = {name: int(len(idx.difference(common))) for name, idx in sets.items()}
+    if len(common) == 0:
+        raise EvaluationError(f"no target time is common to all predictions and the data store: {list(sets)}")
+    return common, dropped
+
+
+def times_digest(times: pd.DatetimeIndex) -> str:
+    return hashlib.sha256(np.asarray(times, dtype="datetime64[ns]").astype(np.int64).tobytes()).hexdigest()[:16]
