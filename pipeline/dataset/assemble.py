@@ -107,8 +107,14 @@ def open_fragments(paths: list[str], config: dict, source: str = "concat") -> li
     channels = channel_names(config)
     opened = []
     for p in paths:
-        ds = xr.open_dataset(p, engine=ENGINE, chunks={"time": -1})
-        _check_fragment(ds, str(p), grid, channels)
+        # Metadata is read here and the file closed; the data is read by one dask task per
+        # fragment (:func:`_read_x`), so no file stays open while dask threads run.
+        with xr.open_dataset(p, engine=ENGINE) as src:
+            _check_fragment(src, str(p), grid, channels)
+            x = src["x"]
+            lazy = da.from_delayed(dask.delayed(_read_x, pure=True)(str(p)), shape=x.shape, dtype=x.dtype)
+            ds = src.drop_vars("x").load()
+            ds["x"] = (x.dims, lazy.rechunk({0: -1}), dict(x.attrs))
         ds = ds.assign_coords(lat=grid.lat, lon=grid.lon, channel=np.asarray(channels, dtype=object))
         opened.append((str(p), ds))
     opened.sort(key=lambda item: item[1]["time"].values[0] if item[1].sizes["time"] else np.datetime64("NaT"))
@@ -119,12 +125,23 @@ def open_fragments(paths: list[str], config: dict, source: str = "concat") -> li
     return opened
 
 
+def _read_x(path: str) -> np.ndarray:
+    """The ``x`` array of one fragment (one dask task).
+
+    netCDF-C and HDF5 are not thread-safe, and with netCDF4 >= 1.6 xarray's own locks do
+    not cover every call (open, close and garbage collection race under dask threads and
+    crash the process). Every task opens, reads and closes its fragment inside one
+    process-wide lock; the arithmetic downstream runs in parallel.
+    """
+    with _NETCDF_LOCK, xr.open_dataset(path, engine=ENGINE) as ds:
+        return ds["x"].values
+
+
 def _fragment_moments(path: str, rows: slice, cols: slice, take: np.ndarray, channels: list[str],
                       stat_window: tuple[slice, slice] = (slice(None), slice(None))):
     """Moments (over ``stat_window`` of the output grid) and valid-rain counts (every cell)
     of the training frames of one fragment (one task)."""
-    # netCDF-C/HDF5 are not thread-safe: opening files from two dask threads at once
-    # crashes the process. Reads are serialised; the moments below run in parallel.
+    # Reads are serialised (see :func:`_read_x`); the moments below run in parallel.
     with _NETCDF_LOCK, xr.open_dataset(path, engine=ENGINE) as ds:
         x = ds["x"].isel(time=take, lat=rows, lon=cols).values  # (t, C, y, x) float32
     rain_valid = np.isfinite(x[:, channels.index("rain")]).sum(axis=0)
@@ -252,16 +269,15 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
         raise FragmentError("no gridded fragments given")
     t0 = time.perf_counter()
     fragments = []
-    # Each month is read once, whole: a small HDF5 chunk cache per open fragment keeps
-    # memory flat as the period grows. xarray's file cache must hold every fragment: a
-    # file evicted (closed) while another dask thread reads it crashes HDF5 (SIGBUS).
+    # Each month is read once, whole, by one task that holds the netCDF lock (_read_x); a
+    # small HDF5 chunk cache per opened file keeps memory flat as the period grows.
     import netCDF4
 
     netCDF4.set_chunk_cache(1 << 20, 101, 0.75)
     try:
         # The scheduler block closes first (waiting for tasks in flight), then the
         # temporary store is renamed, or removed on error.
-        with atomic_path(out) as tmp, dask_scheduler(config, threads), xr.set_options(file_cache_maxsize=max(128, len(paths) + 16)):
+        with atomic_path(out) as tmp, dask_scheduler(config, threads):
             source = fragment_grid(str(paths[0]), config, grid_name)
             fragments = open_fragments([str(p) for p in paths], config, source)
             stats, loss_mask, mask_info = fit_statistics(fragments, config, grid_name, source)
