@@ -5,6 +5,9 @@
 - climatology: mean rain per cell and time of day (00 / 12 UTC) over the training split
   only (``pipeline.common.config.split_of_times``), so no test information leaks in;
 - zero: no rain anywhere.
+
+The climatological event frequency (same split, per cell and time of day) is the Brier
+skill score's reference.
 """
 from __future__ import annotations
 
@@ -30,6 +33,33 @@ def climatology(rain_mm: xr.DataArray, config: dict) -> xr.DataArray:
     sub = rain_mm.isel(time=np.flatnonzero(train))
     clim = sub.groupby("time.hour").mean("time", skipna=True)
     return clim.compute().astype(np.float32)
+
+
+def climatological_frequency(rain_mm: xr.DataArray, config: dict, thresholds) -> xr.DataArray:
+    """Training-period event frequency ``(hour, threshold, lat, lon)``: the fraction of
+    training frames with rain >= threshold among those with data, per cell and time of day
+    (the Brier skill score's reference); NaN where a cell never had data."""
+    train = split_of_times(rain_mm["time"].values, config) == "train"
+    if not train.any():
+        climatology(rain_mm, config)  # raises the config error
+    sub = rain_mm.isel(time=np.flatnonzero(train)).load()
+    finite = np.isfinite(sub)
+    thr = xr.DataArray(np.asarray(thresholds, dtype=np.float64), dims="threshold",
+                       coords={"threshold": np.asarray(thresholds, dtype=np.float64)})
+    events = (sub >= thr).where(finite).astype(np.float64)
+    freq = events.groupby("time.hour").mean("time", skipna=True)
+    return freq.transpose("hour", "threshold", "lat", "lon").compute()
+
+
+def climatological_frequency_chunk(freq: xr.DataArray, times: pd.DatetimeIndex) -> np.ndarray:
+    """``(time, threshold, lat, lon)`` frequencies for the target ``times`` (NaN for an hour
+    of day absent from the training split)."""
+    shape = (len(times),) + freq.shape[1:]
+    out = np.full(shape, np.nan, dtype=np.float64)
+    known = np.isin(times.hour, freq["hour"].values)
+    if known.any():
+        out[known] = freq.sel(hour=xr.DataArray(times.hour[known], dims="time")).values
+    return out
 
 
 def persistence_lag(config: dict) -> pd.Timedelta:

@@ -56,9 +56,28 @@ def percentile_interval(samples: np.ndarray, confidence: float, axis: int = 0) -
     return lo, hi
 
 
+def bootstrap_p_value(diff: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Two-sided p-value of "no difference" from the bootstrap distribution of a difference:
+    ``min(1, 2 min(#{d* <= 0}, #{d* >= 0}) / B)`` over the ``B`` finite resamples (NaN
+    when none is finite). ``p < 1 - confidence`` exactly when fewer than a fraction
+    ``(1 - confidence) / 2`` of the resamples lie on one side of 0, i.e. when the
+    equal-tailed percentile interval excludes 0 (up to the quantile interpolation).
+    ``p = 0`` means no resample reached 0: ``p < 1 / B``; the smallest non-zero value is
+    ``2 / B``."""
+    diff = np.asarray(diff, dtype=np.float64)
+    finite = np.isfinite(diff)
+    b = finite.sum(axis)
+    le = (finite & (diff <= 0)).sum(axis)
+    ge = (finite & (diff >= 0)).sum(axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.minimum(1.0, 2.0 * np.minimum(le, ge) / b)
+    return np.where(b > 0, p, np.nan)
+
+
 def paired_difference(score_a: np.ndarray, score_b: np.ndarray, point_a, point_b,
                       confidence: float, relative: bool = False) -> dict:
-    """Bootstrap interval of ``b - a`` (and of ``100 (b - a) / a`` when ``relative``).
+    """Bootstrap interval and two-sided p-value of ``b - a`` (and the interval of
+    ``100 (b - a) / a`` when ``relative``).
 
     ``score_a``/``score_b`` are resampled scores ``(B, ...)`` computed with the same
     weights; ``point_*`` the scores on the full sample.
@@ -67,7 +86,7 @@ def paired_difference(score_a: np.ndarray, score_b: np.ndarray, point_a, point_b
     point_b = np.asarray(point_b, dtype=np.float64)
     diff = score_b - score_a
     lo, hi = percentile_interval(diff, confidence)
-    out = {"difference": point_b - point_a, "ci_low": lo, "ci_high": hi}
+    out = {"difference": point_b - point_a, "ci_low": lo, "ci_high": hi, "p_value": bootstrap_p_value(diff)}
     if relative:
         with np.errstate(all="ignore"):
             rel = 100.0 * diff / score_a

@@ -18,10 +18,15 @@ from tqdm import tqdm
 
 from evaluation import baselines as bl
 from evaluation.bootstrap import block_bootstrap_weights, block_length_frames, paired_difference
-from evaluation.inputs import EvaluationError, Group
-from evaluation.scores import CATEGORICAL_SCORES, CONTINUOUS_SCORES, COUNT_NAMES, ORIENTATION, Verifier, scores_from_stats
+from evaluation.inputs import EvaluationError, Group, Member
+from evaluation.multiplicity import holm
+from evaluation.probabilistic import PROB_TOL, SUM_TOL, BinnedForecast, ProbabilisticAccumulator, mixture
+from evaluation.scores import (CATEGORICAL_SCORES, CONTINUOUS_SCORES, COUNT_NAMES, ORIENTATION,
+                               PROBABILISTIC_CATEGORICAL, PROBABILISTIC_CONTINUOUS, Verifier, probabilistic_scores,
+                               scores_from_stats)
 
 CHUNK_TIMES = 64  # frames per streamed chunk
+RELATIVE_SCORES = ("rmse", "mae", "crps")  # differences also given in % of the reference's score
 
 
 # ---------------------------------------------------------------------------------------
@@ -35,6 +40,8 @@ class Scored:
     sample: dict                          # counts of scored / excluded cell-times
     truth_mean: np.ndarray                # (T,) mean truth over scored cells (case selection)
     n_cells: np.ndarray                   # (T,) scored cells per time
+    # experiment name -> accumulator of its seed-averaged probabilities (probabilistic experiments)
+    mixtures: dict[str, ProbabilisticAccumulator] = field(default_factory=dict)
 
 
 def _chunk_mask(truth: xr.Dataset, loss_mask: np.ndarray, tchunk, base: dict, sample: dict):
@@ -52,7 +59,7 @@ def _chunk_mask(truth: xr.Dataset, loss_mask: np.ndarray, tchunk, base: dict, sa
     return obs, mask
 
 
-def _model_chunk(member, tchunk, mask: np.ndarray) -> np.ndarray:
+def _model_chunk(member: Member, tchunk, mask: np.ndarray) -> np.ndarray:
     """A member's forecast of one chunk; a non-finite value on a scored cell is an error."""
     fcst = member.pred.sel(time=tchunk).values.astype(np.float32)
     bad = mask & ~np.isfinite(fcst)
@@ -64,15 +71,67 @@ def _model_chunk(member, tchunk, mask: np.ndarray) -> np.ndarray:
     return fcst
 
 
+def _prob_chunk(member: Member, tchunk, mask: np.ndarray) -> BinnedForecast:
+    """A probabilistic member's ``prob_exceed`` and ``bin_prob`` of one chunk, checked on the
+    scored cells: finite, within [0, 1], bin probabilities summing to 1."""
+    pe = member.probs["prob_exceed"].sel(time=tchunk).values
+    bp = member.probs["bin_prob"].sel(time=tchunk).values
+    for var, arr in (("prob_exceed", pe), ("bin_prob", bp)):
+        with np.errstate(invalid="ignore"):
+            bad = mask[:, None] & ~((arr >= -PROB_TOL) & (arr <= 1 + PROB_TOL))
+        if bad.any():
+            t_bad = tchunk[np.flatnonzero(bad.any((1, 2, 3)))[0]]
+            raise EvaluationError(f"{member.source}: {var} has {int(bad.sum())} values on scored cells that are "
+                                  f"not finite probabilities in [0, 1] (first at {t_bad})")
+    total = bp.sum(axis=1, dtype=np.float64)
+    bad = mask & ~(np.abs(total - 1.0) <= SUM_TOL)
+    if bad.any():
+        i = np.argwhere(bad)[0]
+        raise EvaluationError(f"{member.source}: bin_prob sums to {total[tuple(i)]:.6f}, not 1, over 'bin' at "
+                              f"{int(bad.sum())} scored cells (first at {tchunk[i[0]]})")
+    lower, upper = member.bins
+    return BinnedForecast(pe, bp, lower, upper)
+
+
+@dataclass
+class _Chunk:
+    times: pd.DatetimeIndex
+    obs: np.ndarray
+    mask: np.ndarray
+    clim_freq: np.ndarray | None
+    base: dict
+
+
+def _score_group(g: Group, chunk: _Chunk, verifiers: dict, mixtures: dict) -> None:
+    """Accumulate every member of ``g`` on one chunk (and the seed mixture of probabilities)."""
+    forecasts = []
+    for m in g.members:
+        if g.kind == "baseline" and g.name in chunk.base:
+            fcst, fc = chunk.base[g.name], None
+        else:
+            fcst = _model_chunk(m, chunk.times, chunk.mask)
+            fc = _prob_chunk(m, chunk.times, chunk.mask) if m.probs is not None else None
+        verifiers[m.name].accumulate(fcst, chunk.obs, chunk.mask, chunk.clim_freq, fc)
+        if fc is not None:
+            forecasts.append(fc)
+    if forecasts and chunk.clim_freq is not None:
+        mixtures[g.name].accumulate(chunk.obs, chunk.mask, chunk.clim_freq, mixture(forecasts))
+
+
 def score_members(config: dict, truth: xr.Dataset, groups: list[Group], times: pd.DatetimeIndex,
-                  clim: xr.DataArray, chunk: int = CHUNK_TIMES, progress: bool = True) -> Scored:
-    """Stream over the common times, accumulating every member's statistics on one mask."""
+                  clim: xr.DataArray, chunk: int = CHUNK_TIMES, progress: bool = True,
+                  clim_freq: xr.DataArray | None = None) -> Scored:
+    """Stream over the common times, accumulating every member's statistics on one mask
+    (with ``clim_freq`` from :func:`evaluation.baselines.climatological_frequency`, also the
+    Brier, CRPS and reliability sums)."""
     ev = config["evaluation"]
     shape = (truth.sizes["lat"], truth.sizes["lon"])
     loss_mask = truth["loss_mask"].values.astype(bool)
     lag = bl.persistence_lag(config)
     verifiers = {m.name: Verifier(ev["thresholds_mm"], ev["fss_windows"], shape)
                  for g in groups for m in g.members}
+    mixtures = {g.name: ProbabilisticAccumulator(ev["thresholds_mm"]) for g in groups
+                if g.kind == "experiment" and g.members[0].probs is not None}
     sample = {"cells_in_loss_mask": int(loss_mask.sum()), "cell_times_truth_valid": 0,
               "excluded_no_persistence": 0, "excluded_no_climatology": 0, "cell_times_scored": 0}
     truth_sum, n_cells = [], []
@@ -83,25 +142,27 @@ def score_members(config: dict, truth: xr.Dataset, groups: list[Group], times: p
         obs, mask = _chunk_mask(truth, loss_mask, tchunk, base, sample)
         truth_sum.append(np.where(mask, obs, 0.0).sum((1, 2)))
         n_cells.append(mask.sum((1, 2)))
+        cfreq = None if clim_freq is None else bl.climatological_frequency_chunk(clim_freq, tchunk)
         for g in groups:
-            for m in g.members:
-                fcst = base[g.name] if g.kind == "baseline" else _model_chunk(m, tchunk, mask)
-                verifiers[m.name].accumulate(fcst, obs, mask)
+            _score_group(g, _Chunk(tchunk, obs, mask, cfreq, base), verifiers, mixtures)
     if sample["cell_times_scored"] == 0:
         raise EvaluationError("no cell-time can be scored (loss_mask, valid truth and baselines never overlap)")
     n_cells = np.concatenate(n_cells)
     truth_mean = np.concatenate(truth_sum) / np.maximum(n_cells, 1)
-    return Scored(verifiers, times, sample, truth_mean, n_cells)
+    return Scored(verifiers, times, sample, truth_mean, n_cells, mixtures)
 
 
 def score_items(flat: dict, thresholds, windows):
     """Yield ``(score, threshold, window, value)`` for every score of a flat score dict;
-    values keep any leading dimensions."""
-    for s in CONTINUOUS_SCORES:
-        yield s, None, None, flat[s]
-    for s in COUNT_NAMES + CATEGORICAL_SCORES:
-        for k, thr in enumerate(thresholds):
-            yield s, thr, None, flat[s][..., k]
+    values keep any leading dimensions. CRPS follows the continuous scores, Brier score and
+    skill the categorical ones, when ``flat`` has them."""
+    for s in CONTINUOUS_SCORES + PROBABILISTIC_CONTINUOUS:
+        if s in flat:
+            yield s, None, None, flat[s]
+    for s in COUNT_NAMES + CATEGORICAL_SCORES + PROBABILISTIC_CATEGORICAL:
+        if s in flat:
+            for k, thr in enumerate(thresholds):
+                yield s, thr, None, flat[s][..., k]
     for k, thr in enumerate(thresholds):
         for j, win in enumerate(windows):
             yield "fss", thr, win, flat["fss"][..., k, j]
@@ -151,9 +212,14 @@ class GroupResult:
     point: dict                           # seed-mean scores on the full sample
     members: dict                         # member name -> scores on the full sample
     boot: dict                            # seed-mean scores per resample (B, ...)
+    probabilistic: bool = False           # CRPS, Brier and BSS are those of the seed-averaged probabilities
+    reliability: np.ndarray | None = None  # (n_thr, n_bins, 3) of the seed-averaged probabilities
 
 
 def bootstrap_groups(scored: Scored, groups: list[Group], weights: np.ndarray) -> dict[str, GroupResult]:
+    """Point scores and resampled scores of every group: the mean of its per-seed scores,
+    except CRPS, Brier and BSS of a probabilistic experiment, which score the seed-averaged
+    probabilities (one forecast, no seed axis)."""
     out = {}
     for g in groups:
         stats = group_stats(scored, g)
@@ -164,7 +230,13 @@ def bootstrap_groups(scored: Scored, groups: list[Group], weights: np.ndarray) -
             point = {k: np.nanmean(v, axis=0) for k, v in per_seed.items()}
             boot_mean = {k: np.nanmean(v, axis=1) for k, v in boot.items()}
         members = {m.name: {k: v[i] for k, v in per_seed.items()} for i, m in enumerate(g.members)}
-        out[g.name] = GroupResult(point, members, boot_mean)
+        res = GroupResult(point, members, boot_mean)
+        if g.name in scored.mixtures:
+            mix = scored.mixtures[g.name]
+            point.update(probabilistic_scores(mix.stats()))
+            boot_mean.update(probabilistic_scores(mix.stats(), weights))
+            res.probabilistic, res.reliability = True, mix.reliability()
+        out[g.name] = res
     return out
 
 
@@ -183,7 +255,7 @@ def compare(res_a: GroupResult, res_b: GroupResult, thresholds, windows, confide
     for (s, thr, win, pa), (_, _, _, pb), (_, _, _, ba), (_, _, _, bb) in zip(items_a, items_b, boot_a, boot_b):
         if s in COUNT_NAMES:
             continue
-        d = paired_difference(ba, bb, pa, pb, confidence, relative=s in ("rmse", "mae"))
+        d = paired_difference(ba, bb, pa, pb, confidence, relative=s in RELATIVE_SCORES)
         lo, hi = float(d["ci_low"]), float(d["ci_high"])
         orient = ORIENTATION[s]
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 <= hi:
@@ -194,12 +266,26 @@ def compare(res_a: GroupResult, res_b: GroupResult, thresholds, windows, confide
             better = "b" if (hi < 0) == (orient < 0) else "a"
         row = {"score": s, "threshold_mm": None if thr is None else float(thr), "window": win,
                "a": _num(pa), "b": _num(pb), "difference": _num(d["difference"]),
-               "ci_low": _num(lo), "ci_high": _num(hi), "better": better}
+               "ci_low": _num(lo), "ci_high": _num(hi), "better": better, "p_value": _num(d["p_value"])}
         if "relative_pct" in d:
             row.update(relative_pct=_num(d["relative_pct"]), relative_ci_low=_num(d["relative_ci_low"]),
                        relative_ci_high=_num(d["relative_ci_high"]))
         rows.append(row)
     return rows
+
+
+def apply_holm(rows: list[dict], primary: str, alpha: float) -> int:
+    """Mark the ``primary`` score's row (``role: primary``) and adjust the p-values of all
+    other rows (``role: secondary``) with Holm: ``p_holm``, and ``better_holm`` (``better``
+    where ``p_holm < alpha``, else ``"neither"``). Returns the family size."""
+    secondary = [r for r in rows if not (r["score"] == primary and r["threshold_mm"] is None)]
+    adjusted = holm([np.nan if r["p_value"] is None else r["p_value"] for r in secondary])
+    for r in rows:
+        r["role"] = "primary" if r["score"] == primary and r["threshold_mm"] is None else "secondary"
+    for r, p in zip(secondary, adjusted):
+        r["p_holm"] = _num(p)
+        r["better_holm"] = r["better"] if np.isfinite(p) and p < alpha else "neither"
+    return int(np.isfinite(adjusted).sum())
 
 
 # ---------------------------------------------------------------------------------------

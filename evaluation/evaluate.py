@@ -31,8 +31,8 @@ from evaluation import baselines as bl
 from evaluation import metrics_json as mj
 from evaluation.compare import (CHUNK_TIMES, Maps, bootstrap_groups, figure_maps, plan_bootstrap,
                                 score_members)
-from evaluation.inputs import (EvaluationError, Group, Member, common_times, open_reference, open_run,
-                               open_truth)
+from evaluation.inputs import (EvaluationError, Group, Member, check_experiment, common_times, open_reference,
+                               open_run, open_truth)
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import load_config
@@ -50,34 +50,43 @@ class Inputs:
     ref_exp: str | None
 
 
-def open_inputs(exp: str, data, runs, reference) -> Inputs:
+def open_inputs(exp: str, data, runs, reference, thresholds) -> Inputs:
     """The truth, the runs of ``exp`` and the reference's members, as groups."""
     truth = open_truth(data)
     if not runs:
         raise EvaluationError("--runs: at least one run folder is needed")
-    members = [open_run(r, exp, truth) for r in runs]
+    members = [open_run(r, exp, truth, thresholds) for r in runs]
     seeds = [m.seed for m in members]
     if len(set(seeds)) != len(seeds):
         raise EvaluationError(f"--runs: duplicate seeds {seeds} for {exp}")
+    check_experiment(members)
     groups = [Group(exp, "experiment", members)]
     ref_exp = None
     if reference is not None:
-        ref_exp, ref_members, _ = open_reference(reference, truth)
+        ref_exp, ref_members, _ = open_reference(reference, truth, thresholds)
         if ref_exp == exp:
             raise EvaluationError(f"--reference {reference}: holds {exp} itself")
+        check_experiment(ref_members)
         groups.insert(0, Group(ref_exp, "experiment", ref_members))
     return Inputs(truth, members, groups, ref_exp)
 
 
 def write_predictions(members: list[Member], path: Path, exp: str) -> None:
-    """Every seed's predictions on the times common to all seeds: ``rain_mm_pred (seed, time, lat, lon)``."""
+    """Every seed's predictions on the times common to all seeds: ``rain_mm_pred (seed, time,
+    lat, lon)`` and, for a probabilistic experiment, ``prob_exceed (seed, time, threshold, lat,
+    lon)`` and ``bin_prob (seed, time, bin, lat, lon)`` with their coordinates."""
     times = pd.DatetimeIndex(members[0].pred["time"].values)
     for m in members[1:]:
         times = times.intersection(pd.DatetimeIndex(m.pred["time"].values))
     times = times.sort_values()
-    arr = xr.concat([m.pred.sel(time=times) for m in members], dim=pd.Index([m.seed for m in members], name="seed"))
+    seeds = pd.Index([m.seed for m in members], name="seed")
+    arr = xr.concat([m.pred.sel(time=times) for m in members], dim=seeds)
     ds = xr.Dataset({"rain_mm_pred": arr.astype(np.float32)})
     ds["rain_mm_pred"].attrs = {"units": "mm", "long_name": "predicted rain in the 12 h ending at time"}
+    if members[0].probs is not None:
+        probs = xr.concat([m.probs.sel(time=times) for m in members], dim=seeds)
+        for var in ("prob_exceed", "bin_prob"):
+            ds[var] = probs[var].astype(np.float32)
     ds.attrs = {"exp": exp, "seeds": [m.seed for m in members], "sources": [m.source for m in members]}
     ds = ds.chunk({"seed": 1, "time": min(CHUNK_TIMES, len(times)), "lat": -1, "lon": -1})
     for v in ds.variables.values():
@@ -118,19 +127,21 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
 
     ev = config["evaluation"]
     thresholds, windows = [float(t) for t in ev["thresholds_mm"]], [int(w) for w in ev["fss_windows"]]
-    inputs = open_inputs(exp, data, runs, reference)
+    inputs = open_inputs(exp, data, runs, reference, thresholds)
     truth, groups = inputs.truth, inputs.groups
     times, dropped = common_times([m for g in groups for m in g.members], truth)
     log.info("%s: scoring %d common target times (%s .. %s)", exp, len(times), times[0], times[-1])
     clim = bl.climatology(truth["rain_mm"], config)
+    clim_freq = bl.climatological_frequency(truth["rain_mm"], config, thresholds)
     for name in bl.BASELINES:
         groups.append(Group(name, "baseline", [Member(name, 0, f"baseline {name}", None)]))
 
-    scored = score_members(config, truth, groups, times, clim, progress=progress)
+    scored = score_members(config, truth, groups, times, clim, progress=progress, clim_freq=clim_freq)
     boot = plan_bootstrap(config, times)
     results = bootstrap_groups(scored, groups, boot.weights)
     models = mj.model_blocks(groups, results, thresholds, windows, boot.confidence)
-    assessment = mj.assess(groups, results, exp, inputs.ref_exp, thresholds, windows, boot)
+    assessment = mj.assess(groups, results, exp, inputs.ref_exp, thresholds, windows, boot,
+                           ev["primary_score"])
     comparison = None
     if inputs.ref_exp is not None:
         comparison = mj.comparison_json(exp, inputs.ref_exp, times, scored, boot, assessment)

@@ -37,10 +37,16 @@ class Member:
     source: str                          # where the predictions came from (for messages)
     pred: xr.DataArray                   # (time, lat, lon) mm
     train_log: pd.DataFrame | None = None
+    probs: xr.Dataset | None = None      # prob_exceed, bin_prob (probabilistic stores only)
 
     @property
     def name(self) -> str:
         return f"{self.exp}/seed{self.seed}"
+
+    @property
+    def bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bin bounds (lower, upper) in mm of a probabilistic member."""
+        return self.probs["bin_lower"].values.astype(np.float64), self.probs["bin_upper"].values.astype(np.float64)
 
 
 @dataclass
@@ -104,8 +110,43 @@ def _prediction_var(ds: xr.Dataset, store) -> xr.DataArray:
     return pred
 
 
-def open_run(run_dir: str | Path, exp: str, truth: xr.Dataset) -> Member:
-    """Open ``RUN/predictions.zarr`` (``rain_mm_pred`` (time, lat, lon) mm) and ``RUN/train_log.csv``."""
+PROB_VARS = {"prob_exceed": "threshold", "bin_prob": "bin"}
+
+
+def _check_bins(ds: xr.Dataset, store) -> None:
+    for c in ("bin_lower", "bin_upper"):
+        if c not in ds.variables or ds[c].dims != ("bin",):
+            raise EvaluationError(f"{store}: coordinate '{c}' along 'bin' missing (the bins' bounds in mm)")
+    lo, hi = ds["bin_lower"].values.astype(np.float64), ds["bin_upper"].values.astype(np.float64)
+    if not np.all(np.isfinite(hi)) or abs(lo[0]) > 1e-6 or np.any(hi <= lo) or not np.allclose(hi[:-1], lo[1:]):
+        raise EvaluationError(f"{store}: bins must be contiguous from 0 mm with finite upper bounds; "
+                              f"bin_lower {lo.tolist()}, bin_upper {hi.tolist()}")
+
+
+def probabilities(ds: xr.Dataset, store, thresholds, lead: tuple[str, ...] = ()) -> xr.Dataset | None:
+    """``prob_exceed`` and ``bin_prob`` of a probabilistic store, checked against the contract
+    (None for a deterministic store). ``lead``: leading dimensions (``("seed",)``)."""
+    present = [v for v in PROB_VARS if v in ds]
+    if not present:
+        return None
+    if len(present) == 1:
+        missing = next(v for v in PROB_VARS if v not in ds)
+        raise EvaluationError(f"{store}: has '{present[0]}' but not '{missing}' (a probabilistic store has both)")
+    for var, dim in PROB_VARS.items():
+        want = lead + ("time", dim, "lat", "lon")
+        if ds[var].dims != want:
+            raise EvaluationError(f"{store}: {var} dims {ds[var].dims}, expected {want}")
+    thr = ds["threshold"].values.astype(np.float64) if "threshold" in ds.variables else np.array([])
+    if thr.shape != (len(thresholds),) or not np.allclose(thr, thresholds):
+        raise EvaluationError(f"{store}: threshold coordinate {thr.tolist()} mm differs from config key "
+                              f"'evaluation.thresholds_mm' {list(thresholds)}")
+    _check_bins(ds, store)
+    return ds[list(PROB_VARS)]
+
+
+def open_run(run_dir: str | Path, exp: str, truth: xr.Dataset, thresholds=()) -> Member:
+    """Open ``RUN/predictions.zarr`` (``rain_mm_pred`` (time, lat, lon) mm, and for a
+    probabilistic model ``prob_exceed`` and ``bin_prob``) and ``RUN/train_log.csv``."""
     run_dir = Path(run_dir)
     store = run_dir / "predictions.zarr"
     if not store.exists():
@@ -122,10 +163,13 @@ def open_run(run_dir: str | Path, exp: str, truth: xr.Dataset) -> Member:
             raise EvaluationError(f"{store}: no 'seed' attribute and run folder {name!r} is not 'seed<N>'")
         seed = int(name[4:])
     pred = check_grid(pred, truth, str(store))
-    return Member(exp, int(seed), str(store), pred, read_train_log(run_dir / "train_log.csv"))
+    probs = probabilities(ds, store, thresholds)
+    if probs is not None:
+        probs = probs.assign_coords(lat=pred["lat"].values, lon=pred["lon"].values)
+    return Member(exp, int(seed), str(store), pred, read_train_log(run_dir / "train_log.csv"), probs)
 
 
-def open_reference(ref_dir: str | Path, truth: xr.Dataset) -> tuple[str, list[Member], dict]:
+def open_reference(ref_dir: str | Path, truth: xr.Dataset, thresholds=()) -> tuple[str, list[Member], dict]:
     """Members of a previously evaluated experiment (its ``predictions.zarr`` and ``metrics.json``)."""
     ref_dir = Path(ref_dir)
     mpath, store = ref_dir / "metrics.json", ref_dir / "predictions.zarr"
@@ -141,12 +185,33 @@ def open_reference(ref_dir: str | Path, truth: xr.Dataset) -> tuple[str, list[Me
             f"{mpath}: reference was scored on data with config_hash {ref_hash}, but --data has {data_hash}"
         )
     ds = open_zarr(store)
+    probs = probabilities(ds, store, thresholds, lead=("seed",))
     members = []
     for seed in ds["seed"].values:
         pred = check_grid(ds["rain_mm_pred"].sel(seed=seed).drop_vars("seed"), truth, str(store))
         tlog = ref_dir / "train_logs" / f"{exp}_seed{int(seed)}.csv"
-        members.append(Member(exp, int(seed), str(store), pred, read_train_log(tlog)))
+        p = None
+        if probs is not None:
+            p = probs.sel(seed=seed).drop_vars("seed").assign_coords(lat=pred["lat"].values, lon=pred["lon"].values)
+        members.append(Member(exp, int(seed), str(store), pred, read_train_log(tlog), p))
     return exp, members, metrics
+
+
+def check_experiment(members: list[Member]) -> None:
+    """The seeds of an experiment are all probabilistic on the same bins, or all deterministic."""
+    kinds = {m.name: m.probs is not None for m in members}
+    if len(set(kinds.values())) > 1:
+        prob = [k for k, v in kinds.items() if v]
+        det = [k for k, v in kinds.items() if not v]
+        raise EvaluationError(f"{members[0].exp}: runs {prob} carry probabilities but {det} do not "
+                              f"({', '.join(m.source for m in members)})")
+    if kinds and all(kinds.values()):
+        lo0, hi0 = members[0].bins
+        for m in members[1:]:
+            lo, hi = m.bins
+            if lo.shape != lo0.shape or not (np.allclose(lo, lo0) and np.allclose(hi, hi0)):
+                raise EvaluationError(f"{m.source}: bins {lo.tolist()}..{hi[-1]:g} differ from those of "
+                                      f"{members[0].source} ({lo0.tolist()}..{hi0[-1]:g})")
 
 
 def common_times(members: list[Member], truth: xr.Dataset) -> tuple[pd.DatetimeIndex, dict]:

@@ -9,14 +9,25 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import percentile_interval
-from evaluation.compare import Bootstrap, GroupResult, Scored, compare, score_items
+from evaluation.compare import Bootstrap, GroupResult, Scored, apply_holm, compare, score_items
 from evaluation.inputs import Group, Member, times_digest
+from evaluation.probabilistic import reliability_table
 from evaluation.scores import COUNT_NAMES
 from evaluation.verdicts import baseline_verdict, comparison_verdicts, thr_key
 from pipeline.common.config import config_hash
 from pipeline.common.provenance import package_versions
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SEED_AGGREGATION = ("mean of per-seed scores; CRPS, Brier score and skill of a probabilistic experiment: "
+                    "scores of the seed-averaged probabilities")
+PROBABILISTIC = {
+    "crps": "CRPS of the binned distribution (uniform within a bin, exact integral), mm; "
+            "the MAE for a deterministic forecast",
+    "brier": "mean over scored cell-times of (p - o)^2, o = 1{truth >= threshold}; "
+             "p = prob_exceed, or 1{forecast >= threshold} for a deterministic forecast",
+    "bss": "1 - BS / BS_ref, BS_ref of the training-period climatological event frequency per cell and time of day",
+    "reliability": "probability bins [k/10, (k+1)/10), the last closed; seed-averaged probabilities",
+}
 PACKAGES = ("numpy", "pandas", "scipy", "xarray", "dask", "zarr", "scores", "matplotlib", "torch")
 
 
@@ -68,11 +79,25 @@ def model_block(group: Group, res: GroupResult, thresholds, windows, confidence:
         lo[(s, thr, win)], hi[(s, thr, win)] = percentile_interval(samples, confidence)
     block["intervals"] = nest(((s, t, w, (lo[(s, t, w)], hi[(s, t, w)])) for (s, t, w) in lo),
                               lambda v: [num(v[0]), num(v[1])])
+    block["forecast_type"] = "probabilistic" if res.probabilistic else "deterministic"
+    if res.reliability is not None:
+        block["reliability"] = reliability_block(res.reliability, thresholds)
     if group.kind == "experiment":
         block["exp"] = group.name
         block["seeds"] = [m.seed for m in group.members]
         block["spread"] = _spread(res, group, thresholds, windows)
     return block
+
+
+def reliability_block(counts: np.ndarray, thresholds) -> dict:
+    """``{thr: {bin_lower, bin_upper, forecast_mean, observed_frequency, count}}`` (lists over
+    the probability bins; null in empty bins)."""
+    out = {}
+    for k, thr in enumerate(thresholds):
+        table = reliability_table(counts[k])
+        out[thr_key(thr)] = {key: [num(v) for v in values] for key, values in table.items()}
+        out[thr_key(thr)]["count"] = [int(v) for v in table["count"]]
+    return out
 
 
 def model_blocks(groups: list[Group], results: dict[str, GroupResult], thresholds, windows,
@@ -84,6 +109,7 @@ def model_blocks(groups: list[Group], results: dict[str, GroupResult], threshold
         if g.kind == "experiment":
             for m in g.members:
                 models[m.name] = {"kind": "seed", "exp": g.name, "seed": m.seed,
+                                  "forecast_type": "deterministic" if m.probs is None else "probabilistic",
                                   **nest(score_items(results[g.name].members[m.name], thresholds, windows), num)}
     return models
 
@@ -93,13 +119,16 @@ class Assessment:
     """Comparison rows and verdict lines of one evaluation."""
     vs_baselines: dict
     verdicts: list[str]
+    primary: str = "rmse"
     comparison_rows: list[dict] | None = None
     comparison_verdicts: list[str] | None = None
+    n_tests: int = 0                     # size of the Holm family of secondary comparisons
 
 
 def assess(groups: list[Group], results: dict[str, GroupResult], exp: str, ref_exp: str | None,
-           thresholds, windows, boot: Bootstrap) -> Assessment:
-    """Every experiment against every baseline, and ``exp`` against ``ref_exp``."""
+           thresholds, windows, boot: Bootstrap, primary: str = "rmse") -> Assessment:
+    """Every experiment against every baseline, and ``exp`` against ``ref_exp`` (the primary
+    score decides; the other scores are secondary, Holm-adjusted)."""
     exps = [g.name for g in groups if g.kind == "experiment"]
     bases = [g.name for g in groups if g.kind == "baseline"]
     vs_baselines, verdicts = {}, []
@@ -108,13 +137,16 @@ def assess(groups: list[Group], results: dict[str, GroupResult], exp: str, ref_e
         for b in bases:
             rows = compare(results[b], results[e], thresholds, windows, boot.confidence)
             vs_baselines[e][b] = rows
-            verdicts.append(baseline_verdict(e, b, rows, thresholds, boot.conf_pct)[0])
-    out = Assessment(vs_baselines, verdicts)
+            verdicts.append(baseline_verdict(e, b, rows, thresholds, boot.conf_pct, primary)[0])
+    out = Assessment(vs_baselines, verdicts, primary)
     if ref_exp is not None:
         rows = compare(results[ref_exp], results[exp], thresholds, windows, boot.confidence)
+        alpha = 1.0 - boot.confidence
+        out.n_tests = apply_holm(rows, primary, alpha)
         out.comparison_rows = rows
         out.comparison_verdicts = comparison_verdicts(exp, ref_exp, rows, thresholds, windows, boot.conf_pct,
-                                                      boot.meta["samples"], boot.meta["block_days"])
+                                                      boot.meta["samples"], boot.meta["block_days"], primary,
+                                                      out.n_tests, alpha)
         out.verdicts = out.comparison_verdicts + verdicts
     return out
 
@@ -125,9 +157,18 @@ def comparison_json(exp: str, ref_exp: str, times, scored: Scored, boot: Bootstr
         "difference": "b - a (positive: b higher)",
         "samples": {"n_times": len(times), "times_sha256": times_digest(times),
                     "identical_samples": True, "cell_times_scored": scored.sample["cell_times_scored"]},
-        "bootstrap": {**boot.meta, "seed_aggregation": "mean of per-seed scores"},
+        "bootstrap": {**boot.meta, "seed_aggregation": SEED_AGGREGATION},
+        "primary_score": assessment.primary,
+        "multiplicity": multiplicity(assessment, boot),
         "verdict": assessment.comparison_verdicts, "scores": assessment.comparison_rows,
     }
+
+
+def multiplicity(assessment: Assessment, boot: Bootstrap) -> dict:
+    return {"method": "Holm", "family": "every secondary comparison of b with a (all scores but the primary)",
+            "n_tests": assessment.n_tests, "alpha": 1.0 - boot.confidence,
+            "p_value": "two-sided, from the paired bootstrap distribution of the difference: "
+                       "min(1, 2 min(#{d <= 0}, #{d >= 0}) / B); 0 means < 1/B"}
 
 
 def metrics_json(config: dict, exp: str, ref_exp: str | None, times, dropped: dict, scored: Scored,
@@ -146,7 +187,10 @@ def metrics_json(config: dict, exp: str, ref_exp: str | None, times, dropped: di
             "times_sha256": times_digest(times), "times_dropped_not_common": dropped,
             **scored.sample,
         },
-        "bootstrap": dict(boot.meta),
+        "bootstrap": {**boot.meta, "seed_aggregation": SEED_AGGREGATION},
+        "primary_score": assessment.primary,
+        "multiplicity": None if assessment.comparison_rows is None else multiplicity(assessment, boot),
+        "probabilistic": PROBABILISTIC,
         "models": models,
         "vs_baselines": assessment.vs_baselines,
         "verdicts": assessment.verdicts,

@@ -6,7 +6,7 @@ import jsonschema
 _num = {"type": ["number", "null"]}
 _interval = {"type": "array", "items": _num, "minItems": 2, "maxItems": 2}
 _scores_block = {
-    "continuous": {"type": "object", "required": ["rmse", "mae", "bias", "correlation"]},
+    "continuous": {"type": "object", "required": ["rmse", "mae", "bias", "correlation", "crps"]},
     "categorical": {"type": "object", "additionalProperties": {
         "type": "object",
         "required": ["hits", "misses", "false_alarms", "correct_negatives", "csi", "pod", "far",
@@ -19,9 +19,13 @@ METRICS_SCHEMA = {
     "title": "metrics.json of python -m evaluation.evaluate",
     "type": "object",
     "required": ["schema_version", "exp", "reference_exp", "units", "event_definition", "thresholds_mm",
-                 "fss_windows", "samples", "bootstrap", "models", "vs_baselines", "verdicts", "provenance"],
+                 "fss_windows", "samples", "bootstrap", "primary_score", "multiplicity", "models", "vs_baselines",
+                 "verdicts", "provenance"],
     "properties": {
-        "schema_version": {"const": 1},
+        "schema_version": {"const": 2},
+        "primary_score": {"enum": ["rmse", "mae", "crps"]},
+        "multiplicity": {"type": ["object", "null"]},
+        "probabilistic": {"type": "object"},
         "exp": {"type": "string"},
         "reference_exp": {"type": ["string", "null"]},
         "units": {"const": "mm / 12 h"},

@@ -26,9 +26,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from evaluation.probabilistic import BinnedForecast, ProbabilisticAccumulator, probabilistic_from_sums
+
 # Per-time row of the continuous accumulator, in this order.
 CONTINUOUS_FIELDS = ("n", "sum_f", "sum_o", "sum_ff", "sum_oo", "sum_fo", "sum_e", "sum_ee", "sum_abs_e")
 CONTINUOUS_SCORES = ("rmse", "mae", "bias", "correlation")
+# Scores of (probabilistic or deterministic) forecasts: CRPS (continuous, mm; the MAE of a
+# deterministic forecast), Brier score and Brier skill score per threshold.
+PROBABILISTIC_CONTINUOUS = ("crps",)
+PROBABILISTIC_CATEGORICAL = ("brier", "bss")
 # Contingency counts per time and threshold, in this order (a, b, c, d).
 COUNT_NAMES = ("hits", "false_alarms", "misses", "correct_negatives")
 CATEGORICAL_SCORES = ("csi", "pod", "far", "success_ratio", "frequency_bias", "ets", "hk")
@@ -37,7 +43,7 @@ CATEGORICAL_SCORES = ("csi", "pod", "far", "success_ratio", "frequency_bias", "e
 ORIENTATION = {
     "rmse": -1, "mae": -1, "bias": 0, "correlation": 1,
     "csi": 1, "pod": 1, "far": -1, "success_ratio": 1, "frequency_bias": 0, "ets": 1, "hk": 1,
-    "fss": 1,
+    "fss": 1, "crps": -1, "brier": -1, "bss": 1,
 }
 
 
@@ -264,22 +270,46 @@ class CellAccumulator:
 
 
 class Verifier:
-    """All scores of one forecast against the truth: continuous, contingency, FSS, per cell."""
+    """All scores of one forecast against the truth: continuous, contingency, FSS, per cell
+    and, when given the climatological event frequency, Brier sums (and CRPS and
+    reliability for probabilistic forecasts, :mod:`evaluation.probabilistic`)."""
 
     def __init__(self, thresholds, windows, shape):
         self.continuous = ContinuousAccumulator()
         self.contingency = ContingencyAccumulator(thresholds)
         self.fss = FSSAccumulator(thresholds, windows)
         self.cells = CellAccumulator(shape)
+        self.prob = ProbabilisticAccumulator(thresholds)
 
-    def accumulate(self, fcst, obs, mask) -> "Verifier":
+    def accumulate(self, fcst, obs, mask, clim_freq: np.ndarray | None = None,
+                   forecast: BinnedForecast | None = None) -> "Verifier":
+        """Add a chunk of ``(time, lat, lon)`` fields; with ``clim_freq`` ``(time, n_thr, lat,
+        lon)`` also the Brier sums of ``forecast`` (probabilities) or of ``fcst`` (0/1)."""
         for acc in (self.continuous, self.contingency, self.fss, self.cells):
             acc.accumulate(fcst, obs, mask)
+        if clim_freq is not None:
+            self.prob.accumulate(obs, mask, clim_freq, forecast, None if forecast is not None else fcst)
         return self
 
     def stats(self) -> dict[str, np.ndarray]:
         """Per-time rows of every accumulator: what the bootstrap resamples."""
-        return {"continuous": self.continuous.rows, "contingency": self.contingency.rows, "fss": self.fss.rows}
+        return {"continuous": self.continuous.rows, "contingency": self.contingency.rows, "fss": self.fss.rows,
+                **self.prob.stats()}
+
+
+def _weighted_total(rows: np.ndarray, weights: np.ndarray | None, time_axis: int) -> np.ndarray:
+    rows = np.moveaxis(rows, time_axis, 0)
+    if weights is None:
+        return rows.sum(0)
+    return np.tensordot(np.asarray(weights, dtype=np.float64), rows, axes=([-1], [0]))
+
+
+def probabilistic_scores(stats: dict[str, np.ndarray], weights: np.ndarray | None = None,
+                         time_axis: int = 0) -> dict[str, np.ndarray]:
+    """``brier``, ``bss`` ``(..., n_thr)`` and ``crps`` ``(...)`` of the rows present in ``stats``."""
+    brier = _weighted_total(stats["brier"], weights, time_axis) if "brier" in stats else None
+    crps = _weighted_total(stats["crps"], weights, time_axis) if "crps" in stats else None
+    return probabilistic_from_sums(brier, crps)
 
 
 def scores_from_stats(stats: dict[str, np.ndarray], weights: np.ndarray | None = None,
@@ -288,17 +318,18 @@ def scores_from_stats(stats: dict[str, np.ndarray], weights: np.ndarray | None =
 
     ``weights`` ``(B, T)`` gives resampled scores with a leading ``B`` dimension.
     Returns flat arrays: continuous scores ``(...)``, categorical ``(..., n_thr)``,
-    ``fss`` ``(..., n_thr, n_win)``.
+    ``fss`` ``(..., n_thr, n_win)``; with Brier rows also ``brier`` and ``bss``
+    ``(..., n_thr)``; ``crps`` is the CRPS of a probabilistic forecast, the MAE of a
+    deterministic one.
     """
     def total(rows):
-        rows = np.moveaxis(rows, time_axis, 0)
-        if weights is None:
-            return rows.sum(0)
-        return np.tensordot(np.asarray(weights, dtype=np.float64), rows, axes=([-1], [0]))
+        return _weighted_total(rows, weights, time_axis)
 
     out = dict(continuous_from_sums(total(stats["continuous"])))
     counts = total(stats["contingency"])
     out.update({name: counts[..., i] for i, name in enumerate(COUNT_NAMES)})
     out.update(categorical_from_counts(counts))
     out["fss"] = fss_from_sums(total(stats["fss"]))
+    out.update(probabilistic_scores(stats, weights, time_axis))
+    out.setdefault("crps", out["mae"])
     return out

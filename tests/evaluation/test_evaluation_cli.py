@@ -121,7 +121,12 @@ def test_comparison_and_verdict(outputs):
     fss_rows = [r for r in comp["scores"] if r["score"] == "fss"]
     assert len(fss_rows) == 4 * 4
     report = (r2 / "report.md").read_text()
-    assert re.search(r"exp2 lowers RMSE by \d+\.\d% \[\d+\.\d, \d+\.\d\] \(95% paired block bootstrap", report)
+    # the primary score (CRPS: the MAE of these deterministic forecasts) decides; RMSE is secondary
+    assert re.search(r"exp2 lowers CRPS by \d+\.\d% \[\d+\.\d, \d+\.\d\] \(95% paired block bootstrap", report)
+    assert re.search(r"RMSE: exp2 \d+\.\d+ vs exp1 \d+\.\d+, difference -\d+\.\d+ \[.*\]; Holm-adjusted p", report)
+    crps = next(r for r in comp["scores"] if r["score"] == "crps")
+    mae = next(r for r in comp["scores"] if r["score"] == "mae")
+    assert crps["role"] == "primary" and crps["a"] == pytest.approx(mae["a"]) and crps["b"] == pytest.approx(mae["b"])
     assert "VERDICT: exp2 beats exp1" in report
     assert "exp1 beats persistence" in report and "exp2 beats climatology" in report
     for fig in FIGURES:
