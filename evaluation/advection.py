@@ -277,15 +277,14 @@ def main(argv=None) -> int:
     ap.add_argument("--stats", required=True, help="its normalisation statistics (processed/concat_stats.json)")
     ap.add_argument("--out", required=True, help="output zarr (predictions.zarr)")
     ap.add_argument("--level-hpa", type=int, default=None,
-                    help="steering level in hPa (default: evaluation.advection_level_hpa, else 700)")
+                    help="steering level in hPa (default: config key evaluation.advection_level_hpa)")
     ap.add_argument("--domain", default="concat", choices=["concat", "region1"],
                     help="advect on the joined grid (default) or on region 1 alone (no upstream rain)")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default test)")
 
     def body(args) -> int:
         config = load_config(args.config)
-        level = args.level_hpa if args.level_hpa is not None else int(
-            config.get("evaluation", {}).get("advection_level_hpa", 700))
+        level = args.level_hpa if args.level_hpa is not None else int(config["evaluation"]["advection_level_hpa"])
         if level not in [int(v) for v in config.get("levels_hpa", [level])]:
             raise ConfigError(f"--level-hpa {level}: not among config key 'levels_hpa' {config['levels_hpa']}")
         result = advection_forecast(config, args.data, args.stats, level, args.split, domain=args.domain)

@@ -308,6 +308,8 @@ class Maps:
     differences: dict[str, np.ndarray]
     mae: dict[str, np.ndarray]
     mae_difference: tuple[str, np.ndarray] | None
+    # label -> (wavelength in cells, mean radially averaged power spectrum): sharpness
+    spectra: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def select_cases(truth_mean: np.ndarray, n_cells: np.ndarray, n_cases: int, seed: int) -> tuple[list[int], int | None]:
@@ -354,6 +356,36 @@ def _case_maps(config: dict, truth: xr.Dataset, exps: list[Group], scored: Score
     return titles, cases, differences
 
 
+def mean_rapsd(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the first axis of pysteps' radially averaged power spectrum of each
+    ``(lat, lon)`` field; returns (spatial frequency in cycles per cell, power)."""
+    from pysteps.utils.spectral import rapsd
+
+    power, freq = None, None
+    for f in fields:
+        p, freq = rapsd(np.asarray(f, dtype=np.float64), fft_method=np.fft, return_freq=True)
+        power = p if power is None else power + p
+    return freq, power / len(fields)
+
+
+def spectra(config: dict, truth: xr.Dataset, exps: list[Group], times: pd.DatetimeIndex,
+            clim: xr.DataArray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Sharpness: the mean RAPSD over the scored times of the truth, of each experiment's
+    first seed (one forecast, not the blurrier seed mean) and of persistence. Cells not
+    scored at a time (outside loss_mask, no valid truth) are 0 in every field, so all
+    spectra see the same gaps."""
+    obs = truth["rain_mm"].sel(time=times).values.astype(np.float64)
+    mask = truth["loss_mask"].values.astype(bool) & truth["valid"].sel(time=times).values.astype(bool) & np.isfinite(obs)
+    pers = bl.baseline_chunk("persistence", truth["rain_mm"], clim, times, bl.persistence_lag(config))
+    mask &= np.isfinite(pers)
+    fields = {"truth": obs}
+    for g in exps:
+        m = g.members[0]
+        fields[g.name if len(g.members) == 1 else f"{g.name} (seed {m.seed})"] = m.pred.sel(time=times).values
+    fields["persistence"] = pers
+    return {lab: mean_rapsd(np.where(mask, f, 0.0)) for lab, f in fields.items()}
+
+
 def figure_maps(config: dict, truth: xr.Dataset, groups: list[Group], scored: Scored,
                 clim: xr.DataArray) -> Maps:
     """Case fields, difference and error maps of the experiments (and persistence)."""
@@ -364,4 +396,5 @@ def figure_maps(config: dict, truth: xr.Dataset, groups: list[Group], scored: Sc
     if len(exps) >= 2:
         a, b = exps[0].name, exps[-1].name
         mae_difference = (f"|err {b}| - |err {a}|", mae[b] - mae[a])
-    return Maps(truth["lat"].values, truth["lon"].values, titles, cases, differences, mae, mae_difference)
+    return Maps(truth["lat"].values, truth["lon"].values, titles, cases, differences, mae, mae_difference,
+                spectra(config, truth, exps, scored.times, clim))

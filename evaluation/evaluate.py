@@ -31,8 +31,8 @@ from evaluation import baselines as bl
 from evaluation import metrics_json as mj
 from evaluation.compare import (CHUNK_TIMES, Maps, bootstrap_groups, figure_maps, plan_bootstrap,
                                 score_members)
-from evaluation.inputs import (EvaluationError, Group, Member, check_experiment, common_times, open_reference,
-                               open_run, open_truth)
+from evaluation.inputs import (EvaluationError, Group, Member, check_experiment, common_times, open_baseline,
+                               open_reference, open_run, open_truth, parse_baselines)
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import load_config
@@ -120,8 +120,10 @@ def write_outputs(out, inputs: Inputs, exp: str, metrics: dict, comparison: dict
 
 def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], out: str | Path,
              reference: str | Path | None = None, config_path: str | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, baselines: dict[str, str | Path] | None = None) -> dict:
     """Score, bootstrap, plot and report; write everything into ``out`` atomically.
+    ``baselines``: extra precomputed baselines ``{name: predictions store}`` (e.g. the
+    advection baseline), scored like persistence and climatology.
     Returns the metrics dict."""
     from evaluation import report
 
@@ -135,6 +137,9 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     clim_freq = bl.climatological_frequency(truth["rain_mm"], config, thresholds)
     for name in bl.BASELINES:
         groups.append(Group(name, "baseline", [Member(name, 0, f"baseline {name}", None)]))
+    extra = parse_baselines([f"{k}={v}" for k, v in (baselines or {}).items()], [g.name for g in groups])
+    for name, path in extra.items():
+        groups.append(Group(name, "baseline", [open_baseline(name, path, truth, times)]))
 
     scored = score_members(config, truth, groups, times, clim, progress=progress, clim_freq=clim_freq)
     boot = plan_bootstrap(config, times)
@@ -146,6 +151,8 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     if inputs.ref_exp is not None:
         comparison = mj.comparison_json(exp, inputs.ref_exp, times, scored, boot, assessment)
     prov = mj.provenance(config, config_path, data, truth.attrs, inputs.members, reference)
+    if extra:
+        prov["baselines"] = {k: str(v) for k, v in extra.items()}
     metrics = mj.metrics_json(config, exp, inputs.ref_exp, times, dropped, scored, boot, models, assessment, prov)
     report.validate_metrics(metrics)
     maps = figure_maps(config, truth, groups, scored, clim)
@@ -156,8 +163,9 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
 
 def _main(args) -> int:
     config = load_config(args.config)
+    extra = parse_baselines(args.baselines, bl.BASELINES)
     metrics = evaluate(config, args.exp, args.data, args.runs, args.out, args.reference, args.config,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, baselines=extra)
     for line in metrics["verdicts"]:
         print(line, file=sys.stderr)
     return 0
@@ -172,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="run folders holding predictions.zarr and train_log.csv (one per seed)")
     ap.add_argument("--reference", default=None,
                     help="evaluate output folder of the experiment to compare with (e.g. results/exp1)")
+    ap.add_argument("--baselines", nargs="*", default=[], metavar="NAME=PATH",
+                    help="extra precomputed baselines scored like persistence, e.g. "
+                         "advection=results/baselines/advection/predictions.zarr")
     ap.add_argument("--out", required=True, help="output folder (replaced atomically)")
     return cli.run(ap, _main, argv)
 

@@ -196,6 +196,47 @@ def plot_loss_curves(path, logs: dict[str, pd.DataFrame], colors: dict):
     _save(fig, path)
 
 
+def plot_reliability(path, thresholds, tables: dict[str, dict], colors: dict):
+    """Reliability diagram per threshold (observed frequency against mean forecast
+    probability) over a histogram of the forecast probabilities (sharpness)."""
+    n = len(thresholds)
+    fig, axes = plt.subplots(2, n, figsize=(2.8 * n, 5.2), layout="constrained", squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1]})
+    for k, thr in enumerate(thresholds):
+        ax, hist = axes[0, k], axes[1, k]
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        for name, table in tables.items():
+            t = table[f"{thr:g}"]
+            ax.plot(_arr(t["forecast_mean"]), _arr(t["observed_frequency"]), marker="o", ms=3,
+                    color=colors.get(name), label=name)
+            centres = (np.asarray(t["bin_lower"]) + np.asarray(t["bin_upper"])) / 2
+            hist.step(centres, np.maximum(np.asarray(t["count"], dtype=float), 0.5), where="mid",
+                      color=colors.get(name))
+        ax.set(xlim=(0, 1), ylim=(0, 1), title=f">= {thr:g} mm", xlabel="forecast probability")
+        hist.set(yscale="log", xlim=(0, 1), xlabel="forecast probability")
+        if k == 0:
+            ax.set_ylabel("observed frequency")
+            hist.set_ylabel("cell-times")
+            ax.legend(fontsize=7)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_spectra(path, spectra: dict[str, tuple[np.ndarray, np.ndarray]], colors: dict):
+    """Mean radially averaged power spectra (sharpness: a blurred forecast loses power at
+    short wavelengths)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    for name, (freq, power) in spectra.items():
+        keep = freq > 0
+        style = {"color": "black", "lw": 2} if name == "truth" else {"color": colors.get(name.split(" (")[0])}
+        ax.loglog(1.0 / freq[keep], power[keep], label=name, **style)
+    ax.invert_xaxis()
+    ax.set(xlabel="wavelength (grid cells)", ylabel="power (mm² / 12 h²)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
 def _arr(values) -> np.ndarray:
     """JSON numbers (``None`` = undefined) as a float array with NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -258,6 +299,17 @@ def make_all(out: Path, maps, metrics: dict, logs: dict[str, pd.DataFrame]) -> l
     fss = {k: np.array([_arr(b["fss"][t][str(w)] for w in windows) for t in thr]) for k, b in models.items()}
     plot_fss(out / "fss.png", thresholds, windows, fss, colors)
     figs.append(("Fractions Skill Score against neighbourhood window", "fss.png"))
+    reliable = {k: b["reliability"] for k, b in models.items() if b.get("reliability")}
+    if reliable:
+        plot_reliability(out / "reliability.png", thresholds, reliable, colors)
+        figs.append(("Reliability diagram of the seed-averaged exceedance probabilities (dashed: perfect "
+                     "reliability), over the number of cell-times per probability bin (sharpness)",
+                     "reliability.png"))
+    if getattr(maps, "spectra", None):
+        plot_spectra(out / "spectra.png", maps.spectra, colors)
+        figs.append(("Sharpness: mean radially averaged power spectrum (pysteps rapsd) of the truth, of one "
+                     "seed of each experiment and of persistence over the scored test times (unscored cells 0)",
+                     "spectra.png"))
     plot_loss_curves(out / "loss_curves.png", logs, colors)
     figs.append(("Training and validation loss of every run", "loss_curves.png"))
     return figs

@@ -197,6 +197,40 @@ def open_reference(ref_dir: str | Path, truth: xr.Dataset, thresholds=()) -> tup
     return exp, members, metrics
 
 
+def open_baseline(name: str, path: str | Path, truth: xr.Dataset, times: pd.DatetimeIndex) -> Member:
+    """A precomputed baseline (e.g. ``results/baselines/advection/predictions.zarr``):
+    ``rain_mm_pred`` (time, lat, lon) mm on the truth's grid, covering every scored time."""
+    store = Path(path)
+    if store.is_dir() and not (store / "zarr.json").exists() and (store / "predictions.zarr").exists():
+        store = store / "predictions.zarr"
+    if not store.exists():
+        raise EvaluationError(f"--baselines {name}={path}: no such store")
+    try:
+        ds = open_zarr(store)
+    except Exception as err:  # noqa: BLE001 - re-raised with the path
+        raise EvaluationError(f"--baselines {name}={path}: cannot open the store: {err}") from err
+    pred = check_grid(_prediction_var(ds, store), truth, str(store))
+    missing = times.difference(pd.DatetimeIndex(pred["time"].values))
+    if len(missing):
+        raise EvaluationError(f"{store}: baseline {name!r} lacks {len(missing)} of the {len(times)} scored target "
+                              f"times (first {missing[0]}); build it for the same split")
+    return Member(name, 0, str(store), pred)
+
+
+def parse_baselines(items: list[str] | None, reserved) -> dict[str, str]:
+    """``["advection=PATH", ...]`` as ``{name: path}``; names must be new and unique."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not path:
+            raise EvaluationError(f"--baselines: {item!r} is not NAME=PATH")
+        if name in out or name in reserved:
+            raise EvaluationError(f"--baselines: name {name!r} is already used (taken: {sorted(set(reserved) | set(out))})")
+        out[name] = path
+    return out
+
+
 def check_experiment(members: list[Member]) -> None:
     """The seeds of an experiment are all probabilistic on the same bins, or all deterministic."""
     kinds = {m.name: m.probs is not None for m in members}

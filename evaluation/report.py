@@ -103,18 +103,35 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
         f"{metrics['bootstrap']['block_frames']} frames). Units mm / 12 h; an event is rain >= threshold.", "",
     ]
     models = {k: v for k, v in metrics["models"].items() if v["kind"] != "seed"}
+    cont = ("rmse", "mae", "crps", "bias", "correlation")
     lines += ["## Continuous scores (mm / 12 h)", "",
-              "| model | RMSE | MAE | bias | correlation |", "|---|---|---|---|---|"]
+              f"Primary score: {metrics['primary_score'].upper()}. CRPS is that of the predicted distribution "
+              "for a probabilistic model (for an experiment: of its seed-averaged distribution) and the MAE "
+              "for a deterministic one.", "",
+              "| model | type | RMSE | MAE | CRPS | bias | correlation |", "|---|---|---|---|---|---|---|"]
     for name, b in models.items():
         iv = b.get("intervals", {}).get("continuous", {})
-        cells = [f"{_f(b['continuous'][k])}{_ci(iv.get(k))}{_spread(b, ('continuous', k))}"
-                 for k in ("rmse", "mae", "bias", "correlation")]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [f"{_f(b['continuous'][k])}{_ci(iv.get(k))}{_spread(b, ('continuous', k))}" for k in cont]
+        lines.append(f"| {name} | {b.get('forecast_type', '')} | " + " | ".join(cells) + " |")
     seeds = [k for k, v in metrics["models"].items() if v["kind"] == "seed"]
     for name in seeds:
         b = metrics["models"][name]
-        lines.append(f"| {name} | " + " | ".join(_f(b["continuous"][k]) for k in ("rmse", "mae", "bias",
-                                                                                 "correlation")) + " |")
+        lines.append(f"| {name} | {b.get('forecast_type', '')} | "
+                     + " | ".join(_f(b["continuous"][k]) for k in cont) + " |")
+    lines.append("")
+    lines += ["## Brier score and Brier skill score", "",
+              "Reference of the skill score: the training-period event frequency per cell and time of day. "
+              "A deterministic forecast enters with probabilities 0 or 1.", "",
+              "| model | " + " | ".join(f"BS {t:g} | BSS {t:g}" for t in metrics["thresholds_mm"]) + " |",
+              "|---|" + "---|---|" * len(metrics["thresholds_mm"])]
+    for name, b in models.items():
+        iv = b.get("intervals", {}).get("categorical", {})
+        cells = []
+        for thr in metrics["thresholds_mm"]:
+            c, t = b["categorical"][f"{thr:g}"], f"{thr:g}"
+            cells += [f"{_f(c.get('brier'))}{_ci(iv.get(t, {}).get('brier'))}",
+                      f"{_f(c.get('bss'))}{_ci(iv.get(t, {}).get('bss'))}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     for thr in metrics["thresholds_mm"]:
         t = f"{thr:g}"
@@ -140,15 +157,23 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
     lines.append("")
     if comparison is not None:
         a, bname = comparison["a"], comparison["b"]
+        mult = comparison.get("multiplicity") or {}
         lines += [f"## {bname} minus {a} (paired block bootstrap, {conf})", "",
-                  f"| score | threshold (mm) | window | {a} | {bname} | difference | interval | better |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"Primary score: {comparison.get('primary_score', 'rmse')}; it alone decides the verdict. "
+                  f"The other {mult.get('n_tests', 0)} comparisons are secondary: their p-values are "
+                  f"Holm-adjusted (family-wise level {mult.get('alpha', 0.05):.2g}), and 'better' there uses the "
+                  "adjusted p-value. Bias and frequency bias have no better direction.", "",
+                  f"| score | threshold (mm) | window | {a} | {bname} | difference | interval | p | Holm p | better |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in comparison["scores"]:
-            better = {"a": a, "b": bname, "neither": "-"}[r["better"]]
+            primary = r.get("role") == "primary"
+            better = {"a": a, "b": bname, "neither": "-"}[r["better"] if primary else r.get("better_holm", r["better"])]
             thr = "" if r["threshold_mm"] is None else f"{r['threshold_mm']:g}"
             win = "" if r["window"] is None else str(r["window"])
-            lines.append(f"| {r['score']} | {thr} | {win} | {_f(r['a'])} | {_f(r['b'])} | {_f(r['difference'], '+.3f')}"
-                         f" | {_ci([r['ci_low'], r['ci_high']], '+.3f')} | {better} |")
+            score = f"**{r['score']}** (primary)" if primary else r["score"]
+            lines.append(f"| {score} | {thr} | {win} | {_f(r['a'])} | {_f(r['b'])} | {_f(r['difference'], '+.3f')}"
+                         f" | {_ci([r['ci_low'], r['ci_high']], '+.3f')} | {_f(r.get('p_value'))} | "
+                         f"{'-' if primary else _f(r.get('p_holm'))} | {better} |")
         lines.append("")
     lines += ["## Figures", ""]
     for caption, fname in figures:

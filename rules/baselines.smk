@@ -9,10 +9,11 @@ rule advection_baseline:
         directory("results/baselines/advection/predictions.zarr"),
     params:
         settings=settings("evaluation", "splits", "frames"),
+        level=config["evaluation"]["advection_level_hpa"],
     resources:
         mem_mb=1000,
     log:
         "logs/baselines/advection.log",
     shell:
         "{PY} -m evaluation.advection --config {CFG} --data {input.zarr} --stats {input.stats}"
-        " --out {output} > {log} 2>&1"
+        " --level-hpa {params.level} --out {output} > {log} 2>&1"

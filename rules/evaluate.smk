@@ -1,6 +1,17 @@
 # Verification: scores, baselines, exp2-vs-exp1 bootstrap comparison, figures, report.
 
 
+def _baseline_inputs():
+    """Precomputed baselines (config key evaluation.extra_baselines) as named inputs. They
+    need the joined grid, so only the comparison (results/exp2) scores them: results/exp1
+    alone stays on region 1."""
+    return {f"baseline_{b}": f"results/baselines/{b}/predictions.zarr" for b in config["evaluation"]["extra_baselines"]}
+
+
+def _baseline_args(wildcards, input):
+    return " ".join(f"{b}={input['baseline_' + b]}" for b in config["evaluation"]["extra_baselines"])
+
+
 def _run_inputs(exp):
     runs = [f"results/runs/{exp}/seed{s}" for s in SEEDS]
     return {
@@ -37,6 +48,7 @@ rule compare_exp2:
         data=f"{WORK}/processed/region1.zarr",
         reference="results/exp1",
         **_run_inputs("exp2"),
+        **_baseline_inputs(),
     output:
         report(
             directory("results/exp2"),
@@ -47,10 +59,12 @@ rule compare_exp2:
     params:
         settings=settings("evaluation", "splits"),
         runs=" ".join(f"results/runs/exp2/seed{s}" for s in SEEDS),
+        baselines=_baseline_args,
     resources:
         mem_mb=2000,
     log:
         "logs/evaluate/exp2.log",
     shell:
         "{PY} -m evaluation.evaluate --config {CFG} --exp exp2 --data {input.data}"
-        " --runs {params.runs} --reference {input.reference} --out {output} --no-progress > {log} 2>&1"
+        " --runs {params.runs} --reference {input.reference} --baselines {params.baselines}"
+        " --out {output} --no-progress > {log} 2>&1"

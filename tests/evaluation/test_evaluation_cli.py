@@ -20,7 +20,7 @@ from pipeline.common.config import load_config
 from tests.evaluation.conftest import write_config
 
 FIGURES = ["cases.png", "difference_maps.png", "error_maps.png", "categorical_scores.png",
-           "performance_diagram.png", "fss.png", "loss_curves.png"]
+           "performance_diagram.png", "fss.png", "spectra.png", "loss_curves.png"]
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +206,50 @@ def test_config_without_training_frames_is_a_config_error(world, tmp_path, capsy
     assert rc == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(err) == 1 and "config key 'splits.train'" in err[0] and "no frame of the data" in err[0]
+
+
+def _baseline_store(path, truth, times, scale=0.8):
+    """A precomputed baseline: the truth 12 h earlier, scaled (finite wherever persistence is)."""
+    prev = truth.rain_mm.reindex(time=times - pd.Timedelta(hours=12)).values * scale
+    xr.Dataset({"rain_mm_pred": (("time", "lat", "lon"), prev.astype(np.float32))},
+               coords={"time": times, "lat": truth.lat.values, "lon": truth.lon.values}).to_zarr(
+        path, mode="w", consolidated=False)
+    return path
+
+
+def test_precomputed_baseline_is_scored(world, tmp_path):
+    truth = world["truth"]
+    times = pd.DatetimeIndex(truth.time.values)
+    times = times[times >= "2021-03-04"]
+    store = _baseline_store(tmp_path / "advection.zarr", truth, times)
+    out = tmp_path / "exp1"
+    assert main(["--config", str(world["config"]), "--data", str(world["data"]), "--exp", "exp1",
+                 "--runs", *map(str, world["runs"]["exp1"]), "--baselines", f"advection={store}",
+                 "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["models"]["advection"]["kind"] == "baseline"
+    assert m["provenance"]["baselines"] == {"advection": str(store)}
+    scored = pd.DatetimeIndex(pd.date_range(m["samples"]["time_start"], m["samples"]["time_end"], freq="12h"))
+    obs, prev, mask = _scored_mask(truth, scored, load_config(world["config"]))
+    e = (0.8 * prev - obs)[mask]
+    assert m["models"]["advection"]["continuous"]["rmse"] == pytest.approx(np.sqrt(np.mean(e**2)), rel=1e-5)
+    assert m["models"]["advection"]["continuous"]["crps"] == pytest.approx(np.mean(np.abs(e)), rel=1e-5)
+    assert any(v.startswith("exp1 beats advection") or "exp1 does NOT beat advection" in v for v in m["verdicts"])
+    assert "| advection |" in (out / "report.md").read_text()
+
+
+def test_precomputed_baseline_errors(world, tmp_path, capsys):
+    truth = world["truth"]
+    times = pd.DatetimeIndex(truth.time.values)
+    short = _baseline_store(tmp_path / "short.zarr", truth, times[times >= "2021-03-20"])
+    common = ["--config", str(world["config"]), "--data", str(world["data"]), "--exp", "exp1",
+              "--runs", *map(str, world["runs"]["exp1"]), "--out", str(tmp_path / "o"), "--no-progress"]
+    cases = [([f"advection={short}"], r"baseline 'advection' lacks \d+ of the \d+ scored target times"),
+             ([f"persistence={short}"], "name 'persistence' is already used"),
+             (["advection"], "'advection' is not NAME=PATH"),
+             ([f"advection={tmp_path / 'nothing.zarr'}"], "no such store")]
+    for args, message in cases:
+        assert main(common + ["--baselines", *args]) == 2
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert "Traceback" not in err and len(errors) == 1 and re.search(message, errors[0]), err

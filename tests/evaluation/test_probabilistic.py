@@ -251,3 +251,34 @@ def test_probabilities_are_checked(prob_world, tmp_path):
     with pytest.raises(EvaluationError, match="bin_prob sums to 0.5"):
         evaluate(load_config(prob_world["config"]), "exp1", prob_world["data"], [bad], tmp_path / "out",
                  progress=False)
+
+
+def test_report_has_probabilistic_tables_and_figures(prob_world):
+    import matplotlib.image as mpimg
+
+    report = (prob_world["r2"] / "report.md").read_text()
+    assert "## Brier score and Brier skill score" in report
+    assert "| exp2 | probabilistic |" in report and "| persistence | deterministic |" in report
+    assert "**crps** (primary)" in report
+    for fig in ("reliability.png", "spectra.png"):
+        assert f"]({fig})" in report
+        assert mpimg.imread(prob_world["r2"] / fig).std() > 0
+
+
+def test_rapsd_shows_blurring():
+    from scipy.ndimage import gaussian_filter
+
+    from evaluation.compare import mean_rapsd
+
+    rng = np.random.default_rng(4)
+    sharp = np.maximum(rng.gamma(0.5, 8.0, (20, 24, 28)), 0.0)
+    blurred = np.stack([gaussian_filter(f, 2.0) for f in sharp])
+    freq, p_sharp = mean_rapsd(sharp)
+    _, p_blur = mean_rapsd(blurred)
+    high = freq > 0.25
+    assert p_blur[high].sum() < 0.05 * p_sharp[high].sum()        # fine scales lost
+    assert p_blur[0] == pytest.approx(p_sharp[0], rel=0.05)       # the mean (power at 0) kept
+    # against pysteps on one field
+    from pysteps.utils.spectral import rapsd
+
+    np.testing.assert_allclose(mean_rapsd(sharp[:1])[1], rapsd(sharp[0], fft_method=np.fft))

@@ -26,6 +26,7 @@ def test_dry_run_of_main_job_has_every_stage_per_month(tmp_path):
         "build_dataset": 2,  # region1 and concat
         "train_model": 2,  # exp1 and exp2, one seed
         "predict_test": 2,
+        "advection_baseline": 1,
         "evaluate_exp1": 1,
         "compare_exp2": 1,
     }

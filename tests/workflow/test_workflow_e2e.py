@@ -75,6 +75,7 @@ def test_adding_a_month_reprocesses_only_that_month(tiny_run, tmp_path):
         "build_dataset": 2,
         "train_model": 2,
         "predict_test": 2,
+        "advection_baseline": 1,
         "evaluate_exp1": 1,
         "compare_exp2": 1,
     }
