@@ -34,12 +34,10 @@ COMMANDS = {  # module -> console script of [project.scripts]
     "training.export": "upstream-rain-export",
     "training.memory": "upstream-rain-memory",
     "evaluation.evaluate": "upstream-rain-evaluate",
+    "evaluation.advection": "upstream-rain-advection",
 }
-# evaluation/ adopts the convention in its own change; until then its flags and --version are expected to fail.
-PENDING = pytest.mark.xfail(reason="evaluation.evaluate not yet on pipeline/common/cli.py; remove this mark then",
-                            strict=False)
-CONVENTION = [pytest.param(m, marks=PENDING) if m == "evaluation.evaluate" else m for m in sorted(COMMANDS)]
-WITH_PROGRESS = ["pipeline.nature_run", "pipeline.dataset", "training.train", "training.predict"]
+CONVENTION = sorted(COMMANDS)
+WITH_PROGRESS = ["pipeline.nature_run", "pipeline.dataset", "training.train", "training.predict", "evaluation.evaluate"]
 WITH_THREADS = ["pipeline.nature_run", "pipeline.gridding", "pipeline.dataset", "training.train", "training.predict"]
 
 
