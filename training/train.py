@@ -35,6 +35,7 @@ import random
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -212,19 +213,57 @@ def run_key(base: dict, config: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = False,
-          threads: int | None = None, stop_after_epochs: int | None = None, progress: bool = True) -> dict:
-    """Train one model; returns a summary dict. ``stop_after_epochs`` ends this call early
-    (as if killed) after that many epochs in total — used to test resuming."""
-    t_start = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Progress:
+    """Where a run stands after its latest epoch (what ``checkpoint_last.pt`` carries)."""
+    epoch: int = 0
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    rows: list = field(default_factory=list)
+    best_state: dict | None = None  # the best epoch's checkpoint payload, kept for checkpoint_last
+
+
+@dataclass
+class Trainer:
+    """Everything one run trains with: data, model, optimiser and the checkpoint header."""
+    sets: dict
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    loss_fn: object
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    base: dict                      # checkpoint header (model args, configs, data, run_key)
+    n_params: int
+    flops_forward: float
+
+
+def _checkpoint_base(config: dict, ds, data_path, model, fc, mc, tc, exp: str, seed: int) -> dict:
+    """The checkpoint header: model arguments, settings, normalisation, data identity and run key."""
+    import json
+
+    base = {
+        "model_args": model.args,
+        "config": ckpt_io.plain(config),
+        "frames": as_dict(fc), "train": as_dict(tc), "model": as_dict(mc),
+        "normalisation": json.dumps(ckpt_io.plain(normalisation_of(ds))),
+        "data": {
+            "path": str(data_path), "config_hash": str(ds.attrs.get("config_hash", "")),
+            "channels": [str(c) for c in ds["channel"].values], "grid": [int(ds.sizes["lat"]), int(ds.sizes["lon"])],
+            "lat": [float(v) for v in ds["lat"].values], "lon": [float(v) for v in ds["lon"].values],
+        },
+        "exp": exp, "seed": int(seed),
+    }
+    base["run_key"] = run_key(base, config)
+    return base
+
+
+def build_trainer(config: dict, data_path, exp: str, seed: int) -> Trainer:
+    """Open the data, build the model and optimiser, and log the model's size and cost."""
     fc, mc, tc = frames_config(config), model_config(config), train_config(config)
-    torch.set_num_threads(threads or default_threads())
-    set_determinism(seed, tc.deterministic)
     device = pick_device(tc.device)
     amp_dtype, use_scaler = amp_settings(tc.amp, device)
-
     ds = open_processed(data_path)
     samples = {s: split_samples(ds, config, fc, s, drop_empty=True) for s in ("train", "val")}
     for s, smp in samples.items():
@@ -252,101 +291,115 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         optimizer, lr_lambda(tc.epochs * steps_per_epoch, tc.schedule, tc.warmup_fraction))
     loss_fn = make_loss(tc.loss, mc.head, tc.loss_alpha, tc.target_transform, mc.bin_edges_mm)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    base = _checkpoint_base(config, ds, data_path, model, fc, mc, tc, exp, seed)
+    return Trainer(sets, model, optimizer, scheduler, scaler, loss_fn, device, amp_dtype, base, n_params, fwd)
 
-    norm_json = ckpt_io.plain(normalisation_of(ds))
-    base = {
-        "model_args": model.args,
-        "config": ckpt_io.plain(config),
-        "frames": as_dict(fc), "train": as_dict(tc), "model": as_dict(mc),
-        "normalisation": __import__("json").dumps(norm_json),
-        "data": {
-            "path": str(data_path), "config_hash": str(ds.attrs.get("config_hash", "")),
-            "channels": [str(c) for c in ds["channel"].values], "grid": [int(n_lat), int(n_lon)],
-            "lat": [float(v) for v in ds["lat"].values], "lon": [float(v) for v in ds["lon"].values],
-        },
-        "exp": exp, "seed": int(seed),
-    }
-    base["run_key"] = run_key(base, config)
-    start_epoch, best_val, bad_epochs, rows = 0, math.inf, 0, []
+
+def resume_progress(tr: Trainer, out_dir: Path, resume: bool) -> Progress:
+    """The progress of an earlier attempt of the same run (``checkpoint_last.pt``, its
+    states loaded into ``tr``), or a fresh start."""
     last_path, best_path = out_dir / "checkpoint_last.pt", out_dir / "checkpoint.pt"
-    st = ckpt_io.load(last_path) if resume and last_path.is_file() else None
-    if st is not None and st.get("run_key") != base["run_key"]:
+    if not resume:
+        return Progress()
+    if not last_path.is_file():
+        log.info(f"--resume: no {last_path}; starting fresh")
+        return Progress()
+    st = ckpt_io.load(last_path)
+    if st.get("run_key") != tr.base["run_key"]:
         log.warning(f"--resume: {last_path} belongs to another run (model, frames, train or splits "
                     f"settings, data or seed differ); starting fresh")
-        st = None
-    best_state = None  # the best epoch's checkpoint payload, kept for checkpoint_last
-    if st is not None:
-        if st["model_args"] != model.args:
-            raise ckpt_io.CheckpointError(f"{last_path}: model {st['model_args']} differs from config {model.args}")
-        model.load_state_dict(st["model_state"])
-        optimizer.load_state_dict(st["optimizer"])
-        scheduler.load_state_dict(st["scheduler"])
-        scaler.load_state_dict(st["scaler"])
-        ckpt_io.set_rng_state(st["rng"])
-        start_epoch, best_val, bad_epochs, rows = st["epoch"], st["best_val"], st["bad_epochs"], list(st["log"])
-        best_state = st.get("best_checkpoint")
-        if best_state is not None and not best_path.is_file():  # removed with a killed job's outputs
-            ckpt_io.save(best_path, best_state)
-        log.info(f"resumed from {last_path} after epoch {start_epoch}")
-    elif resume and not last_path.is_file():
-        log.info(f"--resume: no {last_path}; starting fresh")
+        return Progress()
+    if st["model_args"] != tr.model.args:
+        raise ckpt_io.CheckpointError(f"{last_path}: model {st['model_args']} differs from config {tr.model.args}")
+    tr.model.load_state_dict(st["model_state"])
+    tr.optimizer.load_state_dict(st["optimizer"])
+    tr.scheduler.load_state_dict(st["scheduler"])
+    tr.scaler.load_state_dict(st["scaler"])
+    ckpt_io.set_rng_state(st["rng"])
+    prog = Progress(st["epoch"], st["best_val"], st["bad_epochs"], list(st["log"]), st.get("best_checkpoint"))
+    if prog.best_state is not None and not best_path.is_file():  # removed with a killed job's outputs
+        ckpt_io.save(best_path, prog.best_state)
+    log.info(f"resumed from {last_path} after epoch {prog.epoch}")
+    return prog
 
-    val_loader = make_loader(sets["val"], tc.batch_size, None, tc.num_workers, device.type == "cuda")
-    stopped = "max epochs"
-    if bad_epochs >= tc.early_stopping_patience:
-        stopped = "early stopping (before resume)"
+
+def stop_before(epoch: int, prog: Progress, tc, start_epoch: int, t_start: float,
+                stop_after_epochs: int | None) -> str | None:
+    """Why the run stops before ``epoch`` (0-based), or None to train it."""
+    if prog.bad_epochs >= tc.early_stopping_patience:
+        return "early stopping"
+    if stop_after_epochs is not None and epoch >= stop_after_epochs:
+        return "interrupted"
+    if tc.time_budget_minutes > 0 and prog.rows and epoch > start_epoch:
+        # would the next epoch (as long as the last one) end past the budget?
+        if time.perf_counter() - t_start + prog.rows[-1]["seconds"] > 60 * tc.time_budget_minutes:
+            log.warning(f"stopping before epoch {epoch + 1}: train.time_budget_minutes="
+                        f"{tc.time_budget_minutes} would be exceeded")
+            return "time budget"
+    return None
+
+
+def save_epoch(tr: Trainer, prog: Progress, out_dir: Path, improved: bool, title: str) -> None:
+    """Checkpoints (best when ``improved``, and always the resumable last), log and curve."""
+    state = dict(tr.base, model_state=tr.model.state_dict(), epoch=prog.epoch, best_val=prog.best_val,
+                 bad_epochs=prog.bad_epochs, log=prog.rows)
+    if improved:  # a snapshot: state_dict() tensors alias the live weights, rows grows
+        prog.best_state = dict(state, log=list(prog.rows),
+                               model_state={k: v.detach().clone() for k, v in state["model_state"].items()})
+        ckpt_io.save(out_dir / "checkpoint.pt", state)
+    ckpt_io.save(out_dir / "checkpoint_last.pt",
+                 dict(state, optimizer=tr.optimizer.state_dict(), scheduler=tr.scheduler.state_dict(),
+                      scaler=tr.scaler.state_dict(), rng=ckpt_io.rng_state(), best_checkpoint=prog.best_state))
+    write_log_csv(out_dir / "train_log.csv", prog.rows)
+    plot_loss_curve(out_dir / "loss_curve.png", prog.rows, title)
+
+
+def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = False,
+          threads: int | None = None, stop_after_epochs: int | None = None, progress: bool = True) -> dict:
+    """Train one model; returns a summary dict. ``stop_after_epochs`` ends this call early
+    (as if killed) after that many epochs in total — used to test resuming."""
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tc = train_config(config)
+    torch.set_num_threads(threads or default_threads())
+    set_determinism(seed, tc.deterministic)
+    tr = build_trainer(config, data_path, exp, seed)
+    prog = resume_progress(tr, out_dir, resume)
+    start_epoch, title = prog.epoch, f"{exp} seed {seed}"
+    cuda = tr.device.type == "cuda"
+    val_loader = make_loader(tr.sets["val"], tc.batch_size, None, tc.num_workers, cuda)
+    stopped = None
     for epoch in range(start_epoch, tc.epochs):
-        if bad_epochs >= tc.early_stopping_patience:
+        stopped = stop_before(epoch, prog, tc, start_epoch, t_start, stop_after_epochs)
+        if stopped is not None:
             break
-        if stop_after_epochs is not None and epoch >= stop_after_epochs:
-            stopped = "interrupted"
-            break
-        if tc.time_budget_minutes > 0 and rows and epoch > start_epoch:
-            # would the next epoch (as long as the last one) end past the budget?
-            if time.perf_counter() - t_start + rows[-1]["seconds"] > 60 * tc.time_budget_minutes:
-                stopped = "time budget"
-                log.warning(f"stopping before epoch {epoch + 1}: train.time_budget_minutes="
-                            f"{tc.time_budget_minutes} would be exceeded")
-                break
         t0 = time.perf_counter()
-        loader = make_loader(sets["train"], tc.batch_size, seed * 100_003 + epoch, tc.num_workers,
-                             device.type == "cuda")
-        lr = optimizer.param_groups[0]["lr"]
-        tr = run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer, scheduler, scaler,
-                       desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress)
-        va = run_epoch(model, val_loader, tc, device, amp_dtype, loss_fn, desc="  val", progress=progress)
-        if not math.isfinite(tr) or not math.isfinite(va):
-            raise FloatingPointError(f"epoch {epoch + 1}: non-finite loss (train {tr}, val {va}); lower train.lr")
-        rows.append({"epoch": epoch + 1, "train_loss": tr, "val_loss": va, "lr": lr,
-                     "seconds": round(time.perf_counter() - t0, 3)})
-        improved = va < best_val
-        if improved:
-            best_val, bad_epochs = va, 0
-        else:
-            bad_epochs += 1
-        state = dict(base, model_state=model.state_dict(), epoch=epoch + 1, best_val=best_val,
-                     bad_epochs=bad_epochs, log=rows)
-        if improved:  # a snapshot: state_dict() tensors alias the live weights, rows grows
-            best_state = dict(state, log=list(rows),
-                              model_state={k: v.detach().clone() for k, v in state["model_state"].items()})
-            ckpt_io.save(best_path, state)
-        ckpt_io.save(last_path, dict(state, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                                     scaler=scaler.state_dict(), rng=ckpt_io.rng_state(), best_checkpoint=best_state))
-        write_log_csv(out_dir / "train_log.csv", rows)
-        plot_loss_curve(out_dir / "loss_curve.png", rows, f"{exp} seed {seed}")
-        log.info(f"epoch {epoch + 1}: train {tr:.4f} val {va:.4f} lr {lr:.2e} "
-                 f"{rows[-1]['seconds']:.1f} s{' *' if improved else ''}")
-    else:
-        stopped = "max epochs"
-    if rows and stopped != "interrupted":  # a run resumed after its last epoch still leaves its outputs
-        write_log_csv(out_dir / "train_log.csv", rows)
+        loader = make_loader(tr.sets["train"], tc.batch_size, seed * 100_003 + epoch, tc.num_workers, cuda)
+        lr = tr.optimizer.param_groups[0]["lr"]
+        tl = run_epoch(tr.model, loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, tr.optimizer, tr.scheduler,
+                       tr.scaler, desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress)
+        vl = run_epoch(tr.model, val_loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, desc="  val",
+                       progress=progress)
+        if not math.isfinite(tl) or not math.isfinite(vl):
+            raise FloatingPointError(f"epoch {epoch + 1}: non-finite loss (train {tl}, val {vl}); lower train.lr")
+        prog.epoch = epoch + 1
+        prog.rows.append({"epoch": epoch + 1, "train_loss": tl, "val_loss": vl, "lr": lr,
+                          "seconds": round(time.perf_counter() - t0, 3)})
+        improved = vl < prog.best_val
+        prog.best_val, prog.bad_epochs = (vl, 0) if improved else (prog.best_val, prog.bad_epochs + 1)
+        save_epoch(tr, prog, out_dir, improved, title)
+        log.info(f"epoch {epoch + 1}: train {tl:.4f} val {vl:.4f} lr {lr:.2e} "
+                 f"{prog.rows[-1]['seconds']:.1f} s{' *' if improved else ''}")
+    if stopped is None:
+        stopped = "early stopping" if prog.bad_epochs >= tc.early_stopping_patience else "max epochs"
+    if prog.rows and stopped != "interrupted":  # a run resumed after its last epoch still leaves its outputs
+        write_log_csv(out_dir / "train_log.csv", prog.rows)
         if not (out_dir / "loss_curve.png").is_file():
-            plot_loss_curve(out_dir / "loss_curve.png", rows, f"{exp} seed {seed}")
-    if bad_epochs >= tc.early_stopping_patience and stopped not in ("interrupted", "time budget"):
-        stopped = "early stopping"
-    summary = {"epochs": len(rows), "best_val": best_val, "stopped": stopped, "parameters": n_params,
-               "flops_forward": fwd, "seconds": time.perf_counter() - t_start}
-    log.info(f"done ({stopped}): {len(rows)} epochs, best val {best_val:.4f}, {summary['seconds']:.1f} s")
+            plot_loss_curve(out_dir / "loss_curve.png", prog.rows, title)
+    summary = {"epochs": len(prog.rows), "best_val": prog.best_val, "stopped": stopped, "parameters": tr.n_params,
+               "flops_forward": tr.flops_forward, "seconds": time.perf_counter() - t_start}
+    log.info(f"done ({stopped}): {len(prog.rows)} epochs, best val {prog.best_val:.4f}, {summary['seconds']:.1f} s")
     return summary
 
 
