@@ -82,13 +82,11 @@ def _spread(block, path) -> str:
     return f" ± {d['std']:.3f} (seeds {d['min']:.3f}..{d['max']:.3f})"
 
 
-def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]]) -> str:
-    exp = metrics["exp"]
-    ref = metrics["reference_exp"]
+def _samples(metrics: dict) -> list[str]:
+    """Which frames and cells were scored, and how the intervals were made."""
+    lines = []
+    exp, ref, s = metrics["exp"], metrics["reference_exp"], metrics["samples"]
     conf = f"{100 * metrics['bootstrap']['confidence']:g}%"
-    s = metrics["samples"]
-    lines = [f"# Verification of {exp}" + (f" against {ref}" if ref else ""), ""]
-    lines += ["## Verdict", ""] + [f"- {v}" for v in metrics["verdicts"]] + [""]
     lines += [
         "## Samples", "",
         f"Test target times {s['time_start']} .. {s['time_end']}: {s['n_times']} frames common to every run"
@@ -102,7 +100,12 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
         f"{metrics['bootstrap']['scheme']} blocks of {metrics['bootstrap']['block_days']:g} days = "
         f"{metrics['bootstrap']['block_frames']} frames). Units mm / 12 h; an event is rain >= threshold.", "",
     ]
-    models = {k: v for k, v in metrics["models"].items() if v["kind"] != "seed"}
+    return lines
+
+
+def _continuous(metrics: dict, models: dict) -> list[str]:
+    """Continuous scores and the Brier tables of every model (seeds after)."""
+    lines = []
     cont = ("rmse", "mae", "crps", "bias", "correlation")
     lines += ["## Continuous scores (mm / 12 h)", "",
               f"Primary score: {metrics['primary_score'].upper()}. CRPS is that of the predicted distribution "
@@ -133,6 +136,13 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
                       f"{_f(c.get('bss'))}{_ci(iv.get(t, {}).get('bss'))}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
+    return lines
+
+
+def _categorical(metrics: dict, models: dict) -> list[str]:
+    """Contingency counts and scores per threshold."""
+    lines = []
+    seeds = [k for k, v in metrics["models"].items() if v["kind"] == "seed"]
     for thr in metrics["thresholds_mm"]:
         t = f"{thr:g}"
         lines += [f"## Categorical scores, rain >= {t} mm / 12 h", "",
@@ -145,6 +155,12 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
             sc = [f"{_f(c[k])}{_ci(iv.get(k))}" for k in ("csi", "pod", "far", "frequency_bias", "ets", "hk")]
             lines.append(f"| {name} | " + " | ".join(counts + sc) + " |")
         lines.append("")
+    return lines
+
+
+def _fss(metrics: dict, models: dict) -> list[str]:
+    """FSS per model, threshold and window."""
+    lines = []
     wins = [str(w) for w in metrics["fss_windows"]]
     lines += ["## Fractions Skill Score", "", "| model | threshold (mm) | " + " | ".join(f"{w} cells" for w in wins)
               + " |", "|---|---|" + "---|" * len(wins)]
@@ -155,26 +171,44 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
             lines.append(f"| {name} | {t} | " + " | ".join(f"{_f(b['fss'][t][w])}{_ci(iv.get(w))}" for w in wins)
                          + " |")
     lines.append("")
-    if comparison is not None:
-        a, bname = comparison["a"], comparison["b"]
-        mult = comparison.get("multiplicity") or {}
-        lines += [f"## {bname} minus {a} (paired block bootstrap, {conf})", "",
-                  f"Primary score: {comparison.get('primary_score', 'rmse')}; it alone decides the verdict. "
-                  f"The other {mult.get('n_tests', 0)} comparisons are secondary: their p-values are "
-                  f"Holm-adjusted (family-wise level {mult.get('alpha', 0.05):.2g}), and 'better' there uses the "
-                  "adjusted p-value. Bias and frequency bias have no better direction.", "",
-                  f"| score | threshold (mm) | window | {a} | {bname} | difference | interval | p | Holm p | better |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in comparison["scores"]:
-            primary = r.get("role") == "primary"
-            better = {"a": a, "b": bname, "neither": "-"}[r["better"] if primary else r.get("better_holm", r["better"])]
-            thr = "" if r["threshold_mm"] is None else f"{r['threshold_mm']:g}"
-            win = "" if r["window"] is None else str(r["window"])
-            score = f"**{r['score']}** (primary)" if primary else r["score"]
-            lines.append(f"| {score} | {thr} | {win} | {_f(r['a'])} | {_f(r['b'])} | {_f(r['difference'], '+.3f')}"
-                         f" | {_ci([r['ci_low'], r['ci_high']], '+.3f')} | {_f(r.get('p_value'))} | "
-                         f"{'-' if primary else _f(r.get('p_holm'))} | {better} |")
-        lines.append("")
+    return lines
+
+
+def _comparison(comparison: dict | None, conf: str) -> list[str]:
+    """Every paired difference of the comparison, the primary score marked."""
+    lines = []
+    if comparison is None:
+        return lines
+    a, bname = comparison["a"], comparison["b"]
+    mult = comparison.get("multiplicity") or {}
+    lines += [f"## {bname} minus {a} (paired block bootstrap, {conf})", "",
+              f"Primary score: {comparison.get('primary_score', 'rmse')}; it alone decides the verdict. "
+              f"The other {mult.get('n_tests', 0)} comparisons are secondary: their p-values are "
+              f"Holm-adjusted (family-wise level {mult.get('alpha', 0.05):.2g}), and 'better' there uses the "
+              "adjusted p-value. Bias and frequency bias have no better direction.", "",
+              f"| score | threshold (mm) | window | {a} | {bname} | difference | interval | p | Holm p | better |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in comparison["scores"]:
+        primary = r.get("role") == "primary"
+        better = {"a": a, "b": bname, "neither": "-"}[r["better"] if primary else r.get("better_holm", r["better"])]
+        thr = "" if r["threshold_mm"] is None else f"{r['threshold_mm']:g}"
+        win = "" if r["window"] is None else str(r["window"])
+        score = f"**{r['score']}** (primary)" if primary else r["score"]
+        lines.append(f"| {score} | {thr} | {win} | {_f(r['a'])} | {_f(r['b'])} | {_f(r['difference'], '+.3f')}"
+                     f" | {_ci([r['ci_low'], r['ci_high']], '+.3f')} | {_f(r.get('p_value'))} | "
+                     f"{'-' if primary else _f(r.get('p_holm'))} | {better} |")
+    lines.append("")
+    return lines
+
+
+def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]]) -> str:
+    exp, ref = metrics["exp"], metrics["reference_exp"]
+    conf = f"{100 * metrics['bootstrap']['confidence']:g}%"
+    models = {k: v for k, v in metrics["models"].items() if v["kind"] != "seed"}
+    lines = [f"# Verification of {exp}" + (f" against {ref}" if ref else ""), ""]
+    lines += ["## Verdict", ""] + [f"- {v}" for v in metrics["verdicts"]] + [""]
+    lines += _samples(metrics) + _continuous(metrics, models) + _categorical(metrics, models)
+    lines += _fss(metrics, models) + _comparison(comparison, conf)
     lines += ["## Figures", ""]
     for caption, fname in figures:
         lines += [f"### {caption}", "", f"![{caption}]({fname})", ""]
