@@ -84,10 +84,6 @@ def make_geometry(regions: dict) -> Geometry:
                     float(np.cos(np.deg2rad(c1[1]))))
 
 
-def day_number(t: pd.Timestamp) -> int:
-    return int((pd.Timestamp(t).normalize() - DAY0).days)
-
-
 def hours_since_day0(times) -> np.ndarray:
     """Times as float hours since DAY0."""
     t = pd.DatetimeIndex(times)

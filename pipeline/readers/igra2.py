@@ -15,7 +15,7 @@ GPH and TEMP are blank, 'A' (passed tier-1 climatological limits) or 'B' (passed
 and tier-2 limits): both mean the value passed NCEI's checks, so values are kept and the
 flags are only counted.
 
-Parsing is vectorised (see :func:`split_lines`, :func:`gather`, :func:`parse_int`): the
+Parsing is vectorised (see :func:`split_lines`, :func:`gather`, :func:`parse_fields`): the
 file's bytes become a 2-D uint8 array of level records and every field is decoded with
 array arithmetic; there is no per-line Python work in the hot path.
 """
@@ -120,14 +120,6 @@ def trim_trailing_blanks(buffer: np.ndarray, starts: np.ndarray, lengths: np.nda
     return out
 
 
-_CLASS = np.full(256, 9, dtype=np.int8)  # 0 blank, 1 minus, 2 digit, 9 anything else
-_CLASS[SPACE] = 0
-_CLASS[MINUS] = 1
-_CLASS[ZERO:ZERO + 10] = 2
-_DIGIT = np.zeros(256, dtype=np.float32)
-_DIGIT[ZERO:ZERO + 10] = np.arange(10)
-
-
 def _classify(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Character classes (0 blank, 1 '-', 2 digit, 9 other) and digit values (float32).
 
@@ -143,30 +135,13 @@ def _classify(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cls, digits
 
 
-def parse_int(rows: np.ndarray, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode the right-aligned signed integer in 1-based columns ``first..last``.
-
-    Returns (values int64, bad bool). A good field is: blanks, an optional '-', at least
-    one digit, nothing after the digits - i.e. its character classes (blank 0, minus 1,
-    digit 2) never decrease, it holds at most one '-' and it ends with a digit.
-    """
-    f = rows[:, first - 1:last]
-    n, width = f.shape
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, bool)
-    cls = _CLASS[f]
-    bad = (cls[:, -1] != 2) | (np.diff(cls, axis=1) < 0).any(axis=1)
-    minus = cls == 1
-    if width > 1:
-        bad |= minus.sum(axis=1) > 1
-    powers = (10.0 ** np.arange(width - 1, -1, -1)).astype(np.float64)
-    value = (_DIGIT[f].astype(np.float64) @ powers).astype(np.int64)
-    return np.where(minus.any(axis=1), -value, value), bad
-
-
 def parse_fields(rows: np.ndarray, fields: dict[str, tuple[int, int]], chunk: int = 65536
                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """:func:`parse_int` for many fields of the same rows at once.
+    """Decode right-aligned signed integers in many fixed-width fields of the same rows.
+
+    A good field is: blanks, an optional '-', at least one digit, nothing after the digits,
+    i.e. its character classes (blank 0, minus 1, digit 2) never decrease, it holds at most
+    one '-' and it ends with a digit. Returns ``(values int64, bad bool)`` per field.
 
     Character classes and digit values are looked up once for the whole (n, width)
     array; the per-field sums (value, number of '-', class decreases) are three matrix
