@@ -8,8 +8,16 @@ any netCDF or zarr writer accepts.
 Global attributes are plain strings, numbers or flat lists. A nested structure (the
 normalisation statistics, the gridding settings, package versions) is stored as JSON
 text under its usual name, and the global attribute ``json_attributes`` lists those
-names (space-separated), so a reader decodes them with :func:`decode_json_attrs` or
-``json.loads``.
+names (space-separated), so a reader decodes them with :func:`decode_json_attrs` (or
+:func:`json_attribute` for one of them) or ``json.loads``.
+
+Channels: besides its name, every channel carries the coordinates ``variable``,
+``pressure`` (hPa, NaN for rain) and ``units`` (physical units before normalisation),
+so a channel is selected by what it is::
+
+    x = xr.open_zarr(store)["x"]
+    x.set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)
+    x.sel(channel=(x["variable"] == "temperature") & (x["pressure"] == 850))  # no index needed
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ VARIABLE_ATTRS = {
 # Rain: a gauge measures the liquid-water-equivalent depth of precipitation (mm); CF's
 # precipitation_amount is the same quantity as a mass per area (kg m-2).
 RAIN_VARIABLE = "rain"
+RAIN_WINDOW_HOURS = 12  # a rain value is the sum over the 12 h ending at its time
 RAIN_ATTRS = {"units": "mm", "standard_name": "lwe_thickness_of_precipitation_amount",
               "cell_methods": "time: sum"}
 LAT_ATTRS = {"standard_name": "latitude", "units": "degrees_north", "long_name": "latitude"}
@@ -65,16 +74,26 @@ def coordinate_encoding(ds, names: Iterable[str] | None = None) -> dict[str, dic
     """Encoding entries that keep ``_FillValue`` off the coordinates (and bounds) of ``ds``.
 
     Coordinates never hold missing values, so a fill value would only make readers mask
-    nothing.
+    nothing. A time coordinate with bounds and its bounds are both encoded in
+    :data:`TIME_ENCODING` (CF: bounds share the units of their coordinate).
     """
     names = list(ds.coords) if names is None else list(names)
-    bounds = [ds[c].attrs["bounds"] for c in names if "bounds" in ds[c].attrs and ds[c].attrs["bounds"] in ds]
-    return {name: {"_FillValue": None} for name in names + bounds}
+    bounded = {c: ds[c].attrs["bounds"] for c in names if ds[c].attrs.get("bounds") in ds.variables}
+    enc = {name: {"_FillValue": None} for name in names + list(bounded.values())}
+    for c, b in bounded.items():  # a time and its bounds in the same units (CF), hours since 1970
+        if np.issubdtype(ds[c].dtype, np.datetime64):
+            enc[c].update(TIME_ENCODING)
+            enc[b].update(TIME_ENCODING)
+    return enc
 
 
 def json_attr(value: Any) -> str:
-    """JSON text of a nested attribute value (sorted keys, stable)."""
-    return json.dumps(value, sort_keys=True)
+    """JSON text of a nested attribute value.
+
+    Keys keep their order, so the decoded value equals the structure that was encoded,
+    key order included (deterministic: the writers build their dicts in a fixed order).
+    """
+    return json.dumps(value)
 
 
 def with_json_attrs(attrs: Mapping[str, Any], nested: Mapping[str, Any]) -> dict:
@@ -93,3 +112,14 @@ def decode_json_attrs(attrs: Mapping[str, Any]) -> dict:
         if isinstance(out.get(name), str):
             out[name] = json.loads(out[name])
     return out
+
+
+def json_attribute(attrs: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """One nested global attribute, decoded: JSON text is parsed; a value that is already
+    a structure (a store written before attributes were flattened) is returned as is;
+    ``default`` when absent."""
+    value = attrs.get(name, default)
+    if isinstance(value, str) and (name in str(attrs.get(JSON_ATTRS_KEY, "")).split()
+                                   or value.lstrip()[:1] in ("{", "[")):
+        return json.loads(value)
+    return value

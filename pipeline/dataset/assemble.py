@@ -224,7 +224,7 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
             "lon": ("lon", grid.lon, cf.LON_ATTRS),
         },
     )
-    return cf.add_time_bounds(out, int(config["frames"]["step_hours"]))
+    return cf.add_time_bounds(out, cf.RAIN_WINDOW_HOURS)  # rain_mm: the 12 h ending at time
 
 
 def package_versions() -> dict:
@@ -235,9 +235,9 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict:
     from zarr.codecs import BloscCodec
 
     comp = (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
-    enc = cf.coordinate_encoding(ds)
-    for name in ("time", "time_bnds"):
-        enc[name] = {**enc[name], **cf.TIME_ENCODING}
+    enc = cf.coordinate_encoding(ds)  # no _FillValue on coordinates; time_bnds in the units of time
+    enc["time"].update(cf.TIME_ENCODING)
+    enc["time_bnds"]["chunks"] = (min(chunk, max(ds.sizes["time"], 1)), 2)  # written block by block with the data
     for name in ("x", "rain_mm", "valid"):
         var = ds[name]
         enc[name] = {"compressors": comp, "chunks": (min(chunk, max(var.shape[0], 1)),) + var.shape[1:]}

@@ -348,7 +348,7 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         {"x": (("time", "channel", "lat", "lon"), x)},
         coords={
             "time": ("time", frames.values.astype("datetime64[ns]"), {"standard_name": "time"}),
-            "channel": np.asarray(channels, dtype=object),
+            "channel": ("channel", np.asarray(channels, dtype=object), {"long_name": "channel name"}),
             **channel_coordinates(config),
             "lat": ("lat", grid.lat, cf.LAT_ATTRS),
             "lon": ("lon", grid.lon, cf.LON_ATTRS),
@@ -360,8 +360,6 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
                    "over the 12 h ending at time",
         "missing": "NaN: no reporting station within the coverage radius, or too few within the search radius",
     }
-    for name in ds.coords:  # coordinates hold no missing values
-        ds[name].encoding["_FillValue"] = None
     ds.attrs = cf.with_json_attrs({
         "Conventions": cf.CONVENTIONS,
         "title": f"gridded soundings and gauge rain, {month}",

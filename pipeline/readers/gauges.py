@@ -24,7 +24,7 @@ from pipeline.common import cf
 from pipeline.common.config import month_frame_times
 from pipeline.common.errors import InvalidGaugeError
 
-WINDOW_HOURS = 12
+WINDOW_HOURS = cf.RAIN_WINDOW_HOURS  # 12: the rain of frame t is the total of the hours t-11h .. t
 
 
 def _first_bad(mask, path, what, frame: pd.DataFrame, column: str) -> InvalidGaugeError:
