@@ -2,8 +2,9 @@
 
 Conventions: latitude ascending (row 0 is the southern edge), longitude ascending;
 cell centres at ``edge + (i + 0.5) * resolution``. Region 1 alone is the ``region1``
-grid; ``concat`` joins region 2 to region 1 on the configured side, so for the
-default (region 2 west) ``concat`` is region 2's columns followed by region 1's.
+grid; ``concat`` joins region 2 to region 1 on the side where the boxes share an edge
+(:func:`region2_side`), so for the default (region 2 west) ``concat`` is region 2's
+columns followed by region 1's.
 """
 from __future__ import annotations
 
@@ -126,8 +127,8 @@ def channel_coordinates(config: dict) -> dict[str, tuple]:
 
     Each is ``(dims, values, attrs)`` for ``Dataset.assign_coords``. They are plain
     coordinates (not an index), so they survive netCDF and zarr; select with
-    ``x.sel(variable="temperature").sel(pressure=850)``, or
-    ``x.set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)``.
+    ``x.set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)``,
+    or without an index ``x.sel(channel=(x["variable"] == "temperature") & (x["pressure"] == 850))``.
     """
     variables = [v for v in config["variables"] for _ in config["levels_hpa"]] + [cf.RAIN_VARIABLE]
     pressure = [float(p) for _ in config["variables"] for p in config["levels_hpa"]] + [np.nan]
