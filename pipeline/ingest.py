@@ -29,20 +29,11 @@ import xarray as xr
 
 from pipeline.readers import igra2
 from pipeline.soundings import vertical
-from pipeline.common import cli
+from pipeline.common import cf, cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import load_config
 
 log = logging.getLogger("pipeline.ingest")
-
-VARIABLE_ATTRS = {
-    "temperature": {"units": "degC", "standard_name": "air_temperature", "long_name": "air temperature"},
-    "dewpoint": {"units": "degC", "standard_name": "dew_point_temperature", "long_name": "dew-point temperature"},
-    "u": {"units": "m s-1", "standard_name": "eastward_wind", "long_name": "eastward wind component"},
-    "v": {"units": "m s-1", "standard_name": "northward_wind", "long_name": "northward wind component"},
-    "geopotential_height": {"units": "m", "standard_name": "geopotential_height", "long_name": "geopotential height"},
-}
-
 
 # --------------------------------------------------------------------------- soundings
 
@@ -134,27 +125,36 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
     p = levels["pressure"].to_numpy(float)
     for name in qc.VARIABLES:
         values = vertical.interpolate_to_levels(prof, p, levels[name].to_numpy(float), n, levels_hpa)
-        data_vars[name] = (("profile", "level"), values.astype(np.float32), VARIABLE_ATTRS[name])
+        data_vars[name] = (("profile", "level"), values.astype(np.float32), cf.VARIABLE_ATTRS[name])
     counts["qc_soundings_kept"] = n
     counts["qc_levels_kept"] = int(len(levels))
+    times = soundings["time"].to_numpy(dtype="datetime64[ns]")
+    station = soundings["station"].astype(str).to_numpy(dtype=object)
     ds = xr.Dataset(
         data_vars,
         coords={
-            "time": ("profile", soundings["time"].to_numpy(dtype="datetime64[ns]"),
-                     {"standard_name": "time", "long_name": "nominal launch time (UTC)"}),
-            "station": ("profile", soundings["station"].astype(str).to_numpy(dtype=object), {"long_name": "station id"}),
-            "lat": ("profile", soundings["lat"].to_numpy(np.float64), {"units": "degrees_north", "standard_name": "latitude"}),
-            "lon": ("profile", soundings["lon"].to_numpy(np.float64), {"units": "degrees_east", "standard_name": "longitude"}),
-            "level": ("level", np.asarray(levels_hpa, dtype=np.float64),
-                      {"units": "hPa", "standard_name": "air_pressure", "long_name": "pressure level", "positive": "down"}),
+            "profile_id": ("profile", profile_ids(station, times),
+                           {"cf_role": "profile_id", "long_name": "station id and nominal launch time"}),
+            "time": ("profile", times, {"standard_name": "time", "long_name": "nominal launch time (UTC)"}),
+            "station": ("profile", station, {"long_name": "station id"}),
+            "lat": ("profile", soundings["lat"].to_numpy(np.float64), cf.LAT_ATTRS),
+            "lon": ("profile", soundings["lon"].to_numpy(np.float64), cf.LON_ATTRS),
+            "level": ("level", np.asarray(levels_hpa, dtype=np.float64), cf.PRESSURE_ATTRS),
         },
-        attrs={"Conventions": "CF-1.8", "title": "QC'd radiosonde profiles on pressure levels",
+        attrs={"Conventions": cf.CONVENTIONS, "featureType": "profile",
+               "title": "QC'd radiosonde profiles on pressure levels",
                "interpolation": "linear in log-pressure, no extrapolation",
                "quality_control_policy": (qc_config or {}).get("policy", "drop_value"),
                "source_files": " ".join(str(s) for s in source_files),
                **{k: int(v) for k, v in sorted(counts.items())}},
     )
     return ds
+
+
+def profile_ids(station, times) -> np.ndarray:
+    """CF ``profile_id`` of each sounding: ``<station>_<YYYYMMDDTHHMM>Z`` (unique after de-duplication)."""
+    stamp = pd.DatetimeIndex(times).strftime("%Y%m%dT%H%MZ")
+    return np.asarray([f"{s}_{t}" for s, t in zip(station, stamp)], dtype=object)
 
 
 def write_dataset(ds: xr.Dataset, out: str | Path) -> None:
@@ -164,7 +164,9 @@ def write_dataset(ds: xr.Dataset, out: str | Path) -> None:
         if out.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w")
         else:
-            enc = {v: {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)} for v in ds.data_vars}
+            enc = {v: {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)} for v in ds.data_vars
+                   if ds[v].dtype == np.float32}
+            enc.update(cf.coordinate_encoding(ds))
             ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
 
 

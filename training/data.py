@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from pipeline.common import cli
+from pipeline.common import cf, cli
 from pipeline.common.config import split_of_times
 from training.config import FramesConfig
 
@@ -63,12 +63,8 @@ def open_processed(path) -> xr.Dataset:
 
 
 def normalisation_of(ds: xr.Dataset) -> dict:
-    norm = ds.attrs.get("normalisation", {})
-    if isinstance(norm, str):
-        import json
-
-        norm = json.loads(norm)
-    return norm
+    """The store's normalisation statistics (a JSON-text attribute, see :mod:`pipeline.common.cf`)."""
+    return cf.json_attribute(ds.attrs, "normalisation", {})
 
 
 def sample_windows(times, config: dict, frames: FramesConfig, split: str) -> tuple[np.ndarray, np.ndarray]:

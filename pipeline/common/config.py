@@ -88,6 +88,7 @@ def check_consistency(config: dict) -> None:
         box = config["regions"][name]
         if box["lat_min"] >= box["lat_max"] or box["lon_min"] >= box["lon_max"]:
             raise ConfigError(f"config key 'regions.{name}': empty box {box}")
+    _check_region2_side(config)
     p = config["period"]
     if pd.Period(p["start"], "M") > pd.Period(p["end"], "M"):
         raise ConfigError(f"config key 'period': start {p['start']} after end {p['end']}")
@@ -105,6 +106,22 @@ def check_consistency(config: dict) -> None:
                 f"config key 'splits.{b}.start': {s[b]['start']} leaves a gap of {gap} after "
                 f"splits.{a}.end {s[a]['end']}; at least one input window ({window}) is required"
             )
+
+
+def _check_region2_side(config: dict) -> None:
+    """The optional key ``regions.region2_side`` must agree with the side the boxes share
+    (:func:`pipeline.gridding.geometry.region2_side`, the one place the side is decided).
+
+    Boxes that share no edge, or more than one, are reported where the joined grid is
+    made (a GridError), as before.
+    """
+    from pipeline.common.errors import GridError
+    from pipeline.gridding.geometry import region2_side  # deferred: a stage module
+
+    try:
+        region2_side(config)
+    except GridError:
+        pass
 
 
 def config_hash(config: dict, keys: tuple[str, ...] | None = None) -> str:

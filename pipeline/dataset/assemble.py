@@ -34,13 +34,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.common import cli
+from pipeline.common import cf, cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.provenance import package_versions as _package_versions
 from pipeline.common.compute import dask_scheduler
 from pipeline.common.config import config_hash, load_config, split_of_times
 from pipeline.common.errors import GridError, NormalisationError
-from pipeline.gridding.geometry import Grid, channel_names, make_grid
+from pipeline.gridding.geometry import Grid, channel_coordinates, channel_names, make_grid, region2_side
 from pipeline.dataset.normalise import Moments, NormStats, finalise, moments_of, normalise
 
 log = logging.getLogger("pipeline.dataset")
@@ -200,16 +200,17 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
     x = x.chunk({"time": chunk, "channel": -1, "lat": -1, "lon": -1})
     z = normalise(x.data, stats)
     z = da.where(da.isnan(z), 0.0, z).astype(np.float32)
-    rain = x.sel(channel="rain").data.astype(np.float32)
+    rain = x.sel(channel=cf.RAIN_VARIABLE).data.astype(np.float32)
     dims3 = ("time", "lat", "lon")
     channels = np.asarray(stats.channels, dtype=object)
     out = xr.Dataset(
         {
             "x": (("time", "channel", "lat", "lon"), z, {
                 "long_name": "normalised inputs (see attrs normalisation); 0 where missing",
-                "units": "1"}),
-            "rain_mm": (dims3, rain, {"long_name": "gauge rain in the 12 h ending at time (objective analysis)",
-                                      "units": "mm", "standard_name": "thickness_of_rainfall_amount"}),
+                "units": "1",
+                "comment": "physical units of each channel before normalisation in the coordinate 'units'"}),
+            "rain_mm": (dims3, rain, {**cf.RAIN_ATTRS,
+                                      "long_name": "gauge rain in the 12 h ending at time (objective analysis)"}),
             "valid": (dims3, da.isfinite(rain), {"long_name": "rain_mm exists at this cell and time"}),
             "loss_mask": (("lat", "lon"), loss_mask.astype(np.uint8),
                           {"long_name": "1 on region-1 cells with rain coverage in the train split"}),
@@ -217,12 +218,13 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
         },
         coords={
             "time": ("time", x["time"].values.astype("datetime64[ns]"), {"standard_name": "time"}),
-            "channel": ("channel", channels),
-            "lat": ("lat", grid.lat, {"standard_name": "latitude", "units": "degrees_north"}),
-            "lon": ("lon", grid.lon, {"standard_name": "longitude", "units": "degrees_east"}),
+            "channel": ("channel", channels, {"long_name": "channel name"}),
+            **channel_coordinates(config),
+            "lat": ("lat", grid.lat, cf.LAT_ATTRS),
+            "lon": ("lon", grid.lon, cf.LON_ATTRS),
         },
     )
-    return out
+    return cf.add_time_bounds(out, cf.RAIN_WINDOW_HOURS)  # rain_mm: the 12 h ending at time
 
 
 def package_versions() -> dict:
@@ -233,7 +235,9 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict:
     from zarr.codecs import BloscCodec
 
     comp = (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
-    enc = {"time": {"units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "int64"}}
+    enc = cf.coordinate_encoding(ds)  # no _FillValue on coordinates; time_bnds in the units of time
+    enc["time"].update(cf.TIME_ENCODING)
+    enc["time_bnds"]["chunks"] = (min(chunk, max(ds.sizes["time"], 1)), 2)  # written block by block with the data
     for name in ("x", "rain_mm", "valid"):
         var = ds[name]
         enc[name] = {"compressors": comp, "chunks": (min(chunk, max(var.shape[0], 1)),) + var.shape[1:]}
@@ -287,22 +291,8 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
             gaps = times[1:][steps != config["frames"]["step_hours"]]
             if len(gaps):
                 log.warning("time axis has %d gaps (first before %s)", len(gaps), gaps[0])
-            ds.attrs = {
-                "Conventions": "CF-1.8",
-                "title": f"normalised training tensors, grid {grid_name}",
-                "grid": {"name": grid_name, "resolution_deg": float(config["grid"]["resolution_deg"]),
-                         "shape": list(map(int, ds["loss_mask"].shape)),
-                         "region2_side": config["regions"].get("region2_side", "west")},
-                "regions": json.loads(json.dumps(config["regions"])),
-                "normalisation": stats.to_dict(),
-                "loss_mask_rule": mask_info,
-                "source": {"data_source": config["data"]["source"], "fragments": [Path(p).name for p, _ in fragments],
-                           "gridding": json.loads(json.dumps(config["gridding"]))},
-                "config_hash": config_hash(config),
-                "versions": package_versions(),
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "time_gaps": int(len(gaps)),
-            }
+            ds.attrs = processed_attrs(config, grid_name, stats, mask_info, [Path(p).name for p, _ in fragments],
+                                       ds["loss_mask"].shape, int(len(gaps)))
             log.info("writing %s (%d frames, %d channels, %dx%d cells)", out, ds.sizes["time"], ds.sizes["channel"],
                      ds.sizes["lat"], ds.sizes["lon"])
             write_zarr(ds, tmp, int(config["compute"]["zarr_time_chunk"]))
@@ -317,10 +307,38 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
     return stats
 
 
+def processed_attrs(config: dict, grid_name: str, stats: NormStats, mask_info: dict, fragments: list[str],
+                    shape: tuple[int, int], time_gaps: int) -> dict:
+    """Global attributes of a processed store: flat values, nested ones as JSON text (:mod:`pipeline.common.cf`)."""
+    regions = config["regions"]
+    box = ("lat_min", "lat_max", "lon_min", "lon_max")
+    return cf.with_json_attrs({
+        "Conventions": cf.CONVENTIONS,
+        "title": f"normalised training tensors, grid {grid_name}",
+        "grid": grid_name,
+        "grid_resolution_deg": float(config["grid"]["resolution_deg"]),
+        "grid_shape": [int(n) for n in shape],
+        "region2_side": region2_side(config),
+        "region1_box": [float(regions["region1"][k]) for k in box],
+        "region2_box": [float(regions["region2"][k]) for k in box],
+        "loss_mask_rule": mask_info["rule"],
+        "loss_mask_min_valid_fraction": float(mask_info["min_valid_fraction"]),
+        "loss_mask_train_frames": int(mask_info["train_frames"]),
+        "loss_mask_cells": int(mask_info["cells"]),
+        "data_source": config["data"]["source"],
+        "fragments": list(fragments),
+        "config_hash": config_hash(config),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time_gaps": int(time_gaps),
+    }, {"normalisation": stats.to_dict(), "gridding": dict(config["gridding"]), "versions": package_versions()})
+
+
 def load_stats(path_or_attrs) -> NormStats:
-    """NormStats from the JSON file next to a zarr, or from its ``normalisation`` attrs."""
+    """NormStats from the JSON file next to a zarr, or from its ``normalisation`` attribute (JSON text or dict)."""
     if isinstance(path_or_attrs, dict):
         return NormStats.from_dict(path_or_attrs)
+    if isinstance(path_or_attrs, str) and path_or_attrs.lstrip().startswith("{"):
+        return NormStats.from_dict(json.loads(path_or_attrs))
     return NormStats.from_dict(json.loads(Path(path_or_attrs).read_text()))
 
 

@@ -32,9 +32,10 @@ import pandas as pd
 import xarray as xr
 from pyproj import Proj
 
+from pipeline.common import cf
 from pipeline.common.config import config_hash, month_frame_times
 from pipeline.common.errors import GridError
-from pipeline.gridding.geometry import Grid, channel_names, make_grid
+from pipeline.gridding.geometry import Grid, channel_coordinates, channel_names, make_grid
 
 SOUNDING_VARIABLES = ("temperature", "dewpoint", "u", "v", "geopotential_height")
 
@@ -346,24 +347,25 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
     ds = xr.Dataset(
         {"x": (("time", "channel", "lat", "lon"), x)},
         coords={
-            "time": frames.values.astype("datetime64[ns]"),
-            "channel": np.asarray(channels, dtype=object),
-            "lat": ("lat", grid.lat, {"standard_name": "latitude", "units": "degrees_north"}),
-            "lon": ("lon", grid.lon, {"standard_name": "longitude", "units": "degrees_east"}),
+            "time": ("time", frames.values.astype("datetime64[ns]"), {"standard_name": "time"}),
+            "channel": ("channel", np.asarray(channels, dtype=object), {"long_name": "channel name"}),
+            **channel_coordinates(config),
+            "lat": ("lat", grid.lat, cf.LAT_ATTRS),
+            "lon": ("lon", grid.lon, cf.LON_ATTRS),
         },
     )
     ds["x"].attrs = {
         "long_name": "objective analysis of soundings and 12 h gauge rain",
-        "units": "per channel: degC (temperature, dewpoint), m s-1 (u, v), m (geopotential_height), mm (rain)",
+        "comment": "physical units per channel in the coordinate 'units'; the rain channel is the sum "
+                   "over the 12 h ending at time",
         "missing": "NaN: no reporting station within the coverage radius, or too few within the search radius",
     }
-    ds.attrs = {
-        "Conventions": "CF-1.8",
+    ds.attrs = cf.with_json_attrs({
+        "Conventions": cf.CONVENTIONS,
         "title": f"gridded soundings and gauge rain, {month}",
         "month": month,
         "grid": grid_name,
         "method": p_sound.method,
-        "gridding": str(dict(config["gridding"])),
         "config_hash": config_hash(config, ("gridding", "grid", "regions", "levels_hpa", "variables", "frames")),
         "profiles_used": int((frame_of >= 0).sum()),
         "profiles_not_on_a_frame": n_unassigned - int(bad_pos.sum()),
@@ -371,5 +373,5 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         "profiles_outside_grid": int(outside_grid.sum()),
         "gauges_outside_grid": int((gauge_region == 0).sum()),
         "gauge_times_outside_month": outside,
-    }
+    }, {"gridding": dict(config["gridding"])})
     return ds

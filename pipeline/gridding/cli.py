@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pipeline.common import cli
+from pipeline.common import cf, cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.compute import dask_scheduler
 from pipeline.common.config import load_config
@@ -33,11 +33,11 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
     """Write a gridded fragment as compressed netCDF-4, one chunk per frame, atomically."""
     out = Path(out)
     n_t, n_c, n_y, n_x = ds["x"].shape
-    encoding = {
-        "x": {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32"},
-        "time": {"units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "int64"},
-    }
-    ds = ds.assign_coords(channel=ds["channel"].values.astype(str))
+    text = {name: ds[name].values.astype(str) for name in ("channel", "variable", "units") if name in ds.coords}
+    ds = ds.assign_coords({name: (ds[name].dims, values, ds[name].attrs) for name, values in text.items()})
+    encoding = cf.coordinate_encoding(ds)  # no _FillValue on coordinates
+    encoding["time"] = {**encoding["time"], **cf.TIME_ENCODING}
+    encoding["x"] = {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32"}
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return out

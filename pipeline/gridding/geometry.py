@@ -2,8 +2,9 @@
 
 Conventions: latitude ascending (row 0 is the southern edge), longitude ascending;
 cell centres at ``edge + (i + 0.5) * resolution``. Region 1 alone is the ``region1``
-grid; ``concat`` joins region 2 to region 1 on the configured side, so for the
-default (region 2 west) ``concat`` is region 2's columns followed by region 1's.
+grid; ``concat`` joins region 2 to region 1 on the side where the boxes share an edge
+(:func:`region2_side`), so for the default (region 2 west) ``concat`` is region 2's
+columns followed by region 1's.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.common.errors import GridError
+from pipeline.common import cf
+from pipeline.common.errors import ConfigError, GridError
 
 
 def _axis(lo: float, hi: float, res: float, what: str) -> np.ndarray:
@@ -48,6 +50,31 @@ def region_axes(box: dict, res: float, name: str = "region") -> tuple[np.ndarray
     return lat, lon
 
 
+_EDGES = {  # side of region 1 where region 2 lies: (region-2 edge, region-1 edge) that coincide
+    "west": ("lon_max", "lon_min"), "east": ("lon_min", "lon_max"),
+    "south": ("lat_max", "lat_min"), "north": ("lat_min", "lat_max"),
+}
+
+
+def region2_side(config: dict) -> str:
+    """Side of region 1 where region 2 lies, derived from the boxes (the edge they share).
+
+    This is the only place the side is decided. The optional, deprecated key
+    ``regions.region2_side`` is checked here against the boxes: a value that disagrees
+    with them is an error.
+    """
+    r1, r2 = config["regions"]["region1"], config["regions"]["region2"]
+    sides = [side for side, (e2, e1) in _EDGES.items() if r2[e2] == r1[e1]]
+    if len(sides) != 1:
+        shared = f"they share the edges of sides {sides}" if sides else "they share no edge"
+        raise GridError(f"region2 must adjoin region1 on exactly one side ({shared}): region1 {r1}, region2 {r2}")
+    stated = config["regions"].get("region2_side")  # optional key: no default
+    if stated is not None and stated != sides[0]:
+        raise ConfigError(f"config key 'regions.region2_side': {stated!r}, but the boxes put region 2 "
+                          f"{sides[0]} of region 1 (the key is deprecated: the side follows from the boxes)")
+    return sides[0]
+
+
 def make_grid(config: dict, name: str) -> Grid:
     """The ``region1`` or ``concat`` grid of a validated config."""
     regions = config["regions"]
@@ -58,29 +85,23 @@ def make_grid(config: dict, name: str) -> Grid:
     if name != "concat":
         raise GridError(f"unknown grid {name!r}; expected 'region1' or 'concat'")
     lat2, lon2 = region_axes(regions["region2"], res, "region2")
-    side = regions.get("region2_side", "west")
+    side = region2_side(config)
     r1, r2 = regions["region1"], regions["region2"]
-    if side in ("west", "east"):
+    if side in ("west", "east"):  # joined along longitude: latitudes must agree
         if not np.array_equal(lat1, lat2):
             raise GridError(
-                f"regions joined {side}-east must share latitudes exactly: region1 "
+                f"regions joined on the {side} side must share latitudes exactly: region1 "
                 f"{r1['lat_min']}..{r1['lat_max']} vs region2 {r2['lat_min']}..{r2['lat_max']}"
             )
-        edge_ok = (r2["lon_max"] == r1["lon_min"]) if side == "west" else (r2["lon_min"] == r1["lon_max"])
-        if not edge_ok:
-            raise GridError(f"region2 must adjoin region1 on its {side} side: region1 {r1}, region2 {r2}")
         lon = np.concatenate([lon2, lon1] if side == "west" else [lon1, lon2])
         mask = np.zeros((lat1.size, lon.size), bool)
         mask[:, np.isin(lon, lon1)] = True
         return Grid("concat", lat1, lon, mask)
-    if not np.array_equal(lon1, lon2):
+    if not np.array_equal(lon1, lon2):  # joined along latitude: longitudes must agree
         raise GridError(
-            f"regions joined {side}-south must share longitudes exactly: region1 "
+            f"regions joined on the {side} side must share longitudes exactly: region1 "
             f"{r1['lon_min']}..{r1['lon_max']} vs region2 {r2['lon_min']}..{r2['lon_max']}"
         )
-    edge_ok = (r2["lat_max"] == r1["lat_min"]) if side == "south" else (r2["lat_min"] == r1["lat_max"])
-    if not edge_ok:
-        raise GridError(f"region2 must adjoin region1 on its {side} side: region1 {r1}, region2 {r2}")
     lat = np.concatenate([lat2, lat1] if side == "south" else [lat1, lat2])
     mask = np.zeros((lat.size, lon1.size), bool)
     mask[np.isin(lat, lat1), :] = True
@@ -98,3 +119,25 @@ def channel_names(config: dict) -> list[str]:
 
 def _fmt_level(p: float) -> str:
     return str(int(p)) if float(p).is_integer() else str(p)
+
+
+def channel_coordinates(config: dict) -> dict[str, tuple]:
+    """Coordinates along ``channel`` besides the names: ``variable``, ``pressure`` (hPa, NaN
+    for rain) and ``units`` (physical units of the channel), in :func:`channel_names` order.
+
+    Each is ``(dims, values, attrs)`` for ``Dataset.assign_coords``. They are plain
+    coordinates (not an index), so they survive netCDF and zarr; select with
+    ``x.set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)``,
+    or without an index ``x.sel(channel=(x["variable"] == "temperature") & (x["pressure"] == 850))``.
+    """
+    variables = [v for v in config["variables"] for _ in config["levels_hpa"]] + [cf.RAIN_VARIABLE]
+    pressure = [float(p) for _ in config["variables"] for p in config["levels_hpa"]] + [np.nan]
+    return {
+        "variable": ("channel", np.asarray(variables, dtype=object),
+                     {"long_name": "variable of the channel (a sounding variable, or rain)"}),
+        "pressure": ("channel", np.asarray(pressure, dtype=np.float64),
+                     {**{k: cf.PRESSURE_ATTRS[k] for k in ("units", "standard_name", "positive")},
+                      "long_name": "pressure level of the channel (NaN for rain)"}),
+        "units": ("channel", np.asarray([cf.channel_units(v) for v in variables], dtype=object),
+                  {"long_name": "physical units of the channel"}),
+    }

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.common import cf
 from pipeline.common.config import month_frame_times
 from pipeline.common.errors import InvalidGaugeError
 
-WINDOW_HOURS = 12
+WINDOW_HOURS = cf.RAIN_WINDOW_HOURS  # 12: the rain of frame t is the total of the hours t-11h .. t
 
 
 def _first_bad(mask, path, what, frame: pd.DataFrame, column: str) -> InvalidGaugeError:
@@ -175,17 +176,18 @@ def gauge_month(month: str, month_csv: str | Path, stations: pd.DataFrame, previ
     counts.update(c)
     ds = xr.Dataset(
         {"rain_mm": (("time", "station"), totals.astype(np.float32),
-                     {"units": "mm", "long_name": "rain in the 12 h ending at time",
-                      "standard_name": "thickness_of_rainfall_amount", "cell_methods": "time: sum (interval: 1 hour)"})},
+                     {**cf.RAIN_ATTRS, "long_name": "rain in the 12 h ending at time"})},
         coords={"time": ("time", times.values, {"standard_name": "time"}),
-                "station": ("station", stations.index.astype(str).to_numpy(dtype=object)),
-                "lat": ("station", stations["lat"].to_numpy(float), {"units": "degrees_north", "standard_name": "latitude"}),
-                "lon": ("station", stations["lon"].to_numpy(float), {"units": "degrees_east", "standard_name": "longitude"}),
+                "station": ("station", stations.index.astype(str).to_numpy(dtype=object),
+                            {"cf_role": "timeseries_id", "long_name": "gauge id"}),
+                "lat": ("station", stations["lat"].to_numpy(float), cf.LAT_ATTRS),
+                "lon": ("station", stations["lon"].to_numpy(float), cf.LON_ATTRS),
                 "elevation": ("station", stations["elevation_m"].to_numpy(float), {"units": "m", "standard_name": "height_above_mean_sea_level"})},
-        attrs={"Conventions": "CF-1.8", "title": f"rain-gauge 12 h totals {month}",
+        attrs={"Conventions": cf.CONVENTIONS, "featureType": "timeSeries", "title": f"rain-gauge 12 h totals {month}",
                "min_hours_present": int(qc.get("min_hours_present", 12)),
                "source_files": " ".join(str(p) for p in (month_csv, previous_csv) if p is not None),
                **{k: int(v) for k, v in counts.items()}})
+    ds = cf.add_time_bounds(ds, WINDOW_HOURS)
     return ds, counts
 
 
@@ -263,11 +265,14 @@ def daily_dataset(frames: list[pd.DataFrame], counts: dict, month: str | None = 
         table = table.reindex(pd.date_range(pd.Period(month, "M").start_time, (pd.Period(month, "M") + 1).start_time,
                                             freq="D", inclusive="left"))
     ds = xr.Dataset({"prcp_mm": (("time", "station"), table.to_numpy(np.float32),
-                                 {"units": "mm", "long_name": "daily precipitation (GHCN-Daily day)",
-                                  "standard_name": "thickness_of_rainfall_amount"})},
-                    coords={"time": table.index.values, "station": table.columns.astype(str).to_numpy(dtype=object)},
-                    attrs={"Conventions": "CF-1.8", **{k: int(v) for k, v in counts.items()}})
+                                 {**cf.RAIN_ATTRS, "long_name": "daily precipitation (GHCN-Daily day)"})},
+                    coords={"time": table.index.values,
+                            "station": ("station", table.columns.astype(str).to_numpy(dtype=object),
+                                        {"cf_role": "timeseries_id"})},
+                    attrs={"Conventions": cf.CONVENTIONS, "featureType": "timeSeries",
+                           **{k: int(v) for k, v in counts.items()}})
     if stations is not None:
         st = stations.reindex(ds["station"].values)
-        ds = ds.assign_coords(lat=("station", st["lat"].to_numpy(float)), lon=("station", st["lon"].to_numpy(float)))
+        ds = ds.assign_coords(lat=("station", st["lat"].to_numpy(float), cf.LAT_ATTRS),
+                              lon=("station", st["lon"].to_numpy(float), cf.LON_ATTRS))
     return ds

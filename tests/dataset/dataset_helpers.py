@@ -7,7 +7,7 @@ import yaml
 
 from pipeline.common.config import deep_update, load_config, month_frame_times
 from pipeline.gridding.cli import write_fragment
-from pipeline.gridding.geometry import channel_names, make_grid
+from pipeline.gridding.geometry import channel_coordinates, channel_names, make_grid
 
 BOXES = {  # region 2 adjoining a 2x3 degree region 1 on each side
     "west": {"lat_min": 30.0, "lat_max": 32.0, "lon_min": 111.0, "lon_max": 114.0},
@@ -24,7 +24,7 @@ def dataset_config(tmp_path, side: str = "west", overrides: dict | None = None, 
         "splits": {"train": {"start": "2020-01-01", "end": "2020-02-29"},
                    "val": {"start": "2020-03-05", "end": "2020-03-31"},
                    "test": {"start": "2020-04-05", "end": "2020-04-30"}},
-        "regions": {"region1": dict(REGION1), "region2": dict(BOXES[side]), "region2_side": side},
+        "regions": {"region1": dict(REGION1), "region2": dict(BOXES[side])},  # the side follows from the boxes
         "grid": {"resolution_deg": 0.5, "loss_mask_min_valid_fraction": 0.5, "min_norm_samples": 10},
         "compute": {"zarr_time_chunk": 16},
     }
@@ -55,7 +55,7 @@ def random_fragment(config: dict, month: str, seed: int) -> xr.Dataset:
     x[:, -1] = rain
     return xr.Dataset({"x": (("time", "channel", "lat", "lon"), x.astype(np.float32))},
                       coords={"time": times.values, "channel": np.asarray(channels, dtype=object),
-                              "lat": grid.lat, "lon": grid.lon})
+                              **channel_coordinates(config), "lat": grid.lat, "lon": grid.lon})
 
 
 def write_fragments(config: dict, folder, months, seed0: int = 0):

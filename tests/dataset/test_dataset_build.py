@@ -87,7 +87,7 @@ def test_values_statistics_and_inverse(tmp_path):
     np.testing.assert_allclose(stats_json["mean"], np.nanmean(t, axis=(0, 2, 3)), rtol=1e-10)
     np.testing.assert_allclose(stats_json["std"], np.nanstd(t, axis=(0, 2, 3)), rtol=1e-8)
     assert stats_json["fitted_on"]["fragments"] == ["2020-01.nc", "2020-02.nc"]
-    assert ds.attrs["normalisation"]["mean"] == stats_json["mean"]
+    assert json.loads(ds.attrs["normalisation"])["mean"] == stats_json["mean"]
     # target in mm, valid mask, NaN -> 0 in x, inverse transform recovers physical values
     np.testing.assert_array_equal(ds["rain_mm"].values, phys[:, -1].astype(np.float32))
     np.testing.assert_array_equal(ds["valid"].values, np.isfinite(phys[:, -1]))
@@ -105,7 +105,8 @@ def test_values_statistics_and_inverse(tmp_path):
     g = zarr.open_group(str(tmp_path / "concat_a.zarr"), mode="r")
     assert g.metadata.zarr_format == 3
     assert g["x"].chunks == (16, 56, 4, 12) and g["x"].compressors
-    for key in ("regions", "grid", "source", "config_hash", "versions", "created", "normalisation"):
+    for key in ("region1_box", "region2_box", "grid", "data_source", "fragments", "config_hash", "versions",
+                "created", "normalisation", "gridding"):
         assert key in ds.attrs
 
 

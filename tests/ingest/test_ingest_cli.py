@@ -48,15 +48,10 @@ def test_soundings_cli_levels_option(tmp_path, data_dir):
     assert float(p0["lat"]) == pytest.approx(48.2333)  # header coordinates
 
 
-def test_gauges_and_partition_cli(tmp_path, data_dir):
-    (tmp_path / "stations.csv").write_text("id,lat,lon,elevation_m\nG1,30.0,113.0,20\n")
-    rows = ["station,time,rain_mm"] + [f"G1,2020-01-01T{h:02d}:00,0.5" for h in range(1, 13)]
-    (tmp_path / "2020-01.csv").write_text("\n".join(rows) + "\n")
-    out = tmp_path / "g.nc"
-    main(["gauges", "--config", CONFIG, "--stations", str(tmp_path / "stations.csv"), "--month", "2020-01",
-          "--out", str(out), str(tmp_path / "2020-01.csv")])
+def test_gauges_and_partition_cli(tmp_path, data_dir, one_gauge_month):
+    out = one_gauge_month
     ds = xr.open_dataset(out)
-    assert ds.sizes == {"time": 62, "station": 1}
+    assert ds.sizes == {"time": 62, "station": 1, "nv": 2}  # nv: the two time bounds
     assert float(ds["rain_mm"].sel(time="2020-01-01T12:00", station="G1")) == pytest.approx(6.0)
     assert np.isnan(float(ds["rain_mm"].sel(time="2020-01-01T00:00", station="G1")))
     assert json.loads(out.with_suffix(".qc.json").read_text())["qc_windows_incomplete"] == 61

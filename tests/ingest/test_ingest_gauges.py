@@ -37,7 +37,7 @@ def example(tmp_path):
 def test_twelve_hour_windows_worked_example(example):
     stations, cur, prev = example
     ds, counts = gauge_month("2020-02", cur, stations, prev, {"min_hours_present": 12, "max_hourly_rain_mm": 150})
-    assert ds.sizes == {"time": 58, "station": 3}
+    assert ds.sizes == {"time": 58, "station": 3, "nv": 2}  # nv: the two time bounds
     r = ds["rain_mm"].sel
     assert float(r(time="2020-02-01T00:00", station="A")) == pytest.approx(11.5)  # 11 x 1.0 + 0.5
     assert np.isnan(float(r(time="2020-02-01T00:00", station="B")))  # 11 of 12 hours

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from pipeline.common import cf
 from pipeline.common.config import deep_update, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,12 +83,11 @@ def make_processed(path, n_lat=5, n_lon=9, n_channels=4, region1_cols=None, seed
             "region1_mask": (("lat", "lon"), r1),
         },
         coords={"time": times, "channel": channels, "lat": lat, "lon": lon},
-        attrs={
-            "normalisation": {"method": "zscore", "mean": {c: 0.0 for c in channels},
-                              "std": {c: 1.0 for c in channels}},
+        attrs=cf.with_json_attrs({  # the processed-store layout: nested attributes as JSON text
             "config_hash": "0123456789abcdef",
             "grid": "concat" if region1_cols else "region1",
-        },
+        }, {"normalisation": {"method": "zscore", "mean": {c: 0.0 for c in channels},
+                              "std": {c: 1.0 for c in channels}}}),
     )
     ds = ds.chunk({"time": 16})
     ds.to_zarr(path, mode="w")

@@ -70,6 +70,14 @@ def test_split_gap_shorter_than_input_window_is_rejected(tmp_path):
     assert "splits.val.start" in proc.stdout + proc.stderr
 
 
+def test_region2_side_contradicting_the_boxes_fails_at_parse_time(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", regions={"region2_side": "east"})  # the tiny boxes put it west
+    proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "regions.region2_side" in text and "'east'" in text and "west of region 1" in text
+
+
 def test_raw_source_without_data_fails_clearly(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", data={"source": "raw", "raw_dir": "nowhere"})
     proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)

@@ -44,6 +44,34 @@ def test_main_job_writes_results_reports_and_logs(tiny_run):
         np.testing.assert_array_equal(part[name].values, region1[name].values, err_msg=name)
 
 
+def test_outputs_carry_cf_metadata(tiny_run, tmp_path):
+    """Other tools read the real outputs: CF axes, channels by variable and pressure, rain
+    time bounds, flat attributes (nested ones as JSON text), a plain netCDF copy."""
+    import cf_xarray  # noqa: F401 - registers the .cf accessor
+
+    from pipeline.common import cf
+
+    workdir, _ = tiny_run
+    data = workdir / "data"
+    for grid in ("region1", "concat"):
+        ds = xr.open_zarr(data / "processed" / f"{grid}.zarr")
+        assert (ds.cf["latitude"].name, ds.cf["longitude"].name, ds.cf["time"].name) == ("lat", "lon", "time")
+        t850 = ds["x"].set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)
+        np.testing.assert_array_equal(t850.values, ds["x"].sel(channel="temperature_850hPa").values)
+        np.testing.assert_array_equal(ds["time_bnds"].values[:, 0], ds["time"].values - np.timedelta64(12, "h"))
+        np.testing.assert_array_equal(ds["time_bnds"].values[:, 1], ds["time"].values)
+        attrs = cf.decode_json_attrs(ds.attrs)
+        stats = json.loads((data / "processed" / f"{grid}_stats.json").read_text())
+        assert attrs["normalisation"]["mean"] == stats["mean"] and ds.attrs["region2_side"] == "west"
+        assert ds.attrs["grid"] == grid and ds.attrs["grid_shape"] == [ds.sizes["lat"], ds.sizes["lon"]]
+    fragment = xr.open_dataset(data / "gridded" / "concat" / "2020-01.nc")
+    assert fragment["units"].values[-1] == "mm" and np.isnan(fragment["pressure"].values[-1])
+    assert fragment.cf["latitude"].name == "lat"
+    small = ds.isel(time=slice(0, 4)).load()
+    small.to_netcdf(tmp_path / "copy.nc")
+    xr.testing.assert_identical(xr.open_dataset(tmp_path / "copy.nc").load(), small)
+
+
 def test_rerun_with_nothing_new_does_nothing(tiny_run):
     workdir, _ = tiny_run
     proc = snakemake(workdir, "-n", "results/exp2")
