@@ -154,8 +154,9 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     if extra:
         prov["baselines"] = {k: str(v) for k, v in extra.items()}
     metrics = mj.metrics_json(config, exp, inputs.ref_exp, times, dropped, scored, boot, models, assessment, prov)
-    report.validate_metrics(metrics)
     maps = figure_maps(config, truth, groups, scored, clim)
+    metrics["sharpness"] = mj.sharpness_block(maps.spectra)
+    report.validate_metrics(metrics)
     write_outputs(out, inputs, exp, metrics, comparison, maps)
     log.info("%s: wrote %s", exp, out)
     return metrics

@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -231,6 +232,8 @@ def plot_spectra(path, spectra: dict[str, tuple[np.ndarray, np.ndarray]], colors
         style = {"color": "black", "lw": 2} if name == "truth" else {"color": colors.get(name.split(" (")[0])}
         ax.loglog(1.0 / freq[keep], power[keep], label=name, **style)
     ax.invert_xaxis()
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set(xlabel="wavelength (grid cells)", ylabel="power (mm² / 12 h²)")
     ax.legend(fontsize=8)
     _save(fig, path)

@@ -164,6 +164,30 @@ def comparison_json(exp: str, ref_exp: str, times, scored: Scored, boot: Bootstr
     }
 
 
+SHORT_WAVELENGTH_CELLS = 4.0  # "short" scales of the sharpness summary: wavelengths up to 4 cells
+
+
+def sharpness_block(spectra: dict) -> dict:
+    """Mean RAPSD per field (truth, one seed per experiment, persistence) and, for each
+    forecast, its power at wavelengths <= 4 cells relative to the truth's (1: as sharp as
+    the truth; below 1: smoother)."""
+    out = {"method": "mean radially averaged power spectrum (pysteps rapsd) over the scored test times; "
+                     "unscored cells 0 in every field", "short_wavelength_cells": SHORT_WAVELENGTH_CELLS,
+           "spectra": {}}
+    truth_short = None
+    if "truth" in spectra:
+        freq, power = spectra["truth"]
+        truth_short = float(power[(freq > 0) & (1.0 / np.where(freq > 0, freq, 1.0) <= SHORT_WAVELENGTH_CELLS)].sum())
+    for name, (freq, power) in spectra.items():
+        keep = freq > 0
+        wl = 1.0 / freq[keep]
+        entry = {"wavelength_cells": [num(v) for v in wl], "power": [num(v) for v in power[keep]]}
+        if name != "truth" and truth_short:
+            entry["short_scale_power_ratio"] = num(power[keep][wl <= SHORT_WAVELENGTH_CELLS].sum() / truth_short)
+        out["spectra"][name] = entry
+    return out
+
+
 def multiplicity(assessment: Assessment, boot: Bootstrap) -> dict:
     return {"method": "Holm", "family": "every secondary comparison of b with a (all scores but the primary)",
             "n_tests": assessment.n_tests, "alpha": 1.0 - boot.confidence,

@@ -282,3 +282,14 @@ def test_rapsd_shows_blurring():
     from pysteps.utils.spectral import rapsd
 
     np.testing.assert_allclose(mean_rapsd(sharp[:1])[1], rapsd(sharp[0], fft_method=np.fft))
+
+
+def test_sharpness_block_in_metrics(prob_world):
+    m = json.loads((prob_world["r2"] / "metrics.json").read_text())
+    sp = m["sharpness"]["spectra"]
+    assert set(sp) == {"truth", "exp1 (seed 0)", "exp2 (seed 0)", "persistence"}
+    wl = np.array(sp["truth"]["wavelength_cells"])
+    assert (np.diff(wl) < 0).all() and wl.min() >= 1.9  # from the domain size down to ~2 cells
+    # persistence is the truth 12 h earlier: as sharp as the truth
+    assert 0.7 < sp["persistence"]["short_scale_power_ratio"] < 1.3
+    assert "short_scale_power_ratio" not in sp["truth"]
