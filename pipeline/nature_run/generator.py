@@ -303,21 +303,25 @@ def outage_mask(rng: np.random.Generator, n_times: int, n_sites: int, p_outage: 
     return outage & (t >= start) & (t < start + length)
 
 
-def soundings_month(config: dict, seed: int, world: str, month: str, net: Network,
-                    rng: np.random.Generator) -> dict[str, bytes]:
-    """IGRA v2 data files of one month: {station id: bytes}."""
-    frames = month_frames(month)
-    F, S = frames.size, net.sonde_id.size
-    c = columns_at(config, seed, world, frames, net.sonde_lon, net.sonde_lat)  # (F, S)
-    fine = phys.fine_levels()
-    z_fine = phys.heights(c, fine)  # (F, S, L)
-    elev = np.broadcast_to(net.sonde_elev, (F, S))
-    p_sfc = phys.pressure_at_height(fine, z_fine, elev)
+MISS, REM = -9999, -8888  # IGRA2 missing and QC-removed values
 
-    # which soundings exist
+
+@dataclass
+class LevelLayout:
+    """Which soundings and levels exist: ``exists (F, S)``, level ``kind (C,)`` (0 surface,
+    1 mandatory, 2 thermodynamic significant, 3 wind significant, 4 wind by height),
+    pressures ``p (F, S, C)`` hPa and ``keep (F, S, C)``."""
+    exists: np.ndarray
+    kind: np.ndarray
+    p: np.ndarray
+    keep: np.ndarray
+
+
+def level_layout(rng: np.random.Generator, p_sfc: np.ndarray) -> LevelLayout:
+    """Draw which soundings are launched, where they end, and their level pressures."""
+    F, S = p_sfc.shape
     exists = rng.random((F, S)) >= P_MISSING_SOUNDING
     exists &= ~outage_mask(rng, F, S, P_STATION_OUTAGE, 4, 13)
-
     # slots: surface, mandatory, thermo significant, wind significant, wind by height
     nm = MANDATORY_HPA.size
     C = 1 + nm + N_THERMO_SIG + N_WIND_SIG + N_HEIGHT_WIND
@@ -344,32 +348,43 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
     keep[..., kind == 4] &= has_hw[..., None]
     keep[..., kind >= 2] &= ~np.isin(p[..., kind >= 2], MANDATORY_HPA)
     keep &= exists[..., None]
+    return LevelLayout(exists, kind, p, keep)
 
+
+def observed_values(rng: np.random.Generator, c, fine, z_fine, lay: LevelLayout, elev) -> dict[str, np.ndarray]:
+    """The truth at every level plus instrument noise: temperature, dew-point depression,
+    height, wind and relative humidity (float, physical units), and which soundings report
+    humidity as RH."""
+    p, kind = lay.p, lay.kind
     prof = phys.profile(c, p)  # (F, S, C) each
     z = phys.interp_lnp(fine, z_fine, p)
     z[..., 0] = elev
     t_c, td_c, u, v = prof["temperature"], prof["dewpoint"], prof["u"], prof["v"]
     u = np.where(kind == 0, 0.5 * u, u)
     v = np.where(kind == 0, 0.5 * v, v)
-
-    # noise
     t_obs = t_c + rng.normal(0, 1, p.shape) * np.where(p < 200, 0.4, 0.25)
     dpd_obs = np.maximum(t_c - td_c + rng.normal(0, 0.8, p.shape), 0.0)
     z_obs = z + rng.normal(0, 1, p.shape) * (2.0 + z / 4000.0)
     u_obs = u + rng.normal(0, 0.7, p.shape)
     v_obs = v + rng.normal(0, 0.7, p.shape)
-    rh_only = np.broadcast_to((rng.random((F, S)) < P_RH_ONLY)[..., None], p.shape)
+    rh_only = np.broadcast_to((rng.random(p.shape[:2]) < P_RH_ONLY)[..., None], p.shape)
     es = phys.saturation_vapor_pressure_hpa(t_obs)
     e = phys.saturation_vapor_pressure_hpa(t_obs - dpd_obs)
     rh = np.clip(100.0 * e / es, 1.0, 100.0)
+    return {"t_c": t_c, "z": z, "t_obs": t_obs, "dpd_obs": dpd_obs, "z_obs": z_obs, "u_obs": u_obs,
+            "v_obs": v_obs, "rh_only": rh_only, "rh": rh}
 
-    MISS, REM = -9999, -8888
-    temp = np.round(t_obs * 10).astype(np.int64)
-    dpdp = np.round(dpd_obs * 10).astype(np.int64)
-    rh10 = np.round(rh * 10).astype(np.int64)
-    gph = np.round(z_obs).astype(np.int64)
-    speed = np.hypot(u_obs, v_obs)
-    wdir = np.round(np.mod(270.0 - np.degrees(np.arctan2(v_obs, u_obs)), 360.0)).astype(np.int64) % 360
+
+def encoded_fields(rng: np.random.Generator, obs: dict, lay: LevelLayout, net: Network, elev) -> dict[str, np.ndarray]:
+    """The IGRA2 integer fields (tenths, whole metres, Pa), with missing values, QC-removed
+    values, gross errors and quality flags as in real files."""
+    p, kind = lay.p, lay.kind
+    temp = np.round(obs["t_obs"] * 10).astype(np.int64)
+    dpdp = np.round(obs["dpd_obs"] * 10).astype(np.int64)
+    rh10 = np.round(obs["rh"] * 10).astype(np.int64)
+    gph = np.round(obs["z_obs"]).astype(np.int64)
+    speed = np.hypot(obs["u_obs"], obs["v_obs"])
+    wdir = np.round(np.mod(270.0 - np.degrees(np.arctan2(obs["v_obs"], obs["u_obs"])), 360.0)).astype(np.int64) % 360
     wspd = np.round(speed * 10).astype(np.int64)
     wdir = np.where(wspd == 0, 0, wdir)
     press = np.round(p * 100).astype(np.int64)
@@ -380,10 +395,10 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
     # Modern sondes (e.g. thin-film capacitive sensors) report humidity to the lower
     # stratosphere; only the coldest air (< -85 degC) goes without, so every configured
     # level has dewpoint samples for normalisation.
-    humid_ok = thermo & (t_c > -85.0)
+    humid_ok = thermo & (obs["t_c"] > -85.0)
     humid_ok = humid_ok & (rng.random(p.shape) >= 0.02)
-    dpdp = np.where(humid_ok & ~rh_only, dpdp, MISS)
-    rh10 = np.where(humid_ok & rh_only, rh10, MISS)
+    dpdp = np.where(humid_ok & ~obs["rh_only"], dpdp, MISS)
+    rh10 = np.where(humid_ok & obs["rh_only"], rh10, MISS)
     gph_ok = (kind == 1) | (kind == 4) | ((kind == 0) & net.sonde_sfc_gph[None, :, None])
     gph = np.where(gph_ok, gph, MISS)
     gph[..., 0] = np.where(net.sonde_sfc_gph[None, :], np.round(elev).astype(np.int64), MISS)
@@ -415,11 +430,17 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
     pflag = np.where(kind == 0, flag_b, blank).astype(np.uint8)
     lvl1 = np.select([kind == 0, kind == 1, kind == 4], [2, 1, 3], 2)
     lvl2 = np.where(kind == 0, 1, 0)
-    secs = np.maximum((z - elev[..., None]) / 5.0, 0.0)
+    secs = np.maximum((obs["z"] - elev[..., None]) / 5.0, 0.0)
     et = (secs // 60) * 100 + np.round(secs % 60).clip(0, 59)
     etime = np.where(net.sonde_has_etime[None, :, None], et.astype(np.int64), MISS)
+    return dict(lvl1=lvl1, lvl2=lvl2, etime=etime, press=press, pflag=pflag, gph=gph, zflag=zflag, temp=temp,
+                tflag=tflag, rh=rh10, dpdp=dpdp, wdir=wdir, wspd=wspd)
 
-    # order levels by pressure, descending (wind-by-height levels by their pressure)
+
+def ordered_levels(lay: LevelLayout, fields: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Kept levels ordered by pressure, descending (wind-by-height levels by their
+    pressure), as flat columns frame-major then station; and the level count ``(F, S)``."""
+    p, keep = lay.p, lay.keep
     order_key = np.where(keep, p, -np.inf)
     order = np.argsort(-order_key, axis=-1, kind="stable")
 
@@ -432,14 +453,28 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
     p_o = take(p)
     keep_o[..., 1:] &= ~(keep_o[..., :-1] & (p_o[..., 1:] == p_o[..., :-1]))
     keep = np.take_along_axis(keep_o, np.argsort(order, axis=-1), -1)
-    cols = {name: take(a)[keep_o] for name, a in dict(
-        lvl1=lvl1, lvl2=lvl2, etime=etime, press=press, pflag=pflag, gph=gph, zflag=zflag, temp=temp,
-        tflag=tflag, rh=rh10, dpdp=dpdp, wdir=wdir, wspd=wspd).items()}
-    # the rows above are ordered frame-major then station; reorder to station-major
-    numlev = keep.sum(-1)  # (F, S)
+    cols = {name: take(a)[keep_o] for name, a in fields.items()}
+    return cols, keep.sum(-1)
+
+
+def soundings_month(config: dict, seed: int, world: str, month: str, net: Network,
+                    rng: np.random.Generator) -> dict[str, bytes]:
+    """IGRA v2 data files of one month: {station id: bytes}."""
+    frames = month_frames(month)
+    F, S = frames.size, net.sonde_id.size
+    c = columns_at(config, seed, world, frames, net.sonde_lon, net.sonde_lat)  # (F, S)
+    fine = phys.fine_levels()
+    z_fine = phys.heights(c, fine)  # (F, S, L)
+    elev = np.broadcast_to(net.sonde_elev, (F, S))
+    p_sfc = phys.pressure_at_height(fine, z_fine, elev)
+
+    lay = level_layout(rng, p_sfc)
+    obs = observed_values(rng, c, fine, z_fine, lay, elev)
+    cols, numlev = ordered_levels(lay, encoded_fields(rng, obs, lay, net, elev))
     rows = fmt.level_records(cols["lvl1"], cols["lvl2"], cols["etime"], cols["press"], cols["pflag"],
                              cols["gph"], cols["zflag"], cols["temp"], cols["tflag"], cols["rh"],
                              cols["dpdp"], cols["wdir"], cols["wspd"])
+    # the rows above are ordered frame-major then station; each station's file takes its own
     row_start = np.concatenate([[0], np.cumsum(numlev.ravel())])
     minute = rng.integers(0, 60, (F, S))
     rel = np.where(frames.hour.to_numpy()[:, None] == 0, 2300, 1100) + minute
@@ -447,7 +482,7 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
 
     out = {}
     for s in range(S):
-        fs = np.flatnonzero(exists[:, s] & (numlev[:, s] > 0))
+        fs = np.flatnonzero(lay.exists[:, s] & (numlev[:, s] > 0))
         if fs.size == 0:
             continue
         idx = fs * S + s
