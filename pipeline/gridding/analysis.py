@@ -262,6 +262,63 @@ def region_of_points(config: dict, lat, lon, grid_name: str) -> np.ndarray:
     return out
 
 
+@dataclass
+class _Soundings:
+    """Profiles ready for the analysis: values ``(P, variable-major channel)``, projected
+    positions, frame of each profile (-1: not used) and what was left out."""
+    values: np.ndarray
+    frame_of: np.ndarray
+    gap_ns: np.ndarray
+    stations: np.ndarray
+    xy: np.ndarray
+    region: np.ndarray
+    bad_pos: np.ndarray
+    outside_grid: np.ndarray
+    n_unassigned: int
+
+
+def _sounding_inputs(soundings: xr.Dataset, config: dict, frames, proj, grid_name: str, n_sc: int,
+                     tol: float) -> _Soundings:
+    if not soundings.sizes.get("profile", 0):
+        none = np.zeros(0, bool)
+        return _Soundings(np.zeros((0, n_sc)), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, str),
+                          np.zeros((0, 2)), np.zeros(0, np.int64), none, none, 0)
+    sv = np.stack([soundings[v].transpose("profile", "level").values.astype(float) for v in config["variables"]],
+                  axis=1)
+    values = sv.reshape(sv.shape[0], -1)  # (P, var * level), variable-major
+    ptimes = pd.DatetimeIndex(soundings["time"].values)
+    frame_of = assign_frames(ptimes, frames, tol)
+    gap_ns = np.abs(ptimes.values.astype(np.int64) - frames.values.astype(np.int64)[np.maximum(frame_of, 0)])
+    stations = np.asarray(soundings["station"].values).astype(str)
+    xy = project(proj, soundings["lat"].values, soundings["lon"].values)
+    bad_pos = ~np.isfinite(xy).all(axis=1)
+    frame_of[bad_pos] = -1
+    n_unassigned = int((frame_of < 0).sum())
+    region = region_of_points(config, soundings["lat"].values, soundings["lon"].values, grid_name)
+    outside_grid = (region == 0) & (frame_of >= 0)
+    frame_of[outside_grid] = -1
+    return _Soundings(values, frame_of, gap_ns, stations, xy, region, bad_pos, outside_grid, n_unassigned)
+
+
+@dataclass
+class _Gauges:
+    """Gauge rain ``(frame, station, 1)`` on the month's frames (NaN where absent),
+    projected positions, region of each gauge, and file times outside the month."""
+    values: np.ndarray
+    xy: np.ndarray
+    region: np.ndarray
+    times_outside: int
+
+
+def _gauge_inputs(gauges: xr.Dataset, config: dict, frames, proj, grid_name: str) -> _Gauges:
+    rain = gauges["rain_mm"].transpose("time", "station")
+    gtimes = pd.DatetimeIndex(rain["time"].values)
+    outside = int((~gtimes.isin(frames)).sum())
+    rain = rain.sel(time=gtimes.isin(frames)).reindex(time=frames)
+    return _Gauges(rain.values.astype(float)[:, :, None], project(proj, gauges["lat"].values, gauges["lon"].values),
+                   region_of_points(config, gauges["lat"].values, gauges["lon"].values, grid_name), outside)
+
+
 def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: str,
                where: tuple[str, str] = ("soundings", "gauges"), frames_per_task: int = 8,
                grid_name: str = "concat") -> xr.Dataset:
@@ -293,56 +350,28 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
     n_sc = len(channels) - 1
     tol = float(config["gridding"]["time_tolerance_hours"])
 
-    # Soundings: (profile, variable-major channel) values and frame assignment.
-    variables = config["variables"]
-    if soundings.sizes.get("profile", 0):
-        sv = np.stack([soundings[v].transpose("profile", "level").values.astype(float) for v in variables], axis=1)
-        sounding_values = sv.reshape(sv.shape[0], -1)  # (P, var * level), variable-major
-        ptimes = pd.DatetimeIndex(soundings["time"].values)
-        frame_of = assign_frames(ptimes, frames, tol)
-        gap_ns = np.abs(ptimes.values.astype(np.int64) - frames.values.astype(np.int64)[np.maximum(frame_of, 0)])
-        stations = np.asarray(soundings["station"].values).astype(str)
-        sounding_xy = project(proj, soundings["lat"].values, soundings["lon"].values)
-        bad_pos = ~np.isfinite(sounding_xy).all(axis=1)
-        frame_of[bad_pos] = -1
-        n_unassigned = int((frame_of < 0).sum())
-        sounding_region = region_of_points(config, soundings["lat"].values, soundings["lon"].values, grid_name)
-        outside_grid = sounding_region == 0
-        outside_grid &= frame_of >= 0
-        frame_of[outside_grid] = -1
-    else:
-        sounding_values = np.zeros((0, n_sc))
-        frame_of = gap_ns = np.zeros(0, dtype=np.int64)
-        stations = np.zeros(0, dtype=str)
-        sounding_xy = np.zeros((0, 2))
-        sounding_region = np.zeros(0, dtype=np.int64)
-        bad_pos = np.zeros(0, bool)
-        outside_grid = np.zeros(0, bool)
-        n_unassigned = 0
-
-    # Gauges: (frame, station) rain on this month's frames; times not in the file -> NaN.
-    rain = gauges["rain_mm"].transpose("time", "station")
-    gtimes = pd.DatetimeIndex(rain["time"].values)
-    outside = int((~gtimes.isin(frames)).sum())
-    rain = rain.sel(time=gtimes.isin(frames)).reindex(time=frames)
-    gauge_values = rain.values.astype(float)[:, :, None]  # (T, S, 1)
-    gauge_xy = project(proj, gauges["lat"].values, gauges["lon"].values)
-    gauge_region = region_of_points(config, gauges["lat"].values, gauges["lon"].values, grid_name)
+    snd = _sounding_inputs(soundings, config, frames, proj, grid_name, n_sc, tol)
+    gau = _gauge_inputs(gauges, config, frames, proj, grid_name)
     cell_region = np.where(grid.region1_mask, 1, 2).ravel()
 
     p_sound, p_rain = params_from_config(config, "soundings"), params_from_config(config, "rain")
     blocks = [list(range(i, min(i + frames_per_task, len(frames)))) for i in range(0, len(frames), frames_per_task)]
     tasks = [
         dask.delayed(_grid_frames, pure=False)(  # no hashing of the shared arrays per task
-            b, sounding_xy, sounding_values, frame_of, stations, gap_ns, gauge_xy, gauge_values,
-            target_xy, p_sound, p_rain, n_sc, gauge_region, cell_region,
-            sounding_region if config["gridding"]["concat_analysis"] == "separate" else None)
+            b, snd.xy, snd.values, snd.frame_of, snd.stations, snd.gap_ns, gau.xy, gau.values,
+            target_xy, p_sound, p_rain, n_sc, gau.region, cell_region,
+            snd.region if config["gridding"]["concat_analysis"] == "separate" else None)
         for b in blocks
     ]
-    print(f"grid {month}: {len(frames)} frames, {int((frame_of >= 0).sum())} profiles, "
-          f"{gauge_values.shape[1]} gauges, {len(tasks)} tasks", file=sys.stderr)
+    print(f"grid {month}: {len(frames)} frames, {int((snd.frame_of >= 0).sum())} profiles, "
+          f"{gau.values.shape[1]} gauges, {len(tasks)} tasks", file=sys.stderr)
     parts = dask.compute(*tasks)
     x = np.concatenate(parts, axis=0).reshape(len(frames), len(channels), *grid.shape)
+    return _fragment(x, config, month, grid_name, grid, frames, channels, p_sound.method, snd, gau)
+
+
+def _fragment(x, config, month, grid_name, grid, frames, channels, method, snd, gau) -> xr.Dataset:
+    """The gridded fragment with its coordinates, CF attributes and QC counts."""
 
     ds = xr.Dataset(
         {"x": (("time", "channel", "lat", "lon"), x)},
@@ -365,13 +394,13 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
         "title": f"gridded soundings and gauge rain, {month}",
         "month": month,
         "grid": grid_name,
-        "method": p_sound.method,
+        "method": method,
         "config_hash": config_hash(config, ("gridding", "grid", "regions", "levels_hpa", "variables", "frames")),
-        "profiles_used": int((frame_of >= 0).sum()),
-        "profiles_not_on_a_frame": n_unassigned - int(bad_pos.sum()),
-        "profiles_without_position": int(bad_pos.sum()),
-        "profiles_outside_grid": int(outside_grid.sum()),
-        "gauges_outside_grid": int((gauge_region == 0).sum()),
-        "gauge_times_outside_month": outside,
+        "profiles_used": int((snd.frame_of >= 0).sum()),
+        "profiles_not_on_a_frame": snd.n_unassigned - int(snd.bad_pos.sum()),
+        "profiles_without_position": int(snd.bad_pos.sum()),
+        "profiles_outside_grid": int(snd.outside_grid.sum()),
+        "gauges_outside_grid": int((gau.region == 0).sum()),
+        "gauge_times_outside_month": gau.times_outside,
     }, {"gridding": dict(config["gridding"])})
     return ds
