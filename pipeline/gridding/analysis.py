@@ -13,7 +13,7 @@ Semantics, identical to MetPy's for each field (tested against it):
 - a cell uses the stations within ``search_radius``; fewer than ``min_neighbors`` -> NaN;
 - Barnes weights ``exp(-d^2 / (kappa * gamma))`` with ``kappa = kappa_star * (2 s / pi)^2``
   and ``s`` the mean nearest-neighbour spacing of that field's reporting stations
-  (``metpy.interpolate.tools.calc_kappa`` / ``average_spacing``). Like MetPy this is one
+  (``metpy.interpolate.tools.calc_kappa``, with MetPy's ``average_spacing`` of the stations). Like MetPy this is one
   pass whose Gaussian width is the second-pass width ``kappa * gamma``;
 - Cressman weights ``(R^2 - d^2) / (R^2 + d^2)``.
 
@@ -37,7 +37,6 @@ from pipeline.common.config import config_hash, month_frame_times
 from pipeline.common.errors import GridError
 from pipeline.gridding.geometry import Grid, channel_coordinates, channel_names, make_grid
 
-SOUNDING_VARIABLES = ("temperature", "dewpoint", "u", "v", "geopotential_height")
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,8 @@ class AnalysisParams:
     search_radius_m: float  # stations farther than this do not contribute
     min_neighbors: int  # fewer stations within the search radius -> NaN
     coverage_radius_m: float  # no station within this -> NaN (coverage mask)
-    kappa_star: float = 5.052  # Barnes: non-dimensional response (MetPy's default)
-    gamma: float = 0.25  # Barnes: width factor of the (second) pass
+    kappa_star: float  # Barnes: non-dimensional response (config gridding.kappa_star)
+    gamma: float  # Barnes: width factor of the (second) pass (config gridding.gamma)
 
     def __post_init__(self):
         if self.method not in ("barnes", "cressman"):
@@ -99,13 +98,6 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     dx = b[None, :, 0] - a[:, None, 0]
     dy = b[None, :, 1] - a[:, None, 1]
     return dx * dx + dy * dy
-
-
-def average_spacing(points: np.ndarray) -> float:
-    """Mean nearest-neighbour distance (``metpy.interpolate.tools.average_spacing``)."""
-    d = np.sqrt(_sq_dist(points, points))
-    np.fill_diagonal(d, np.nan)
-    return float(np.nanmin(d, axis=0).mean())
 
 
 def calc_kappa(spacing: float, kappa_star: float) -> float:

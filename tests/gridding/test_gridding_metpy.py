@@ -82,7 +82,7 @@ def test_missing_value_equals_absent_station():
     proj = Proj(proj="aeqd", lat_0=40, lon_0=-95, ellps="WGS84", units="m")
     xy = project(proj, lat, lon)
     txy = project(proj, *targets(30.0, 50.0, -110.0, -80.0, 2.0))
-    p = AnalysisParams("barnes", 800e3, 3, 500e3)
+    p = AnalysisParams("barnes", 800e3, 3, 500e3, kappa_star=5.052, gamma=0.25)
     f = names.index("temperature_500")
     v = values[:, [f]].copy()
     v[::4] = np.nan
@@ -97,10 +97,12 @@ def test_coverage_mask_and_min_neighbors():
     xy = np.array([[0.0, 0.0], [10e3, 0.0], [0.0, 10e3]])
     vals = np.array([[1.0], [2.0], [3.0]])
     txy = np.array([[0.0, 5e3], [70e3, 0.0], [200e3, 0.0]])
-    p = AnalysisParams("cressman", search_radius_m=100e3, min_neighbors=3, coverage_radius_m=50e3)
+    p = AnalysisParams("cressman", search_radius_m=100e3, min_neighbors=3, coverage_radius_m=50e3,
+                       kappa_star=5.052, gamma=0.25)
     out = analyse(xy, vals, txy, p)[:, 0]
     assert np.isfinite(out[0]) and 1.0 <= out[0] <= 3.0
     assert np.isnan(out[1])  # 3 stations within 100 km but none within the 50 km coverage radius
     assert np.isnan(out[2])  # none within the search radius
-    p4 = AnalysisParams("cressman", search_radius_m=100e3, min_neighbors=4, coverage_radius_m=50e3)
+    p4 = AnalysisParams("cressman", search_radius_m=100e3, min_neighbors=4, coverage_radius_m=50e3,
+                        kappa_star=5.052, gamma=0.25)
     assert np.isnan(analyse(xy, vals, txy, p4)).all()
