@@ -168,7 +168,7 @@ def _main(args) -> int:
     metrics = evaluate(config, args.exp, args.data, args.runs, args.out, args.reference, args.config,
                        progress=not args.no_progress, baselines=extra)
     for line in metrics["verdicts"]:
-        print(line, file=sys.stderr)
+        log.info("%s", line)
     return 0
 
 

@@ -17,7 +17,7 @@ each worker opens the zarr store itself and reads one contiguous time slice per 
 """
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,8 @@ REQUIRED_VARS = {
     "loss_mask": ("lat", "lon"),
     "region1_mask": ("lat", "lon"),
 }
+
+log = logging.getLogger("training.data")
 
 
 class TrainingDataError(ValueError):
@@ -113,8 +115,8 @@ def split_samples(ds: xr.Dataset, config: dict, frames: FramesConfig, split: str
         keep = (valid & lm).any(axis=(1, 2))
         first, target = first[keep], target[keep]
         if n_all - first.size:
-            print(f"[data] {split}: dropped {n_all - first.size} of {n_all} samples with no "
-                  f"valid region-1 target cell", file=sys.stderr)
+            log.info("%s: dropped %d of %d samples with no valid region-1 target cell", split,
+                     n_all - first.size, n_all)
     return SplitSamples(split, first, target, times[target])
 
 

@@ -28,6 +28,8 @@ from tqdm import tqdm
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import config_hash
+from pipeline.common.errors import GridError
+from pipeline.gridding.geometry import mask_slices
 from training import checkpoint as ckpt_io
 from training.config import FramesConfig, TrainConfig
 from training.data import TrainingDataError, WindowDataset, make_loader, open_processed, split_samples
@@ -38,14 +40,11 @@ log = logging.getLogger("training.predict")
 
 
 def region1_window(mask: np.ndarray, path) -> tuple[slice, slice]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        raise TrainingDataError(f"{path}: region1_mask has no True cell")
-    rs, cs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-    if not mask[rs, cs].all() or mask.sum() != mask[rs, cs].size:
-        raise TrainingDataError(f"{path}: region1_mask is not a rectangle ({int(mask.sum())} cells)")
-    return rs, cs
+    """Rows and columns of region 1 in a processed store (its ``region1_mask``)."""
+    try:
+        return mask_slices(mask)
+    except GridError as err:
+        raise TrainingDataError(f"{path}: region1_mask {err}") from err
 
 
 def predict_array(model, dataset, batch_size: int, device, transform: str, progress: bool = True,

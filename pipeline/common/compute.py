@@ -9,7 +9,7 @@ connected for the duration of the block and every ``.compute()`` inside goes the
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
@@ -43,7 +43,7 @@ def dask_scheduler(config: dict, threads: int = 1):
         return
     from distributed import Client
 
-    print(f"dask: connecting to the distributed scheduler at {address}", file=sys.stderr)
+    logging.getLogger("pipeline.compute").info("dask: connecting to the distributed scheduler at %s", address)
     client = Client(address, set_as_default=False)
     try:
         with client.as_current(), dask.config.set(scheduler=client.get):

@@ -24,7 +24,7 @@ reachable with ``min_neighbors = 1``) the cell takes that station's value.
 """
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,8 @@ from pipeline.common import cf
 from pipeline.common.config import config_hash, month_frame_times
 from pipeline.common.errors import GridError
 from pipeline.gridding.geometry import Grid, channel_coordinates, channel_names, make_grid
+
+log = logging.getLogger("pipeline.gridding")
 
 
 
@@ -355,8 +357,8 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
             snd.region if config["gridding"]["concat_analysis"] == "separate" else None)
         for b in blocks
     ]
-    print(f"grid {month}: {len(frames)} frames, {int((snd.frame_of >= 0).sum())} profiles, "
-          f"{gau.values.shape[1]} gauges, {len(tasks)} tasks", file=sys.stderr)
+    log.info("grid %s: %d frames, %d profiles, %d gauges, %d tasks", month, len(frames),
+             int((snd.frame_of >= 0).sum()), gau.values.shape[1], len(tasks))
     parts = dask.compute(*tasks)
     x = np.concatenate(parts, axis=0).reshape(len(frames), len(channels), *grid.shape)
     return _fragment(x, config, month, grid_name, grid, frames, channels, p_sound.method, snd, gau)

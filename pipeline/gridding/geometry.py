@@ -39,9 +39,21 @@ class Grid:
 
     def region1_slices(self) -> tuple[slice, slice]:
         """Row and column slices of region 1 inside this grid."""
-        rows = np.flatnonzero(self.region1_mask.any(axis=1))
-        cols = np.flatnonzero(self.region1_mask.any(axis=0))
-        return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        return mask_slices(self.region1_mask)
+
+
+def mask_slices(mask: np.ndarray) -> tuple[slice, slice]:
+    """Row and column slices of the True cells of a rectangular 2-D mask (a GridError when
+    the mask has no True cell or its True cells are not a rectangle)."""
+    mask = np.asarray(mask, dtype=bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise GridError("has no True cell")
+    rs, cs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    if mask.sum() != mask[rs, cs].size:
+        raise GridError(f"is not a rectangle ({int(mask.sum())} cells)")
+    return rs, cs
 
 
 def region_axes(box: dict, res: float, name: str = "region") -> tuple[np.ndarray, np.ndarray]:
