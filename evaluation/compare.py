@@ -359,7 +359,11 @@ def _case_maps(config: dict, truth: xr.Dataset, exps: list[Group], scored: Score
 def mean_rapsd(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over the first axis of pysteps' radially averaged power spectrum of each
     ``(lat, lon)`` field; returns (spatial frequency in cycles per cell, power)."""
-    from pysteps.utils.spectral import rapsd
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pysteps announces its config file on import
+        from pysteps.utils.spectral import rapsd
 
     power, freq = None, None
     for f in fields:
