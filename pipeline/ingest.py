@@ -1,10 +1,11 @@
 """Ingest raw soundings and gauge rain into the interim per-month datasets.
 
-Command line (each a thin wrapper over the pure functions below; ``--config`` defaults to
-the repository's config.yaml)::
+Command line (each a thin wrapper over the pure functions below; without ``--config`` the
+documented defaults of schemas/config.schema.yaml apply)::
 
-    python -m pipeline.ingest soundings [--config C] --format igra2|wyoming [--station-list L]
-        [--month YYYY-MM] [--levels 1000,925,...] [--no-progress] --out OUT.nc FILE...
+    python -m pipeline.ingest soundings [--config C] [--format igra2|wyoming] [--station-list L]
+        [--station ID --time YYYY-MM-DDTHH:MM] [--month YYYY-MM] [--levels 1000,925,...]
+        [--no-progress] --out OUT.nc FILE...
     python -m pipeline.ingest gauges [--config C] --stations stations.csv --month YYYY-MM
         --out OUT.nc MONTH.csv [PREVIOUS_MONTH.csv]
     python -m pipeline.ingest gauges [--config C] --format ghcn-daily [--stations S]
@@ -31,7 +32,7 @@ from pipeline.readers import igra2
 from pipeline.soundings import vertical
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
-from pipeline.common.config import load_config
+from pipeline.common.config import load_config, schema_defaults
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -66,8 +67,11 @@ def expand_inputs(paths) -> list[Path]:
 
 
 def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.DataFrame | None = None,
-                   progress: bool = True) -> igra2.RawSoundings:
-    """Read sounding files of one format into one :class:`igra2.RawSoundings`."""
+                   progress: bool = True, station: str | None = None, time=None) -> igra2.RawSoundings:
+    """Read sounding files of one format into one :class:`igra2.RawSoundings`.
+
+    ``station``/``time``: for Wyoming TEXT:LIST tables without a station/time header.
+    """
     parts = []
     for i, p in enumerate(paths):
         if fmt == "igra2":
@@ -75,7 +79,7 @@ def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.Da
         elif fmt == "wyoming":
             from pipeline.readers import wyoming  # MetPy units: imported only when needed
 
-            parts.append(wyoming.read_wyoming(p, on_malformed, stations=stations))
+            parts.append(wyoming.read_wyoming(p, on_malformed, station=station, time=time, stations=stations))
         else:
             raise ValueError(f"unknown sounding format {fmt!r} (igra2 | wyoming)")
         if progress and (i + 1) % 20 == 0:
@@ -192,13 +196,27 @@ def _levels_arg(text: str) -> list[float]:
     return vals
 
 
+def _config(args) -> dict:
+    """The validated ``--config``, or the schema's documented defaults without one."""
+    return load_config(args.config) if args.config else schema_defaults()
+
+
+def _time_arg(text: str) -> pd.Timestamp:
+    """``--time`` value (argparse type): an ISO 8601 UTC time such as 2002-11-11T00:00."""
+    t = pd.to_datetime(text, errors="coerce")
+    if pd.isna(t) or t.tzinfo is not None:
+        raise argparse.ArgumentTypeError(f"must be a UTC time YYYY-MM-DDTHH:MM without a zone, got {text!r}")
+    return t
+
+
 def cmd_soundings(args) -> None:
-    config = load_config(args.config)
+    config = _config(args)
     qcfg = config["qc"]
     stations = igra2.read_station_list(args.station_list) if args.station_list else None
     t0 = _time.perf_counter()
     files = expand_inputs(args.files)
-    raw = read_soundings(files, args.format, qcfg["on_malformed"], stations, progress=not args.no_progress)
+    raw = read_soundings(files, args.format, qcfg["on_malformed"], stations, progress=not args.no_progress,
+                         station=args.station, time=args.time)
     levels = args.levels or [float(x) for x in config["levels_hpa"]]
     ds = soundings_to_dataset(raw, levels, qcfg, args.month, stations,
                               [f.name for f in files])
@@ -210,7 +228,7 @@ def cmd_soundings(args) -> None:
 def cmd_gauges(args) -> None:
     from pipeline.readers import gauges
 
-    config = load_config(args.config)
+    config = _config(args)
     qcfg = config["qc"]
     if args.format == "ghcn-daily":
         frames, counts = [], {}
@@ -254,8 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = cli.parser("python -m pipeline.ingest", __doc__)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = _subparser(sub, "soundings", "sounding files -> interim (profile, level) dataset", progress=True)
-    cli.add_config(s)
+    cli.add_config(s, schema_defaults=True)
     s.add_argument("--format", choices=["igra2", "wyoming"], default="igra2", help="sounding file format (default igra2)")
+    s.add_argument("--station", help="wyoming: station id of TEXT:LIST tables whose file names none")
+    s.add_argument("--time", type=_time_arg, help="wyoming: launch time (UTC, YYYY-MM-DDTHH:MM) of tables whose file gives none")
     s.add_argument("--station-list", help="IGRA2 station list (coordinates where headers lack them)")
     s.add_argument("--month", help="YYYY-MM: keep soundings of this month only (others counted)")
     s.add_argument("--levels", type=_levels_arg, help="comma-separated hPa levels, decreasing (default: config levels_hpa)")
@@ -263,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE", help="sounding files, or folders of them")
     s.set_defaults(func=cmd_soundings)
     g = _subparser(sub, "gauges", "hourly gauge CSV -> 12 h totals at frame times (or GHCN-Daily daily totals)")
-    cli.add_config(g)
+    cli.add_config(g, schema_defaults=True)
     g.add_argument("--format", choices=["csv", "ghcn-daily"], default="csv", help="gauge file format (default csv)")
     g.add_argument("--stations", help="stations.csv (id,lat,lon,elevation_m); required for csv")
     g.add_argument("--month", help="YYYY-MM; required for csv")

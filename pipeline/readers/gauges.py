@@ -14,6 +14,7 @@ and otherwise NaN, never zero. Hourly values below zero or above
 """
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -50,6 +51,16 @@ def read_stations(path: str | Path) -> pd.DataFrame:
     return df.set_index("id")
 
 
+def decode_text(path: str | Path) -> str:
+    """The file's text (UTF-8, a BOM allowed); bytes that are not UTF-8 raise naming the line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise InvalidGaugeError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
+
+
 def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFrame, dict]:
     """Read an hourly gauge CSV; returns (frame with station, time, rain_mm; counts).
 
@@ -63,15 +74,18 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
         skipped.append(fields)
         return None
 
+    text = decode_text(path)
     try:
-        df = pd.read_csv(path, dtype={"station": str, "time": str}, skipinitialspace=True,
+        df = pd.read_csv(io.StringIO(text), dtype={"station": str, "time": str}, skipinitialspace=True,
                          na_values=["", "NA", "NaN", "nan"], keep_default_na=False,
                          on_bad_lines="error" if on_malformed == "error" else bad_line,
                          engine="c" if on_malformed == "error" else "python")
     except pd.errors.ParserError as err:
-        m = re.search(r"line (\d+)", str(err))
-        where = f"{path}:{m.group(1)}" if m else str(path)
-        raise InvalidGaugeError(f"{where}: wrong number of fields ({err})") from None
+        m = re.search(r"line (\d+)", str(err)) or re.search(r"row (\d+)", str(err))
+        line = int(m.group(1)) + (0 if m.group(0).startswith("line") else 1) if m else 1  # "row" counts from 0
+        raise InvalidGaugeError(f"{path}:{line}: wrong number of fields or quoting ({' '.join(str(err).split())})") from None
+    except pd.errors.EmptyDataError:
+        raise InvalidGaugeError(f"{path}:1: empty file (expected the header station,time,rain_mm)") from None
     cols = [str(c).strip() for c in df.columns]
     df.columns = cols
     if "station" not in cols or "time" not in cols:
