@@ -101,7 +101,10 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
         inside = ((soundings["time"] >= per.start_time) & (soundings["time"] < (per + 1).start_time)).to_numpy()
         counts["qc_outside_month"] = int((~inside).sum())
         soundings, levels = qc.select_soundings(soundings, levels, inside)
-    # ---- coordinates: the header's, else the station list's
+    # ---- coordinates: the header's when possible, else the station list's
+    bad_pos, counts["qc_position_out_of_range"] = qc.coordinate_range(soundings["lat"], soundings["lon"])
+    if bad_pos.any():
+        soundings = soundings.assign(lat=soundings["lat"].where(~bad_pos), lon=soundings["lon"].where(~bad_pos))
     elevation = np.full(len(soundings), np.nan)
     if stations is not None and len(soundings):
         lat = soundings["lat"].to_numpy(float).copy()

@@ -43,7 +43,7 @@ def read_stations(path: str | Path) -> pd.DataFrame:
         if num.isna().any():
             raise _first_bad(num.isna(), path, f"column {c} is not a number", df, c)
         df[c] = num
-    bad = (df["lat"].abs() > 90) | (df["lon"] < -180) | (df["lon"] > 360)
+    bad = (df["lat"].abs() > 90) | (df["lon"] < -180) | (df["lon"] >= 360)
     if bad.any():
         raise _first_bad(bad, path, "latitude/longitude out of range", df, "id")
     if df["id"].duplicated().any():

@@ -13,7 +13,8 @@ starting with '#', followed by NUMLEV fixed-width level records::
 -9999 is missing and -8888 "removed by the IGRA quality assurance". A header LAT of
 -988888 or LON of -9988888 (-98.8888, -998.8888 deg) marks a mobile platform without a
 fixed position: both coordinates become NaN and the sounding is counted
-(``qc_position_sentinel``); every other value is a position (a LAT of -99999 is 9.9999 S).
+(``qc_position_sentinel``); every other value is a position (a LAT of -99999 is 9.9999 S),
+checked for range by the ingest (:func:`pipeline.soundings.qc.coordinate_range`).
 
 Flags after PRESS, GPH and TEMP are blank, 'A' (passed tier-1 climatological limits) or 'B' (passed tier-1
 and tier-2 limits): both mean the value passed NCEI's checks, so values are kept and the
@@ -351,8 +352,6 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     counts["qc_position_sentinel"] = int(sentinel.sum())
     lat[sentinel] = np.nan
     lon[sentinel] = np.nan
-    lat[np.abs(lat) > 90] = np.nan
-    lon[(lon < -180) | (lon >= 360)] = np.nan
     time = (np.asarray(dates.values, dtype="datetime64[ns]")[sel]
             + minutes[sel].astype("timedelta64[m]").astype("timedelta64[ns]"))
     soundings = pd.DataFrame({"station": station.astype(object), "time": time, "lat": lat, "lon": lon,
@@ -416,7 +415,7 @@ def read_station_list(path: str | Path) -> pd.DataFrame:
             raise InvalidSoundingError(f"{path}:{i + 1}: station list column {c} is not a number: "
                                        f"{text.splitlines()[i]!r}")
     df.loc[(df["lat"] < -90) | (df["lat"] > 90), "lat"] = np.nan
-    df.loc[(df["lon"] < -180) | (df["lon"] > 360), "lon"] = np.nan
+    df.loc[(df["lon"] < -180) | (df["lon"] >= 360), "lon"] = np.nan
     df.loc[df["elevation"] <= -998.8, "elevation"] = np.nan
     return df.set_index("id")
 

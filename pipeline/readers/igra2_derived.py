@@ -48,7 +48,7 @@ def parse_igra2_derived(data: bytes, path: str | Path = "<bytes>", on_malformed:
     """Parse the bytes of an IGRA v2 derived-parameter file into :class:`RawSoundings`."""
     from metpy.units import units
 
-    counts = {"qc_soundings_read": 0, "qc_malformed_soundings": 0, "qc_malformed_lines": 0,
+    counts = {"qc_soundings_read": 0, "qc_position_sentinel": 0, "qc_malformed_soundings": 0, "qc_malformed_lines": 0,
               "qc_soundings_without_levels": 0, "qc_missing_hour_dropped": 0}
     buffer, starts, lengths = split_lines(data)
     slen = trim_trailing_blanks(buffer, starts, lengths)

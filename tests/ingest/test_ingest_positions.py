@@ -158,3 +158,41 @@ def test_wyoming_csv_malformed_rows_name_file_and_line(data_dir, tmp_path, edit,
         read_wyoming(p)
     r = read_wyoming(p, on_malformed="skip")
     assert len(r.levels) == 131 and r.counts["qc_malformed_lines"] == 1
+
+
+# --------------------------------------------------------------------------- coordinate QC
+
+def test_coordinate_range_bounds():
+    from pipeline.soundings.qc import coordinate_range
+
+    lat = np.array([-90, 90, 90.0001, -90.5, 10, 10, 10, np.nan, 10])
+    lon = np.array([-180, 359.99, 0, 0, 360, -180.01, -156.78, np.nan, np.inf])
+    bad, n = coordinate_range(lat, lon)
+    assert bad.tolist() == [False, False, True, True, True, True, False, False, True] and n == 5
+
+
+def test_out_of_range_position_is_missing_counted_and_filled_from_station_list(data_dir, tmp_path, station_list):
+    from pipeline.ingest import read_soundings, soundings_to_dataset
+
+    text = (data_dir / "wyoming" / "wyoming_csv_BOI_2010-12-09_12Z.csv").read_text()
+    p = tmp_path / "72681.csv"  # the station id defaults to the file name
+    p.write_text(text.replace("-116.2100,43.5600,", "-116.2100,143.5600,"))
+    raw = read_soundings([p], "wyoming")
+    ds = soundings_to_dataset(raw, LEVELS)
+    assert ds.attrs["qc_position_out_of_range"] == 1 and ds.attrs["qc_no_coordinates"] == 1
+    assert ds.sizes["profile"] == 0
+    ds = soundings_to_dataset(raw, LEVELS, stations=station_list)  # WMO 72681 = USM00072681 (Boise)
+    assert ds.attrs["qc_position_out_of_range"] == 1 and ds.sizes["profile"] == 1
+    assert float(ds["lat"][0]) == pytest.approx(float(station_list.loc["USM00072681", "lat"]))
+
+
+def test_every_reader_reports_position_counts(data_dir, aum_raw):
+    from pipeline.readers.igra2 import read_igra2
+    from pipeline.readers.wyoming import read_wyoming
+
+    assert "qc_position_sentinel" in aum_raw.counts
+    for f in ("wyoming_csv_OUN_1999-05-04_00Z.csv", "20110522_OUN_12Z.txt", "wyoming_html_82244_2012-01-01_00Z.html"):
+        assert "qc_position_sentinel" in read_wyoming(data_dir / "wyoming" / f).counts
+    # 'Station latitude: ******': the server's missing position, counted
+    assert read_wyoming(data_dir / "wyoming" / "wyoming_html_82244_2012-01-01_00Z.html").counts["qc_position_sentinel"] == 1
+    assert "qc_position_sentinel" in read_igra2(data_dir / "igra2" / "USM00070026-drvd.txt").counts
