@@ -11,6 +11,7 @@ documented defaults of schemas/config.schema.yaml apply)::
     python -m pipeline.ingest gauges [--config C] --format ghcn-daily [--stations S]
         [--month YYYY-MM] --out OUT.nc FILE.dly...
     python -m pipeline.ingest partition --format igra2 --out DIR FILE...
+    python -m pipeline.ingest convert-gauges --format knmi-hourly|csv [--unit U] --out DIR FILE...
 
 Every run writes ``OUT`` atomically plus its QC summary as JSON next to it
 (``OUT`` with suffix ``.qc.json``) and logs that summary to stderr.
@@ -254,6 +255,31 @@ def cmd_gauges(args) -> None:
     log.info("wrote %s: %s", args.out, dict(ds.sizes))
 
 
+def _unit_arg(text: str) -> str:
+    """``--unit`` value (argparse type): a length pint understands, e.g. mm, '0.1 mm', inch."""
+    from pipeline.readers.gauge_formats import check_unit
+
+    try:
+        return check_unit(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def cmd_convert_gauges(args) -> None:
+    from pipeline.readers import gauge_formats
+
+    on_malformed = _config(args)["qc"]["on_malformed"]
+    frames, counts = [], {}
+    for f in expand_inputs(args.files):
+        df, c = gauge_formats.read_gauge_file(f, args.format, on_malformed, args.unit)
+        frames.append(df)
+        for k, v in c.items():
+            counts[k] = counts.get(k, 0) + int(v)
+    written = gauge_formats.to_monthly_csv(frames, args.out)
+    log.info("converted %d files into %d monthly files under %s; QC: %s", len(args.files), len(written), args.out,
+             json.dumps(counts, sort_keys=True))
+
+
 def cmd_partition(args) -> None:
     written = igra2.partition_files(expand_inputs(args.files), args.out)
     log.info("partitioned %d files into %d station-months under %s", len(args.files), len(written), args.out)
@@ -294,6 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("files", nargs="+", metavar="FILE",
                    help="csv: MONTH.csv [PREVIOUS_MONTH.csv]; ghcn-daily: .dly files")
     g.set_defaults(func=cmd_gauges)
+    c = _subparser(sub, "convert-gauges", "hourly gauge records (KNMI uurgeg, CSV in any length unit) -> "
+                   "DIR/YYYY-MM.csv in the project's layout (station,time,rain_mm)")
+    cli.add_config(c, schema_defaults=True)
+    c.add_argument("--format", choices=["knmi-hourly", "csv"], required=True,
+                   help="knmi-hourly: KNMI uurgeg files (RH in 0.1 mm, -1 = under 0.05 mm); "
+                        "csv: station,time,rain (with --unit) or station,time,rain_mm")
+    c.add_argument("--unit", type=_unit_arg, help="csv: unit of the 'rain' column (mm, '0.1 mm', cm, m, inch, '0.01 inch')")
+    c.add_argument("--out", required=True, help="output folder DIR (the workflow's raw/gauges)")
+    c.add_argument("files", nargs="+", metavar="FILE", help="hourly gauge files, or folders of them")
+    c.set_defaults(func=cmd_convert_gauges)
     p = _subparser(sub, "partition", "split full-period IGRA2 files into DIR/YYYY-MM/<ID>-data.txt")
     p.add_argument("--format", choices=["igra2"], default="igra2", help="input format (igra2 only)")
     p.add_argument("--out", required=True, help="output folder DIR")

@@ -61,11 +61,13 @@ def decode_text(path: str | Path) -> str:
         raise InvalidGaugeError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
 
 
-def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFrame, dict]:
+def read_hourly(path: str | Path, on_malformed: str = "error", unit: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Read an hourly gauge CSV; returns (frame with station, time, rain_mm; counts).
 
     Unparseable times or rain values raise :class:`InvalidGaugeError` naming
-    ``path:line`` and the value, or are dropped and counted under ``'skip'``.
+    ``path:line`` and the value, or are dropped and counted under ``'skip'``. With a
+    ``unit`` (a pint length such as ``'inch'``) the rain column is ``rain`` in that unit,
+    converted to mm (:func:`pipeline.readers.gauge_formats.to_mm`).
     """
     counts = {"qc_malformed_records": 0}
     skipped = []
@@ -87,6 +89,8 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
     except pd.errors.EmptyDataError:
         raise InvalidGaugeError(f"{path}:1: empty file (expected the header station,time,rain_mm)") from None
     cols = [str(c).strip() for c in df.columns]
+    if unit is not None:  # a plain CSV with a declared unit: 'rain' in that unit
+        cols = ["rain_mm" if c == "rain" else ("rain_in_file" if c == "rain_mm" else c) for c in cols]
     df.columns = cols
     if "station" not in cols or "time" not in cols:
         raise InvalidGaugeError(f"{path}:1: gauge file needs columns station,time,rain_mm; header is {cols}")
@@ -113,6 +117,10 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
             raise _first_bad(bad_rain, path, "rain_mm is not a number", df, "rain_mm")
         counts["qc_malformed_records"] = int(bad.sum())
     counts["qc_malformed_records"] += len(skipped)
+    if unit is not None:
+        from pipeline.readers.gauge_formats import to_mm
+
+        rain = pd.Series(to_mm(rain, unit), index=rain.index)
     out = pd.DataFrame({"station": df["station"], "time": time, "rain_mm": rain.astype(float)})[~bad]
     return out.reset_index(drop=True), counts
 
