@@ -228,6 +228,7 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
     data = read_bytes(path)
     buffer, starts, lengths = split_lines(data)
     width = 269
+    buffer = np.concatenate((buffer, np.full(width, 32, np.uint8)))  # blank padding for the last record
     rows = gather(buffer, starts, np.minimum(lengths, width), width)
     elem = rows[:, 17:21].copy().view("S4").ravel()
     sel = np.flatnonzero(elem == element.encode())
@@ -246,7 +247,7 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
             i = int(sel[np.flatnonzero(b)[0]])
             raise InvalidGaugeError(f"{path}:{i + 1}: GHCN-Daily field {name} is not an integer: "
                                     f"{bytes(rows[np.flatnonzero(b)[0]]).decode('ascii', 'replace')!r}")
-    station = rows[:, :11].copy().view("S11").ravel().astype(str)
+    station = np.char.decode(rows[:, :11].copy().view("S11").ravel(), "latin-1")
     n = rows.shape[0]
     value = np.stack([vals[f"v{d}"] for d in range(31)], axis=1)  # (n, 31)
     flag = lambda off: np.stack([rows[:, 21 + 8 * d + off] for d in range(31)], axis=1)  # noqa: E731
@@ -267,8 +268,8 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
     counts["qc_trace"] = int((exists & ~missing & (m == ord("T"))).sum())
     prcp[failed_q | presumed] = np.nan
     out = pd.DataFrame({"station": np.repeat(station, 31), "time": dates.to_numpy(), "prcp_mm": prcp,
-                        "mflag": m.view("S1").astype(str), "qflag": q.view("S1").astype(str),
-                        "sflag": s.view("S1").astype(str)})[exists]
+                        "mflag": np.char.decode(m.view("S1"), "latin-1"), "qflag": np.char.decode(q.view("S1"), "latin-1"),
+                        "sflag": np.char.decode(s.view("S1"), "latin-1")})[exists]
     return out.reset_index(drop=True), counts
 
 

@@ -51,6 +51,7 @@ def parse_igra2_derived(data: bytes, path: str | Path = "<bytes>", on_malformed:
     counts = {"qc_soundings_read": 0, "qc_position_sentinel": 0, "qc_malformed_soundings": 0, "qc_malformed_lines": 0,
               "qc_soundings_without_levels": 0, "qc_missing_hour_dropped": 0}
     buffer, starts, lengths = split_lines(data)
+    buffer = np.concatenate((buffer, np.full(HEADER_WIDTH, 32, np.uint8)))  # records are wider than the data format's
     slen = trim_trailing_blanks(buffer, starts, lengths)
     keep = slen > 0
     line_no = np.flatnonzero(keep) + 1

@@ -110,6 +110,8 @@ def parse_wyoming_text(text: str, path: str | Path = "<text>", on_malformed: str
                 if pd.isna(tm):
                     title_line = max(0, h - 10) + before.count("\n", 0, m.start()) + 1
                     raise InvalidSoundingError(f"{path}:{title_line}: title time is not a date: {m.group(0)!r}")
+        if tm is not None and not pd.Timestamp("1900-01-01") <= tm < pd.Timestamp("2200-01-01"):
+            raise InvalidSoundingError(f"{path}:{h + 1}: sounding time {tm} is not in the years 1900-2199")
         if rows is None:
             continue  # malformed table skipped
         if st is None or tm is None:
