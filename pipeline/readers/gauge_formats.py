@@ -227,7 +227,10 @@ def to_monthly_csv(frames: list[pd.DataFrame], out_dir: str | Path) -> list[Path
     """
     from pipeline.common.atomic import write_bytes_if_changed
 
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["station", "time", "rain_mm"])
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return []
+    df = pd.concat(frames, ignore_index=True)
     df = df.sort_values(["time", "station"], kind="stable").drop_duplicates(["station", "time"], keep="first")
     written = []
     for month, part in df.groupby(df["time"].dt.to_period("M")):

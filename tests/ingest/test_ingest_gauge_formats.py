@@ -49,6 +49,7 @@ def test_knmi_to_twelve_hour_totals(data_dir, tmp_path):
     df, _ = read_knmi_hourly(path)
     written = to_monthly_csv([df], tmp_path / "gauges")
     assert [p.name for p in written] == ["2000-01.csv", "2000-02.csv"]
+    assert to_monthly_csv([df.iloc[:0]], tmp_path / "none") == []  # nothing read, nothing written
     # De Bilt, position from KNMI's station metadata
     (tmp_path / "stations.csv").write_text("id,lat,lon,elevation_m\n260,52.0992,5.1765,1.9\n")
     ds, _ = gauge_month("2000-01", written[0], read_stations(tmp_path / "stations.csv"))
