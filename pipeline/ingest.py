@@ -1,15 +1,17 @@
 """Ingest raw soundings and gauge rain into the interim per-month datasets.
 
-Command line (each a thin wrapper over the pure functions below; ``--config`` defaults to
-the repository's config.yaml)::
+Command line (each a thin wrapper over the pure functions below; without ``--config`` the
+documented defaults of schemas/config.schema.yaml apply)::
 
-    python -m pipeline.ingest soundings [--config C] --format igra2|wyoming [--station-list L]
-        [--month YYYY-MM] [--levels 1000,925,...] [--no-progress] --out OUT.nc FILE...
+    python -m pipeline.ingest soundings [--config C] [--format igra2|wyoming] [--station-list L]
+        [--station ID --time YYYY-MM-DDTHH:MM] [--month YYYY-MM] [--levels 1000,925,...]
+        [--no-progress] --out OUT.nc FILE...
     python -m pipeline.ingest gauges [--config C] --stations stations.csv --month YYYY-MM
         --out OUT.nc MONTH.csv [PREVIOUS_MONTH.csv]
     python -m pipeline.ingest gauges [--config C] --format ghcn-daily [--stations S]
         [--month YYYY-MM] --out OUT.nc FILE.dly...
     python -m pipeline.ingest partition --format igra2 --out DIR FILE...
+    python -m pipeline.ingest convert-gauges --format knmi-hourly|csv [--unit U] --out DIR FILE...
 
 Every run writes ``OUT`` atomically plus its QC summary as JSON next to it
 (``OUT`` with suffix ``.qc.json``) and logs that summary to stderr.
@@ -31,7 +33,7 @@ from pipeline.readers import igra2
 from pipeline.soundings import vertical
 from pipeline.common import cf, cli
 from pipeline.common.atomic import atomic_path
-from pipeline.common.config import load_config
+from pipeline.common.config import load_config, schema_defaults
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -57,8 +59,11 @@ def expand_inputs(paths) -> list[Path]:
 
 
 def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.DataFrame | None = None,
-                   progress: bool = True) -> igra2.RawSoundings:
-    """Read sounding files of one format into one :class:`igra2.RawSoundings`."""
+                   progress: bool = True, station: str | None = None, time=None) -> igra2.RawSoundings:
+    """Read sounding files of one format into one :class:`igra2.RawSoundings`.
+
+    ``station``/``time``: for Wyoming TEXT:LIST tables without a station/time header.
+    """
     parts = []
     for i, p in enumerate(paths):
         if fmt == "igra2":
@@ -66,7 +71,7 @@ def read_soundings(paths, fmt: str, on_malformed: str = "error", stations: pd.Da
         elif fmt == "wyoming":
             from pipeline.readers import wyoming  # MetPy units: imported only when needed
 
-            parts.append(wyoming.read_wyoming(p, on_malformed, stations=stations))
+            parts.append(wyoming.read_wyoming(p, on_malformed, station=station, time=time, stations=stations))
         else:
             raise ValueError(f"unknown sounding format {fmt!r} (igra2 | wyoming)")
         if progress and (i + 1) % 20 == 0:
@@ -88,7 +93,10 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
         inside = ((soundings["time"] >= per.start_time) & (soundings["time"] < (per + 1).start_time)).to_numpy()
         counts["qc_outside_month"] = int((~inside).sum())
         soundings, levels = qc.select_soundings(soundings, levels, inside)
-    # ---- coordinates: the header's, else the station list's
+    # ---- coordinates: the header's when possible, else the station list's
+    bad_pos, counts["qc_position_out_of_range"] = qc.coordinate_range(soundings["lat"], soundings["lon"])
+    if bad_pos.any():
+        soundings = soundings.assign(lat=soundings["lat"].where(~bad_pos), lon=soundings["lon"].where(~bad_pos))
     elevation = np.full(len(soundings), np.nan)
     if stations is not None and len(soundings):
         lat = soundings["lat"].to_numpy(float).copy()
@@ -194,13 +202,27 @@ def _levels_arg(text: str) -> list[float]:
     return vals
 
 
+def _config(args) -> dict:
+    """The validated ``--config``, or the schema's documented defaults without one."""
+    return load_config(args.config) if args.config else schema_defaults()
+
+
+def _time_arg(text: str) -> pd.Timestamp:
+    """``--time`` value (argparse type): an ISO 8601 UTC time such as 2002-11-11T00:00."""
+    t = pd.to_datetime(text, errors="coerce")
+    if pd.isna(t) or t.tzinfo is not None:
+        raise argparse.ArgumentTypeError(f"must be a UTC time YYYY-MM-DDTHH:MM without a zone, got {text!r}")
+    return t
+
+
 def cmd_soundings(args) -> None:
-    config = load_config(args.config)
+    config = _config(args)
     qcfg = config["qc"]
     stations = igra2.read_station_list(args.station_list) if args.station_list else None
     t0 = _time.perf_counter()
     files = expand_inputs(args.files)
-    raw = read_soundings(files, args.format, qcfg["on_malformed"], stations, progress=not args.no_progress)
+    raw = read_soundings(files, args.format, qcfg["on_malformed"], stations, progress=not args.no_progress,
+                         station=args.station, time=args.time)
     levels = args.levels or [float(x) for x in config["levels_hpa"]]
     ds = soundings_to_dataset(raw, levels, qcfg, args.month, stations,
                               [f.name for f in files])
@@ -212,7 +234,7 @@ def cmd_soundings(args) -> None:
 def cmd_gauges(args) -> None:
     from pipeline.readers import gauges
 
-    config = load_config(args.config)
+    config = _config(args)
     qcfg = config["qc"]
     if args.format == "ghcn-daily":
         frames, counts = [], {}
@@ -233,6 +255,31 @@ def cmd_gauges(args) -> None:
     write_dataset(ds, args.out)
     write_qc_summary(ds, args.out, {"files": len(args.files)})
     log.info("wrote %s: %s", args.out, dict(ds.sizes))
+
+
+def _unit_arg(text: str) -> str:
+    """``--unit`` value (argparse type): a length pint understands, e.g. mm, '0.1 mm', inch."""
+    from pipeline.readers.gauge_formats import check_unit
+
+    try:
+        return check_unit(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def cmd_convert_gauges(args) -> None:
+    from pipeline.readers import gauge_formats
+
+    on_malformed = _config(args)["qc"]["on_malformed"]
+    frames, counts = [], {}
+    for f in expand_inputs(args.files):
+        df, c = gauge_formats.read_gauge_file(f, args.format, on_malformed, args.unit)
+        frames.append(df)
+        for k, v in c.items():
+            counts[k] = counts.get(k, 0) + int(v)
+    written = gauge_formats.to_monthly_csv(frames, args.out)
+    log.info("converted %d files into %d monthly files under %s; QC: %s", len(args.files), len(written), args.out,
+             json.dumps(counts, sort_keys=True))
 
 
 def cmd_partition(args) -> None:
@@ -256,8 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = cli.parser("python -m pipeline.ingest", __doc__)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = _subparser(sub, "soundings", "sounding files -> interim (profile, level) dataset", progress=True)
-    cli.add_config(s)
+    cli.add_config(s, schema_defaults=True)
     s.add_argument("--format", choices=["igra2", "wyoming"], default="igra2", help="sounding file format (default igra2)")
+    s.add_argument("--station", help="wyoming: station id of TEXT:LIST tables whose file names none")
+    s.add_argument("--time", type=_time_arg, help="wyoming: launch time (UTC, YYYY-MM-DDTHH:MM) of tables whose file gives none")
     s.add_argument("--station-list", help="IGRA2 station list (coordinates where headers lack them)")
     s.add_argument("--month", help="YYYY-MM: keep soundings of this month only (others counted)")
     s.add_argument("--levels", type=_levels_arg, help="comma-separated hPa levels, decreasing (default: config levels_hpa)")
@@ -265,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE", help="sounding files, or folders of them")
     s.set_defaults(func=cmd_soundings)
     g = _subparser(sub, "gauges", "hourly gauge CSV -> 12 h totals at frame times (or GHCN-Daily daily totals)")
-    cli.add_config(g)
+    cli.add_config(g, schema_defaults=True)
     g.add_argument("--format", choices=["csv", "ghcn-daily"], default="csv", help="gauge file format (default csv)")
     g.add_argument("--stations", help="stations.csv (id,lat,lon,elevation_m); required for csv")
     g.add_argument("--month", help="YYYY-MM; required for csv")
@@ -273,6 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("files", nargs="+", metavar="FILE",
                    help="csv: MONTH.csv [PREVIOUS_MONTH.csv]; ghcn-daily: .dly files")
     g.set_defaults(func=cmd_gauges)
+    c = _subparser(sub, "convert-gauges", "hourly gauge records (KNMI uurgeg, CSV in any length unit) -> "
+                   "DIR/YYYY-MM.csv in the project's layout (station,time,rain_mm)")
+    cli.add_config(c, schema_defaults=True)
+    c.add_argument("--format", choices=["knmi-hourly", "csv"], required=True,
+                   help="knmi-hourly: KNMI uurgeg files (RH in 0.1 mm, -1 = under 0.05 mm); "
+                        "csv: station,time,rain (with --unit) or station,time,rain_mm")
+    c.add_argument("--unit", type=_unit_arg, help="csv: unit of the 'rain' column (mm, '0.1 mm', cm, m, inch, '0.01 inch')")
+    c.add_argument("--out", required=True, help="output folder DIR (the workflow's raw/gauges)")
+    c.add_argument("files", nargs="+", metavar="FILE", help="hourly gauge files, or folders of them")
+    c.set_defaults(func=cmd_convert_gauges)
     p = _subparser(sub, "partition", "split full-period IGRA2 files into DIR/YYYY-MM/<ID>-data.txt")
     p.add_argument("--format", choices=["igra2"], default="igra2", help="input format (igra2 only)")
     p.add_argument("--out", required=True, help="output folder DIR")

@@ -13,8 +13,9 @@ body through :func:`run`:
   level of ``--log-level`` (default INFO).
 - ``--no-progress`` drops progress messages: tqdm bars (the command passes the flag on)
   and records of loggers whose name ends with ``.progress``;
-- ``--config`` is optional (:func:`add_config`, default: the repository's config.yaml)
-  where a command can run on defaults; ``--grid`` is ``region1``, ``concat`` or a
+- ``--config`` is optional (:func:`add_config`, default: the repository's config.yaml,
+  or the schema's defaults for commands that inspect a user's file) where a command can
+  run on defaults; ``--grid`` is ``region1``, ``concat`` or a
   comma-separated list (:func:`grid_names`).
 
 Usage::
@@ -92,10 +93,15 @@ def parser(prog: str, doc: str | None, *, threads: bool | str = False, progress:
     return ap
 
 
-def add_config(ap: argparse.ArgumentParser, required: bool = False) -> None:
-    """``--config``: required, or defaulting to the repository's config.yaml."""
+def add_config(ap: argparse.ArgumentParser, required: bool = False, schema_defaults: bool = False) -> None:
+    """``--config``: required, defaulting to the repository's config.yaml, or (``schema_defaults``)
+    optional with ``None`` standing for the schema's defaults (:func:`pipeline.common.config.schema_defaults`)."""
     if required:
         ap.add_argument("--config", required=True, help="config YAML (validated against the schema, defaults filled)")
+    elif schema_defaults:
+        ap.add_argument("--config", default=None,
+                        help="config YAML (validated against the schema, defaults filled; "
+                             "default: the documented defaults of schemas/config.schema.yaml)")
     else:
         ap.add_argument("--config", default=str(DEFAULT_CONFIG),
                         help="config YAML (validated against the schema, defaults filled; "

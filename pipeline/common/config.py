@@ -57,6 +57,20 @@ def validate_config(config: dict) -> dict:
     return config
 
 
+def schema_defaults() -> dict:
+    """The schema's default of every key that has one (a command run without ``--config``).
+
+    Keys without a default (``regions``, ``splits``) are absent, so only commands that
+    do not read them (the ingest of a user's file) can run on these defaults.
+    """
+    schema = dict(load_schema())
+    schema.pop("required", None)
+    config: dict = {}
+    for _ in _validator_with_defaults(jsonschema.Draft202012Validator)(schema).iter_errors(config):
+        pass  # the iteration fills the defaults in
+    return config
+
+
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     """Read a YAML config, apply nested ``overrides``, validate, fill defaults."""
     with open(path) as f:

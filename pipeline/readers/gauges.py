@@ -14,6 +14,7 @@ and otherwise NaN, never zero. Hourly values below zero or above
 """
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def read_stations(path: str | Path) -> pd.DataFrame:
         if num.isna().any():
             raise _first_bad(num.isna(), path, f"column {c} is not a number", df, c)
         df[c] = num
-    bad = (df["lat"].abs() > 90) | (df["lon"] < -180) | (df["lon"] > 360)
+    bad = (df["lat"].abs() > 90) | (df["lon"] < -180) | (df["lon"] >= 360)
     if bad.any():
         raise _first_bad(bad, path, "latitude/longitude out of range", df, "id")
     if df["id"].duplicated().any():
@@ -51,11 +52,23 @@ def read_stations(path: str | Path) -> pd.DataFrame:
     return df.set_index("id")
 
 
-def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFrame, dict]:
+def decode_text(path: str | Path) -> str:
+    """The file's text (UTF-8, a BOM allowed); bytes that are not UTF-8 raise naming the line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise InvalidGaugeError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
+
+
+def read_hourly(path: str | Path, on_malformed: str = "error", unit: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Read an hourly gauge CSV; returns (frame with station, time, rain_mm; counts).
 
     Unparseable times or rain values raise :class:`InvalidGaugeError` naming
-    ``path:line`` and the value, or are dropped and counted under ``'skip'``.
+    ``path:line`` and the value, or are dropped and counted under ``'skip'``. With a
+    ``unit`` (a pint length such as ``'inch'``) the rain column is ``rain`` in that unit,
+    converted to mm (:func:`pipeline.readers.gauge_formats.to_mm`).
     """
     counts = {"qc_malformed_records": 0}
     skipped = []
@@ -64,16 +77,21 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
         skipped.append(fields)
         return None
 
+    text = decode_text(path)
     try:
-        df = pd.read_csv(path, dtype={"station": str, "time": str}, skipinitialspace=True,
+        df = pd.read_csv(io.StringIO(text), dtype={"station": str, "time": str}, skipinitialspace=True,
                          na_values=["", "NA", "NaN", "nan"], keep_default_na=False,
                          on_bad_lines="error" if on_malformed == "error" else bad_line,
                          engine="c" if on_malformed == "error" else "python")
     except pd.errors.ParserError as err:
-        m = re.search(r"line (\d+)", str(err))
-        where = f"{path}:{m.group(1)}" if m else str(path)
-        raise InvalidGaugeError(f"{where}: wrong number of fields ({err})") from None
+        m = re.search(r"line (\d+)", str(err)) or re.search(r"row (\d+)", str(err))
+        line = int(m.group(1)) + (0 if m.group(0).startswith("line") else 1) if m else 1  # "row" counts from 0
+        raise InvalidGaugeError(f"{path}:{line}: wrong number of fields or quoting ({' '.join(str(err).split())})") from None
+    except pd.errors.EmptyDataError:
+        raise InvalidGaugeError(f"{path}:1: empty file (expected the header station,time,rain_mm)") from None
     cols = [str(c).strip() for c in df.columns]
+    if unit is not None:  # a plain CSV with a declared unit: 'rain' in that unit
+        cols = ["rain_mm" if c == "rain" else ("rain_in_file" if c == "rain_mm" else c) for c in cols]
     df.columns = cols
     if "station" not in cols or "time" not in cols:
         raise InvalidGaugeError(f"{path}:1: gauge file needs columns station,time,rain_mm; header is {cols}")
@@ -100,6 +118,10 @@ def read_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataF
             raise _first_bad(bad_rain, path, "rain_mm is not a number", df, "rain_mm")
         counts["qc_malformed_records"] = int(bad.sum())
     counts["qc_malformed_records"] += len(skipped)
+    if unit is not None:
+        from pipeline.readers.gauge_formats import to_mm
+
+        rain = pd.Series(to_mm(rain, unit), index=rain.index)
     out = pd.DataFrame({"station": df["station"], "time": time, "rain_mm": rain.astype(float)})[~bad]
     return out.reset_index(drop=True), counts
 
@@ -208,6 +230,7 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
     data = read_bytes(path)
     buffer, starts, lengths = split_lines(data)
     width = 269
+    buffer = np.concatenate((buffer, np.full(width, 32, np.uint8)))  # blank padding for the last record
     rows = gather(buffer, starts, np.minimum(lengths, width), width)
     elem = rows[:, 17:21].copy().view("S4").ravel()
     sel = np.flatnonzero(elem == element.encode())
@@ -226,7 +249,7 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
             i = int(sel[np.flatnonzero(b)[0]])
             raise InvalidGaugeError(f"{path}:{i + 1}: GHCN-Daily field {name} is not an integer: "
                                     f"{bytes(rows[np.flatnonzero(b)[0]]).decode('ascii', 'replace')!r}")
-    station = rows[:, :11].copy().view("S11").ravel().astype(str)
+    station = np.char.decode(rows[:, :11].copy().view("S11").ravel(), "latin-1")
     n = rows.shape[0]
     value = np.stack([vals[f"v{d}"] for d in range(31)], axis=1)  # (n, 31)
     flag = lambda off: np.stack([rows[:, 21 + 8 * d + off] for d in range(31)], axis=1)  # noqa: E731
@@ -247,8 +270,8 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
     counts["qc_trace"] = int((exists & ~missing & (m == ord("T"))).sum())
     prcp[failed_q | presumed] = np.nan
     out = pd.DataFrame({"station": np.repeat(station, 31), "time": dates.to_numpy(), "prcp_mm": prcp,
-                        "mflag": m.view("S1").astype(str), "qflag": q.view("S1").astype(str),
-                        "sflag": s.view("S1").astype(str)})[exists]
+                        "mflag": np.char.decode(m.view("S1"), "latin-1"), "qflag": np.char.decode(q.view("S1"), "latin-1"),
+                        "sflag": np.char.decode(s.view("S1"), "latin-1")})[exists]
     return out.reset_index(drop=True), counts
 
 

@@ -10,8 +10,13 @@ starting with '#', followed by NUMLEV fixed-width level records::
             ZFLAG 22, TEMP 23-27 (0.1 degC), TFLAG 28, RH 29-33 (0.1 %),
             DPDP 35-39 (0.1 degC), WDIR 41-45 (deg), WSPD 47-51 (0.1 m/s)
 
--9999 is missing and -8888 "removed by the IGRA quality assurance". Flags after PRESS,
-GPH and TEMP are blank, 'A' (passed tier-1 climatological limits) or 'B' (passed tier-1
+-9999 is missing and -8888 "removed by the IGRA quality assurance". A header LAT of
+-988888 or LON of -9988888 (-98.8888, -998.8888 deg) marks a mobile platform without a
+fixed position: both coordinates become NaN and the sounding is counted
+(``qc_position_sentinel``); every other value is a position (a LAT of -99999 is 9.9999 S),
+checked for range by the ingest (:func:`pipeline.soundings.qc.coordinate_range`).
+
+Flags after PRESS, GPH and TEMP are blank, 'A' (passed tier-1 climatological limits) or 'B' (passed tier-1
 and tier-2 limits): both mean the value passed NCEI's checks, so values are kept and the
 flags are only counted.
 
@@ -37,6 +42,8 @@ MINUS = 45
 ZERO = 48
 MISSING = -9999
 REMOVED = -8888
+LAT_SENTINEL = -988888  # header LAT of a mobile platform (-98.8888 deg)
+LON_SENTINEL = -9988888  # header LON of a mobile platform (-998.8888 deg)
 HEADER_WIDTH = 71  # last used column of a header record (LON ends at 71)
 LEVEL_WIDTH = 51  # last used column of a level record (WSPD ends at 51)
 MAX_LINE = 80  # longest line accepted after trailing blanks are removed
@@ -249,7 +256,8 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
         raise ValueError(f"on_malformed must be 'error' or 'skip', got {on_malformed!r}")
     counts = {"qc_soundings_read": 0, "qc_malformed_soundings": 0, "qc_malformed_lines": 0,
               "qc_soundings_without_levels": 0, "qc_missing_hour_dropped": 0,
-              "qc_hour_from_reltime": 0, "qc_source_removed_values": 0, "qc_flag_A": 0, "qc_flag_B": 0}
+              "qc_hour_from_reltime": 0, "qc_source_removed_values": 0, "qc_position_sentinel": 0,
+              "qc_flag_A": 0, "qc_flag_B": 0}
     buffer, starts, lengths = split_lines(data)
     slen = trim_trailing_blanks(buffer, starts, lengths)
     keep = slen > 0  # blank lines carry nothing and are ignored
@@ -340,8 +348,10 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     station = np.char.strip(np.char.decode(stations[sel].copy().view("S11").ravel(), "latin-1")) if sel.size else np.array([], str)
     lat = hv["lat"][sel].astype(float) / 1e4
     lon = hv["lon"][sel].astype(float) / 1e4
-    lat[(hv["lat"][sel] <= -99999) | (np.abs(lat) > 90)] = np.nan
-    lon[(hv["lon"][sel] <= -999999) | (np.abs(lon) > 360)] = np.nan
+    sentinel = (hv["lat"][sel] == LAT_SENTINEL) | (hv["lon"][sel] == LON_SENTINEL)
+    counts["qc_position_sentinel"] = int(sentinel.sum())
+    lat[sentinel] = np.nan
+    lon[sentinel] = np.nan
     time = (np.asarray(dates.values, dtype="datetime64[ns]")[sel]
             + minutes[sel].astype("timedelta64[m]").astype("timedelta64[ns]"))
     soundings = pd.DataFrame({"station": station.astype(object), "time": time, "lat": lat, "lon": lon,
@@ -374,8 +384,13 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
 
 
 def read_igra2(path: str | Path, on_malformed: str = "error") -> RawSoundings:
-    """Read one IGRA v2 data file (.txt, .gz or .zip)."""
-    return parse_igra2(read_bytes(path), path, on_malformed)
+    """Read one IGRA v2 data file (.txt, .gz or .zip); a derived-parameter ('-drvd') file too."""
+    data = read_bytes(path)
+    from pipeline.readers import igra2_derived
+
+    if igra2_derived.is_derived(data):
+        return igra2_derived.parse_igra2_derived(data, path, on_malformed)
+    return parse_igra2(data, path, on_malformed)
 
 
 # --------------------------------------------------------------------------- station list
@@ -400,7 +415,7 @@ def read_station_list(path: str | Path) -> pd.DataFrame:
             raise InvalidSoundingError(f"{path}:{i + 1}: station list column {c} is not a number: "
                                        f"{text.splitlines()[i]!r}")
     df.loc[(df["lat"] < -90) | (df["lat"] > 90), "lat"] = np.nan
-    df.loc[(df["lon"] < -180) | (df["lon"] > 360), "lon"] = np.nan
+    df.loc[(df["lon"] < -180) | (df["lon"] >= 360), "lon"] = np.nan
     df.loc[df["elevation"] <= -998.8, "elevation"] = np.nan
     return df.set_index("id")
 

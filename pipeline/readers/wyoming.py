@@ -14,7 +14,7 @@ never an empty profile.
 """
 from __future__ import annotations
 
-import io
+import csv
 import re
 from pathlib import Path
 
@@ -56,6 +56,7 @@ def parse_wyoming_text(text: str, path: str | Path = "<text>", on_malformed: str
     if not header_rows:
         raise InvalidSoundingError(f"{path}:1: no TEXT:LIST table (no 'PRES HGHT TEMP' header line)")
     parts = []
+    sentinels = 0
     bounds = header_rows + [len(lines)]
     for k, h in enumerate(header_rows):
         # data start after the units line and the dashes line
@@ -94,18 +95,28 @@ def parse_wyoming_text(text: str, path: str | Path = "<text>", on_malformed: str
         if obs and tm is None:
             tm = pd.to_datetime(obs, format="%y%m%d/%H%M", errors="coerce")
             if pd.isna(tm):
-                raise InvalidSoundingError(f"{path}: Observation time {obs!r} is not YYMMDD/HHMM")
-        lat = _float_or_nan(_block_value(after, "Station latitude"))
-        lon = _float_or_nan(_block_value(after, "Station longitude"))
+                at = next((j + 1 for j in range(bounds[k], bounds[k + 1]) if "Observation time" in lines[j]), h + 1)
+                raise InvalidSoundingError(f"{path}:{at}: Observation time {obs!r} is not YYMMDD/HHMM")
+        lat_text, lon_text = _block_value(after, "Station latitude"), _block_value(after, "Station longitude")
+        lat, lon = _float_or_nan(lat_text), _float_or_nan(lon_text)
+        # '******' or -9999 in the block: the server's missing position
+        sentinels += int((lat_text is not None and np.isnan(lat)) or (lon_text is not None and np.isnan(lon)))
         m = TITLE_RE.search(before)
         if m:
             st = st or m.group(1)
             if tm is None:
-                tm = pd.to_datetime(f"{m.group(6)}-{m.group(5)}-{m.group(4)} {m.group(3)}:00", format="%Y-%b-%d %H:%M")
+                tm = pd.to_datetime(f"{m.group(6)}-{m.group(5)}-{m.group(4)} {m.group(3)}:00", format="%Y-%b-%d %H:%M",
+                                    errors="coerce")
+                if pd.isna(tm):
+                    title_line = max(0, h - 10) + before.count("\n", 0, m.start()) + 1
+                    raise InvalidSoundingError(f"{path}:{title_line}: title time is not a date: {m.group(0)!r}")
+        if tm is not None and not pd.Timestamp("1900-01-01") <= tm < pd.Timestamp("2200-01-01"):
+            raise InvalidSoundingError(f"{path}:{h + 1}: sounding time {tm} is not in the years 1900-2199")
         if rows is None:
             continue  # malformed table skipped
         if st is None or tm is None:
-            msg = f"{path}:{h + 1}: no station/time in the file (give them explicitly)"
+            msg = (f"{path}:{h + 1}: no station/time in the file (give them: --station ID --time YYYY-MM-DDTHH:MM "
+                   "on the command line)")
             if on_malformed == "error":
                 raise InvalidSoundingError(msg)
             continue
@@ -120,6 +131,7 @@ def parse_wyoming_text(text: str, path: str | Path = "<text>", on_malformed: str
     out = concat_raw(parts)
     out.counts.setdefault("qc_soundings_read", len(header_rows))
     out.counts["qc_malformed_soundings"] = len(header_rows) - len(parts)
+    out.counts["qc_position_sentinel"] = sentinels
     return out
 
 
@@ -140,23 +152,77 @@ def _raw_from_table(path, station, time, lat, lon, line, row_lines, p, z, t, td,
     return RawSoundings(soundings, levels, {"qc_soundings_read": 1})
 
 
-def parse_wyoming_csv(text: str, path: str | Path = "<text>", station: str | None = None) -> RawSoundings:
-    """The new server's TEXT:CSV (column names with units after '_', wind in m/s)."""
-    df = pd.read_csv(io.StringIO(text), skipinitialspace=True)
-    need = ["time", "longitude", "latitude", "pressure_hPa", "geopotential height_m", "temperature_C",
+CSV_NEED = ["time", "longitude", "latitude", "pressure_hPa", "geopotential height_m", "temperature_C",
             "dew point temperature_C", "wind direction_degree", "wind speed_m/s"]
-    missing = [c for c in need if c not in df.columns]
+CSV_POSITION_SENTINEL = -99.99  # the server's latitude/longitude when the position is unknown
+
+
+def parse_wyoming_csv(text: str, path: str | Path = "<text>", station: str | None = None,
+                      on_malformed: str = "error") -> RawSoundings:
+    """The new server's TEXT:CSV (column names with units after '_', wind in m/s).
+
+    Every row must have the header's number of fields, a ``YYYY-MM-DD HH:MM:SS`` time
+    and numbers (or blanks) in the used columns; otherwise :class:`InvalidSoundingError`
+    names ``path:line`` and the text, or (``on_malformed='skip'``) the row is dropped and
+    counted (``qc_malformed_lines``). Latitude/longitude -99.99 is the server's missing
+    position: NaN, counted as ``qc_position_sentinel``.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    header = [h.strip() for h in next(csv.reader([lines[0]]))] if lines else []
+    missing = [c for c in CSV_NEED if c not in header]
     if missing:
         raise InvalidSoundingError(f"{path}:1: Wyoming CSV lacks columns {missing}")
-    num = df[need[1:]].apply(pd.to_numeric, errors="coerce")
-    launch = pd.to_datetime(df["time"].iloc[0])
+    col = [header.index(c) for c in CSV_NEED]
+    rows, row_lines, bad = [], [], 0
+
+    def malformed(i: int, what: str) -> None:
+        nonlocal bad
+        if on_malformed == "error":
+            raise InvalidSoundingError(f"{path}:{i + 1}: {what}: {lines[i][:120]!r}")
+        bad += 1
+
+    for i in range(1, len(lines)):
+        if not lines[i].strip():
+            continue
+        try:
+            fields = next(csv.reader([lines[i]]))
+        except csv.Error as err:
+            malformed(i, f"not a CSV record ({err})")
+            continue
+        if len(fields) != len(header):
+            malformed(i, f"{len(fields)} fields, the header has {len(header)}")
+            continue
+        values = []
+        for j in col[1:]:
+            f = fields[j].strip()
+            try:
+                values.append(float(f) if f else np.nan)
+            except ValueError:
+                values = None
+                break
+        if values is None or not all(np.isfinite(v) or np.isnan(v) for v in values):
+            malformed(i, "a value is not a number")
+            continue
+        t = pd.to_datetime(fields[col[0]].strip(), format="%Y-%m-%d %H:%M:%S", errors="coerce")
+        if pd.isna(t) or not pd.Timestamp("1900-01-01") <= t < pd.Timestamp("2200-01-01"):
+            malformed(i, "time is not YYYY-MM-DD HH:MM:SS (years 1900-2199)")
+            continue
+        rows.append([t.as_unit("ns").value] + values)
+        row_lines.append(i + 1)
+    if not rows:
+        raise InvalidSoundingError(f"{path}:2: Wyoming CSV holds no valid data row")
+    a = np.array(rows, dtype=float)
+    launch = pd.Timestamp(int(rows[0][0]))
     nominal = launch.round("6h")  # launches are ~1 h before the synoptic hour
+    lon, lat = a[0, 1], a[0, 2]
+    sentinel = lat == CSV_POSITION_SENTINEL or lon == CSV_POSITION_SENTINEL
+    if sentinel:
+        lat = lon = np.nan
     name = station or Path(path).stem
-    return _raw_from_table(path, name, nominal, float(num["latitude"].iloc[0]), float(num["longitude"].iloc[0]), 1,
-                           np.arange(2, len(df) + 2, dtype=np.int64), num["pressure_hPa"].to_numpy(float),
-                           num["geopotential height_m"].to_numpy(float), num["temperature_C"].to_numpy(float),
-                           num["dew point temperature_C"].to_numpy(float), np.full(len(df), np.nan),
-                           num["wind direction_degree"].to_numpy(float), num["wind speed_m/s"].to_numpy(float))
+    out = _raw_from_table(path, name, nominal, lat, lon, 1, np.array(row_lines, dtype=np.int64), a[:, 3], a[:, 4],
+                          a[:, 5], a[:, 6], np.full(len(a), np.nan), a[:, 7], a[:, 8])
+    out.counts.update({"qc_position_sentinel": int(sentinel), "qc_malformed_lines": bad})
+    return out
 
 
 def read_wyoming(path: str | Path, on_malformed: str = "error", station: str | None = None, time=None,
@@ -166,5 +232,5 @@ def read_wyoming(path: str | Path, on_malformed: str = "error", station: str | N
     if NO_DATA_RE.search(text[:400]) and "PRES" not in text and "pressure_hPa" not in text:
         raise InvalidSoundingError(f"{path}:1: the server returned no sounding: {text.strip()[:120]!r}")
     if text.lstrip().startswith("time,") and "pressure_hPa" in text[:400]:
-        return parse_wyoming_csv(text, path, station)
+        return parse_wyoming_csv(text, path, station, on_malformed)
     return parse_wyoming_text(text, path, on_malformed, station, time, stations)

@@ -5,6 +5,12 @@ Works on the tidy tables of :class:`pipeline.readers.igra2.RawSoundings` (one ro
 array operations. Every check counts what it removes; the counts end up as ``qc_*``
 integer attributes of the interim dataset and in the run's ``.qc.json``.
 
+Positions (:func:`coordinate_range`, applied by the ingest before the station list fills
+gaps): a latitude outside [-90, 90] or a longitude outside [-180, 360) becomes missing
+and is counted (``qc_position_out_of_range``); the readers turn their formats' own
+missing-position values into NaN (``qc_position_sentinel``); a sounding left without a
+position is dropped and counted (``qc_no_coordinates``), never placed.
+
 Checks and their action (``policy='drop_value'``; with ``'drop_sounding'`` a sounding
 with any failed value is dropped whole and counted):
 
@@ -41,6 +47,8 @@ from metpy.units import units
 
 log = logging.getLogger(__name__)
 
+LATITUDE_RANGE = (-90.0, 90.0)  # inclusive
+LONGITUDE_RANGE = (-180.0, 360.0)  # inclusive lower, exclusive upper
 PRESSURE_RANGE_HPA = (0.0, 1100.0)  # exclusive lower, inclusive upper
 TEMPERATURE_RANGE_C = (-100.0, 60.0)
 DEWPOINT_RANGE_C = (-120.0, 40.0)
@@ -139,6 +147,23 @@ def hypsometric_heights(profile: np.ndarray, pressure: np.ndarray, temperature: 
     z = csum - base
     z[~valid] = np.nan
     return z
+
+
+# --------------------------------------------------------------------------- positions
+
+def coordinate_range(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, int]:
+    """Soundings whose reported position is impossible: (mask, count).
+
+    A position fails when its latitude lies outside [-90, 90] or its longitude outside
+    [-180, 360); missing (NaN) coordinates are not failures here (nothing was reported).
+    """
+    lat = np.asarray(lat, float)
+    lon = np.asarray(lon, float)
+    with np.errstate(invalid="ignore"):
+        bad = ((np.isfinite(lat) & ((lat < LATITUDE_RANGE[0]) | (lat > LATITUDE_RANGE[1])))
+               | (np.isfinite(lon) & ((lon < LONGITUDE_RANGE[0]) | (lon >= LONGITUDE_RANGE[1])))
+               | np.isinf(lat) | np.isinf(lon))
+    return bad, int(bad.sum())
 
 
 # --------------------------------------------------------------------------- soundings

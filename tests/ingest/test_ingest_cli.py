@@ -77,3 +77,34 @@ def test_soundings_cli_folder_input_and_empty_month(tmp_path, data_dir):
     assert xr.open_dataset(tmp_path / "e.nc").sizes["profile"] == 0
     with pytest.raises(FileNotFoundError, match="nothere.txt"):
         main(["soundings", "--config", CONFIG, "--out", str(tmp_path / "x.nc"), str(tmp_path / "nothere.txt")])
+
+
+def test_soundings_cli_without_config_uses_schema_defaults(tmp_path, data_dir, capsys):
+    out = tmp_path / "x.nc"
+    assert main(["soundings", "--out", str(out), str(data_dir / "igra2" / "AUM00011035-data.txt.gz")]) == 0
+    ds = xr.open_dataset(out)
+    from pipeline.common.config import load_schema
+
+    assert list(ds["level"].values) == load_schema()["properties"]["levels_hpa"]["default"]
+    assert ds.sizes["profile"] == 321
+
+
+def test_wyoming_cli_station_and_time_for_a_table_without_header(tmp_path, data_dir, capsys):
+    src = str(data_dir / "wyoming" / "nov11_sounding.txt")
+    lst = str(data_dir / "igra2" / "igra2-station-list.txt")
+    out = tmp_path / "w.nc"
+    assert main(["soundings", "--format", "wyoming", "--out", str(out), src]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "nov11_sounding.txt:2: no station/time" in err[0]
+    assert main(["soundings", "--format", "wyoming", "--station", "72327", "--time", "2002-11-11T00:00",
+                 "--station-list", lst, "--out", str(out), src]) == 0
+    ds = xr.open_dataset(out)
+    assert ds.sizes["profile"] == 1 and str(ds["station"].values[0]) == "72327"
+    assert ds["time"].values[0] == np.datetime64("2002-11-11T00:00")
+    # '  850.0   1396   16.2   11.2     72 ...' (Nashville, position from the station list)
+    assert float(ds["temperature"].sel(level=850)[0]) == pytest.approx(16.2)
+    assert float(ds["geopotential_height"].sel(level=850)[0]) == 1396
+    assert float(ds["lat"][0]) == pytest.approx(36.2472)
+    with pytest.raises(SystemExit) as e:
+        main(["soundings", "--format", "wyoming", "--time", "2002-13-11", "--out", str(out), src])
+    assert e.value.code == 2

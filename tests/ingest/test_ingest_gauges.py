@@ -101,3 +101,17 @@ def test_ghcn_presumed_zero_is_missing(data_dir):
     df, counts = read_ghcn_daily(data_dir / "gauges" / "USC00411885.dly")
     assert len(df) == 30 and (df["time"].dt.strftime("%Y-%m") == "1912-09").all()
     assert (df["mflag"] == "P").all() and df["prcp_mm"].isna().all() and counts["qc_presumed_zero"] == 30
+
+
+@pytest.mark.parametrize("body, line, words", [
+    (b"station,time,rain_mm\nA,2020-02-01T01:00,0.1\nA,2020-02-01T02:00,\xe9\n", 3, "not UTF-8"),
+    (b"station,time,rain_mm\nA,2020-02-01T01:00,0.1\nA,\"2020-02-01T02:00,0.2\nA,2020-02-01T03:00,0.2\n", 3,
+     "wrong number of fields or quoting"),
+    (b"", 1, "empty file"),
+])
+def test_raw_parser_errors_become_gauge_errors(tmp_path, example, body, line, words):
+    stations, _, _ = example
+    p = tmp_path / "g.csv"
+    p.write_bytes(body)
+    with pytest.raises(InvalidGaugeError, match=rf"g.csv:{line}: {words}"):
+        gauge_month("2020-02", p, stations)
