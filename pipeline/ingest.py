@@ -33,7 +33,7 @@ from pipeline.readers import igra2
 from pipeline.soundings import vertical
 from pipeline.common import cf, cli
 from pipeline.common.atomic import atomic_path
-from pipeline.common.config import load_config, schema_defaults
+from pipeline.common.config import in_month, load_config, schema_defaults
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -89,8 +89,7 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
     soundings, levels = raw.soundings, raw.levels
     # ---- month
     if month is not None:
-        per = pd.Period(month, "M")
-        inside = ((soundings["time"] >= per.start_time) & (soundings["time"] < (per + 1).start_time)).to_numpy()
+        inside = in_month(soundings["time"], month)
         counts["qc_outside_month"] = int((~inside).sum())
         soundings, levels = qc.select_soundings(soundings, levels, inside)
     # ---- coordinates: the header's when possible, else the station list's

@@ -159,6 +159,14 @@ def month_frame_times(month: str, step_hours: int = 12) -> pd.DatetimeIndex:
     return pd.date_range(start, end, freq=f"{step_hours}h")
 
 
+def in_month(times, month) -> np.ndarray:
+    """Which ``times`` fall in ``month`` (a ``YYYY-MM`` string or a monthly Period):
+    ``[month start, next month start)``, as a bool array."""
+    per = pd.Period(month, "M")
+    t = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
+    return np.asarray((t >= per.start_time) & (t < (per + 1).start_time))
+
+
 def previous_month(month: str) -> str:
     return str(pd.Period(month, "M") - 1)
 

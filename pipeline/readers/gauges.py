@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common import cf
-from pipeline.common.config import month_frame_times
+from pipeline.common.config import in_month, month_frame_times
 from pipeline.common.errors import InvalidGaugeError
 
 WINDOW_HOURS = cf.RAIN_WINDOW_HOURS  # 12: the rain of frame t is the total of the hours t-11h .. t
@@ -185,7 +185,7 @@ def gauge_month(month: str, month_csv: str | Path, stations: pd.DataFrame, previ
             continue
         df, c = read_hourly(path, on_malformed)
         # a month's file holds the hours ending in [month start, next month start)
-        outside = ~((df["time"] >= period.start_time) & (df["time"] < (period + 1).start_time))
+        outside = ~in_month(df["time"], period)
         counts["qc_outside_file_month"] = counts.get("qc_outside_file_month", 0) + int(outside.sum())
         for k, v in c.items():
             counts[k] = counts.get(k, 0) + v
@@ -281,8 +281,7 @@ def daily_dataset(frames: list[pd.DataFrame], counts: dict, month: str | None = 
 
     df = pd.concat(frames, ignore_index=True)
     if month is not None:
-        per = pd.Period(month, "M")
-        df = df[(df["time"] >= per.start_time) & (df["time"] < (per + 1).start_time)]
+        df = df[in_month(df["time"], month)]
     table = df.pivot_table(index="time", columns="station", values="prcp_mm", aggfunc="first", dropna=False)
     if month is not None:
         table = table.reindex(pd.date_range(pd.Period(month, "M").start_time, (pd.Period(month, "M") + 1).start_time,
