@@ -193,6 +193,165 @@ def select_soundings(soundings: pd.DataFrame, levels: pd.DataFrame, keep: np.nda
 
 # --------------------------------------------------------------------------- QC
 
+# ------------------------------------------------------------------------- the checks
+# Each check returns the mask of what fails it (its count is the mask's sum); the level
+# arrays are grouped by ``prof`` (profile number) in file order, surface first.
+
+def check_pressure_range(p: np.ndarray) -> np.ndarray:
+    """Levels whose pressure lies outside (0, 1100] hPa."""
+    return np.isfinite(p) & ((p <= PRESSURE_RANGE_HPA[0]) | (p > PRESSURE_RANGE_HPA[1]))
+
+
+def check_below_ground(prof: np.ndarray, p: np.ndarray, is_surface: np.ndarray) -> np.ndarray:
+    """Levels at higher pressure than their sounding's surface level (LVLTYP2 = 1):
+    extrapolations by the data provider, not observations."""
+    p_sfc = pd.Series(np.where(is_surface, p, -np.inf)).groupby(prof).transform("max").to_numpy()
+    return (p > p_sfc + 1e-9) & np.isfinite(p_sfc)
+
+
+def check_pressure_decreasing(prof: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Levels whose pressure is not below every earlier valid pressure of the sounding."""
+    running_min = pd.Series(np.where(np.isfinite(p), p, np.inf)).groupby(prof).cummin().to_numpy()
+    prev_min = np.full(p.size, np.inf)
+    if p.size:
+        prev_min[1:] = running_min[:-1]
+        prev_min[_group_start(prof)] = np.inf
+    return np.isfinite(p) & (p >= prev_min)
+
+
+def check_range(x: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    """Values outside ``[bounds[0], bounds[1]]``."""
+    return np.isfinite(x) & ((x < bounds[0]) | (x > bounds[1]))
+
+
+def check_wind(u, speed, direction, level_bad, max_speed: float) -> np.ndarray:
+    """Winds with a direction outside [0, 360] deg or a speed negative or above ``max_speed``."""
+    return ~level_bad & np.isfinite(u) & ((direction < 0) | (direction > 360) | (speed < 0) | (speed > max_speed))
+
+
+def check_heights_increasing(prof: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Heights not above every earlier height of the sounding."""
+    zz = np.where(np.isfinite(z), z, -np.inf)
+    running_max = pd.Series(zz).groupby(prof).cummax().to_numpy()
+    prev_max = np.full(z.size, -np.inf)
+    if z.size:
+        prev_max[1:] = running_max[:-1]
+        prev_max[_group_start(prof)] = -np.inf
+    return np.isfinite(z) & (z <= prev_max)
+
+
+def check_superadiabatic(prof, p_ok, t, surface_layer_hpa: float, tolerance_k: float) -> np.ndarray:
+    """Both ends of layers above the surface layer where potential temperature falls upward
+    by more than ``tolerance_k``."""
+    t_ok = np.isfinite(t) & np.isfinite(p_ok)
+    theta = np.full(t.size, np.nan)
+    if t_ok.any():
+        theta[t_ok] = potential_temperature(units.Quantity(p_ok[t_ok], "hPa"),
+                                            units.Quantity(t[t_ok], "degC")).to("K").magnitude
+    prev = _previous_valid(prof, theta)
+    p_surface = pd.Series(np.where(t_ok, p_ok, -np.inf)).groupby(prof).transform("max").to_numpy()
+    has = prev >= 0
+    pv = np.where(has, prev, 0)
+    above_surface = has & (p_ok[pv] <= p_surface - surface_layer_hpa)
+    sa = above_surface & (theta < theta[pv] - tolerance_k)
+    levels = sa.copy()
+    levels[pv[sa]] = True
+    return levels
+
+
+def check_hypsometric(prof, p_ok, t, td, z, tolerance_m: float) -> np.ndarray:
+    """Reported heights whose both adjacent layers (or only layer) disagree with the
+    hypsometric thickness by more than ``tolerance_m``."""
+    zrel = hypsometric_heights(prof, p_ok, t, td)
+    anchor_z = np.where(np.isfinite(zrel), z, np.nan)
+    anchors = np.isfinite(anchor_z)
+    prev_a = _previous_valid(prof, anchor_z)
+    layer = anchors & (prev_a >= 0)  # the layer from the previous anchor up to this one
+    pa = np.where(layer, prev_a, 0)
+    mismatch = layer & (np.abs((z - z[pa]) - (zrel - zrel[pa])) > tolerance_m)
+    below_bad = mismatch.copy()
+    above_bad = np.zeros(z.size, bool)
+    above_bad[pa[mismatch]] = True
+    has_above = np.zeros(z.size, bool)
+    has_above[pa[layer]] = True
+    return anchors & ((below_bad & above_bad) | (below_bad & ~has_above) | (above_bad & ~layer))
+
+
+class _Counter(dict):
+    def add(self, name: str, mask: np.ndarray) -> np.ndarray:
+        self[name] = self.get(name, 0) + int(np.count_nonzero(mask))
+        return mask
+
+
+def _level_checks(lv: pd.DataFrame, counts: _Counter) -> tuple[pd.DataFrame, np.ndarray]:
+    """Whole-level checks: missing pressure and levels below ground leave the table; pressure
+    out of range or not decreasing fail the level. Returns the levels and the failures."""
+    p = lv["pressure"].to_numpy(float)
+    no_p = counts.add("qc_levels_without_pressure", ~np.isfinite(p))
+    failed = counts.add("qc_pressure_range", check_pressure_range(p))
+    lv, failed = lv[~no_p].reset_index(drop=True), failed[~no_p]
+    is_sfc = (lv["lvltyp2"].to_numpy() == 1) & ~failed
+    below = counts.add("qc_below_ground_levels", check_below_ground(lv["profile"].to_numpy(),
+                                                                    lv["pressure"].to_numpy(float), is_sfc))
+    lv, failed = lv[~below].reset_index(drop=True), failed[~below]
+    p = np.where(failed, np.nan, lv["pressure"].to_numpy(float))
+    failed |= counts.add("qc_pressure_not_decreasing", check_pressure_decreasing(lv["profile"].to_numpy(), p))
+    return lv, failed
+
+
+def _value_checks(lv: pd.DataFrame, level_bad: np.ndarray, cfg: dict, surface_elevation,
+                  counts: _Counter) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Checks of single values (ranges, dewpoint above temperature, heights increasing,
+    super-adiabatic layers, hypsometric heights): failed values become NaN. Returns the
+    value arrays and which levels had a failed value."""
+    prof = lv["profile"].to_numpy()
+    val = {k: lv[c].to_numpy(float).copy() for k, c in
+           (("t", "temperature"), ("td", "dewpoint"), ("z", "geopotential_height"), ("u", "u"), ("v", "v"))}
+    for arr in val.values():
+        arr[level_bad] = np.nan
+    t, td, z, u, v = val["t"], val["td"], val["z"], val["u"], val["v"]
+    failed = level_bad.copy()
+
+    def drop(name: str, mask: np.ndarray, *arrays: np.ndarray) -> None:
+        nonlocal failed
+        failed |= counts.add(name, mask)
+        for arr in arrays:
+            arr[mask] = np.nan
+
+    drop("qc_temperature_range", check_range(t, TEMPERATURE_RANGE_C), t)
+    td[~np.isfinite(t) & np.isfinite(td) & np.isfinite(lv["dewpoint_depression"].to_numpy(float))] = np.nan
+    drop("qc_dewpoint_range", check_range(td, DEWPOINT_RANGE_C), td)
+    drop("qc_height_range", check_range(z, HEIGHT_RANGE_M), z)
+    drop("qc_wind_range", check_wind(u, lv["wind_speed"].to_numpy(float), lv["wind_direction"].to_numpy(float),
+                                     level_bad, cfg["max_wind_speed_ms"]), u, v)
+    drop("qc_dewpoint_above_temperature", np.isfinite(td) & np.isfinite(t) & (td > t + DEWPOINT_ROUNDING_C), td)
+    if surface_elevation is not None:  # surface height from the station elevation
+        elev = np.asarray(surface_elevation, float)[prof] if prof.size else np.zeros(0)
+        fill = (lv["lvltyp2"].to_numpy() == 1) & ~np.isfinite(z) & np.isfinite(elev) & ~level_bad
+        z[fill] = elev[fill]
+        counts.add("qc_surface_height_from_station", fill)
+    drop("qc_height_not_increasing", check_heights_increasing(prof, z), z)
+    p_ok = np.where(level_bad, np.nan, lv["pressure"].to_numpy(float))
+    drop("qc_superadiabatic", check_superadiabatic(prof, p_ok, t, cfg["surface_layer_hpa"],
+                                                   cfg["superadiabatic_tolerance_k"]), t, td)
+    drop("qc_height_hypsometric", check_hypsometric(prof, p_ok, t, td, z, cfg["hypsometric_tolerance_m"]), z)
+    return val, failed
+
+
+def _fill_heights(lv: pd.DataFrame, counts: _Counter) -> pd.DataFrame:
+    """Missing heights computed hypsometrically from the nearest reported height."""
+    prof = lv["profile"].to_numpy()
+    z_f = lv["geopotential_height"].to_numpy(float).copy()
+    zrel = hypsometric_heights(prof, lv["pressure"].to_numpy(float), lv["temperature"].to_numpy(float),
+                               lv["dewpoint"].to_numpy(float))
+    offset = pd.Series(np.where(np.isfinite(zrel) & np.isfinite(z_f), z_f - zrel, np.nan))
+    offset = offset.groupby(prof).ffill().groupby(prof).bfill().to_numpy() if len(offset) else offset.to_numpy()
+    fill = counts.add("qc_heights_computed", ~np.isfinite(z_f) & np.isfinite(zrel) & np.isfinite(offset))
+    z_f[fill] = zrel[fill] + offset[fill]
+    lv["geopotential_height"] = z_f
+    return lv
+
+
 def quality_control(soundings: pd.DataFrame, levels: pd.DataFrame, qc: dict | None = None,
                     surface_elevation: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Apply the checks in the module docstring; returns (soundings, levels, counts).
@@ -204,146 +363,21 @@ def quality_control(soundings: pd.DataFrame, levels: pd.DataFrame, qc: dict | No
     the nearest level with a reported height (below, else above).
     """
     cfg = {**DEFAULT_QC, **(qc or {})}
-    counts: dict[str, int] = {}
+    counts = _Counter()
     lv = levels.sort_values(["profile"], kind="stable").reset_index(drop=True)
-    failed = np.zeros(len(lv), bool)  # any value of this level failed a check
-
-    def count(name: str, mask: np.ndarray) -> None:
-        counts[name] = counts.get(name, 0) + int(np.count_nonzero(mask))
-
-    # ---- pressure
-    p = lv["pressure"].to_numpy(float)
-    no_p = ~np.isfinite(p)
-    count("qc_levels_without_pressure", no_p)
-    bad_p = np.isfinite(p) & ((p <= PRESSURE_RANGE_HPA[0]) | (p > PRESSURE_RANGE_HPA[1]))
-    count("qc_pressure_range", bad_p)
-    failed |= bad_p
-    lv = lv[~no_p].reset_index(drop=True)
-    failed = failed[~no_p]
-    # below ground: levels at higher pressure than the sounding's surface level (LVLTYP2 = 1)
-    # are extrapolations by the data provider, not observations
-    p_all = lv["pressure"].to_numpy(float)
-    is_sfc = (lv["lvltyp2"].to_numpy() == 1) & ~failed
-    p_sfc = pd.Series(np.where(is_sfc, p_all, -np.inf)).groupby(lv["profile"].to_numpy()).transform("max").to_numpy()
-    below = p_all > p_sfc + 1e-9
-    below &= np.isfinite(p_sfc)
-    count("qc_below_ground_levels", below)
-    lv = lv[~below].reset_index(drop=True)
-    failed = failed[~below]
+    lv, level_bad = _level_checks(lv, counts)
+    val, failed = _value_checks(lv, level_bad, cfg, surface_elevation, counts)
     prof = lv["profile"].to_numpy()
-    p = np.where(failed, np.nan, lv["pressure"].to_numpy(float))
-    # strictly decreasing: a level whose pressure is not below every earlier valid pressure
-    running_min = pd.Series(np.where(np.isfinite(p), p, np.inf)).groupby(prof).cummin().to_numpy()
-    prev_min = np.full(p.size, np.inf)
-    if p.size:
-        prev_min[1:] = running_min[:-1]
-        prev_min[_group_start(prof)] = np.inf
-    not_decreasing = np.isfinite(p) & (p >= prev_min)
-    count("qc_pressure_not_decreasing", not_decreasing)
-    failed |= not_decreasing
-    level_bad = failed.copy()  # whole-level failures
-
-    t = lv["temperature"].to_numpy(float).copy()
-    td = lv["dewpoint"].to_numpy(float).copy()
-    z = lv["geopotential_height"].to_numpy(float).copy()
-    u = lv["u"].to_numpy(float).copy()
-    v = lv["v"].to_numpy(float).copy()
-    speed = lv["wind_speed"].to_numpy(float)
-    direction = lv["wind_direction"].to_numpy(float)
-    for arr in (t, td, z, u, v):
-        arr[level_bad] = np.nan
-
-    def drop(name: str, mask: np.ndarray, *arrays: np.ndarray) -> None:
-        nonlocal failed
-        count(name, mask)
-        failed |= mask
-        for arr in arrays:
-            arr[mask] = np.nan
-
-    # ---- physical ranges
-    drop("qc_temperature_range", np.isfinite(t) & ((t < TEMPERATURE_RANGE_C[0]) | (t > TEMPERATURE_RANGE_C[1])), t)
-    td[~np.isfinite(t) & np.isfinite(td) & np.isfinite(lv["dewpoint_depression"].to_numpy(float))] = np.nan
-    drop("qc_dewpoint_range", np.isfinite(td) & ((td < DEWPOINT_RANGE_C[0]) | (td > DEWPOINT_RANGE_C[1])), td)
-    drop("qc_height_range", np.isfinite(z) & ((z < HEIGHT_RANGE_M[0]) | (z > HEIGHT_RANGE_M[1])), z)
-    wind_bad = ~level_bad & np.isfinite(u) & (
-        (direction < 0) | (direction > 360) | (speed < 0) | (speed > cfg["max_wind_speed_ms"]))
-    drop("qc_wind_range", wind_bad, u, v)
-    drop("qc_dewpoint_above_temperature", np.isfinite(td) & np.isfinite(t) & (td > t + DEWPOINT_ROUNDING_C), td)
-
-    # ---- surface height from the station elevation
-    if surface_elevation is not None:
-        elev = np.asarray(surface_elevation, float)[prof] if prof.size else np.zeros(0)
-        fill = (lv["lvltyp2"].to_numpy() == 1) & ~np.isfinite(z) & np.isfinite(elev) & ~level_bad
-        z[fill] = elev[fill]
-        count("qc_surface_height_from_station", fill)
-
-    # ---- heights increasing
-    zz = np.where(np.isfinite(z), z, -np.inf)
-    running_max = pd.Series(zz).groupby(prof).cummax().to_numpy()
-    prev_max = np.full(z.size, -np.inf)
-    if z.size:
-        prev_max[1:] = running_max[:-1]
-        prev_max[_group_start(prof)] = -np.inf
-    drop("qc_height_not_increasing", np.isfinite(z) & (z <= prev_max), z)
-
-    # ---- super-adiabatic layers above the surface layer
-    p_ok = np.where(level_bad, np.nan, lv["pressure"].to_numpy(float))
-    t_ok = np.isfinite(t) & np.isfinite(p_ok)
-    theta = np.full(t.size, np.nan)
-    if t_ok.any():
-        theta[t_ok] = potential_temperature(units.Quantity(p_ok[t_ok], "hPa"),
-                                            units.Quantity(t[t_ok], "degC")).to("K").magnitude
-    prev = _previous_valid(prof, theta)
-    p_surface = pd.Series(np.where(t_ok, p_ok, -np.inf)).groupby(prof).transform("max").to_numpy()
-    has = prev >= 0
-    pv = np.where(has, prev, 0)
-    above_surface = has & (p_ok[pv] <= p_surface - cfg["surface_layer_hpa"])
-    sa = above_surface & (theta < theta[pv] - cfg["superadiabatic_tolerance_k"])
-    sa_levels = sa.copy()
-    sa_levels[pv[sa]] = True
-    drop("qc_superadiabatic", sa_levels, t, td)
-
-    # ---- hypsometric consistency of reported heights
-    zrel = hypsometric_heights(prof, p_ok, t, td)
-    anchor_z = np.where(np.isfinite(zrel), z, np.nan)
-    anchors = np.isfinite(anchor_z)
-    prev_a = _previous_valid(prof, anchor_z)
-    layer = anchors & (prev_a >= 0)  # the layer from the previous anchor up to this one
-    pa = np.where(layer, prev_a, 0)
-    mismatch = layer & (np.abs((z - z[pa]) - (zrel - zrel[pa])) > cfg["hypsometric_tolerance_m"])
-    below_bad = mismatch.copy()
-    above_bad = np.zeros(z.size, bool)
-    above_bad[pa[mismatch]] = True
-    has_above = np.zeros(z.size, bool)
-    has_above[pa[layer]] = True
-    bad_z = anchors & ((below_bad & above_bad) | (below_bad & ~has_above) | (above_bad & ~layer))
-    drop("qc_height_hypsometric", bad_z, z)
-
-    # ---- policy
+    bad_prof = np.zeros(len(soundings), bool)
     if cfg["policy"] == "drop_sounding":
-        bad_prof = np.zeros(len(soundings), bool)
         bad_prof[np.unique(prof[failed])] = True
         counts["qc_soundings_dropped_by_policy"] = int(bad_prof.sum())
-    else:
-        bad_prof = np.zeros(len(soundings), bool)
-        counts["qc_soundings_dropped_by_policy"] = 0
-        keep_levels = ~level_bad
-        lv, t, td, z, u, v, prof = (lv[keep_levels].reset_index(drop=True), t[keep_levels], td[keep_levels],
-                                     z[keep_levels], u[keep_levels], v[keep_levels], prof[keep_levels])
-    lv = lv.assign(temperature=t, dewpoint=td, geopotential_height=z, u=u, v=v)
-    if cfg["policy"] == "drop_sounding":
+        lv = lv.assign(temperature=val["t"], dewpoint=val["td"], geopotential_height=val["z"], u=val["u"], v=val["v"])
         soundings, lv = select_soundings(soundings, lv, ~bad_prof)
-        prof = lv["profile"].to_numpy()
-
-    # ---- fill missing heights hypsometrically from the nearest reported height
-    p_f = lv["pressure"].to_numpy(float)
-    t_f = lv["temperature"].to_numpy(float)
-    z_f = lv["geopotential_height"].to_numpy(float).copy()
-    zrel = hypsometric_heights(prof, p_f, t_f, lv["dewpoint"].to_numpy(float))
-    offset = pd.Series(np.where(np.isfinite(zrel) & np.isfinite(z_f), z_f - zrel, np.nan))
-    offset = offset.groupby(prof).ffill().groupby(prof).bfill().to_numpy() if len(offset) else offset.to_numpy()
-    fill = ~np.isfinite(z_f) & np.isfinite(zrel) & np.isfinite(offset)
-    z_f[fill] = zrel[fill] + offset[fill]
-    count("qc_heights_computed", fill)
-    lv["geopotential_height"] = z_f
-    return soundings, lv, counts
+    else:
+        counts["qc_soundings_dropped_by_policy"] = 0
+        keep = ~level_bad
+        lv = lv[keep].reset_index(drop=True).assign(temperature=val["t"][keep], dewpoint=val["td"][keep],
+                                                    geopotential_height=val["z"][keep], u=val["u"][keep],
+                                                    v=val["v"][keep])
+    return soundings, _fill_heights(lv, counts), dict(counts)
