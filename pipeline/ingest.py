@@ -33,7 +33,7 @@ from pipeline.readers import igra2
 from pipeline.soundings import vertical
 from pipeline.common import cf, cli
 from pipeline.common.atomic import atomic_path
-from pipeline.common.config import in_month, load_config, schema_defaults
+from pipeline.common.config import in_month, load_config, qc_settings, schema_defaults
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -151,7 +151,7 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
         attrs={"Conventions": cf.CONVENTIONS, "featureType": "profile",
                "title": "QC'd radiosonde profiles on pressure levels",
                "interpolation": "linear in log-pressure, no extrapolation",
-               "quality_control_policy": (qc_config or {}).get("policy", "drop_value"),
+               "quality_control_policy": qc_settings(qc_config)["policy"],
                "source_files": " ".join(str(s) for s in source_files),
                **{k: int(v) for k, v in sorted(counts.items())}},
     )

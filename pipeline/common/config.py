@@ -71,6 +71,12 @@ def schema_defaults() -> dict:
     return config
 
 
+def qc_settings(qc: dict | None = None) -> dict:
+    """The ``qc`` section: the schema's defaults updated with ``qc`` (for callers that hold a
+    partial section, or none; a loaded config already has every key)."""
+    return {**schema_defaults().get("qc", {}), **(qc or {})}
+
+
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     """Read a YAML config, apply nested ``overrides``, validate, fill defaults."""
     with open(path) as f:

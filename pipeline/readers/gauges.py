@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common import cf
-from pipeline.common.config import in_month, month_frame_times
+from pipeline.common.config import in_month, month_frame_times, qc_settings
 from pipeline.common.errors import InvalidGaugeError
 
 WINDOW_HOURS = cf.RAIN_WINDOW_HOURS  # 12: the rain of frame t is the total of the hours t-11h .. t
@@ -175,8 +175,8 @@ def gauge_month(month: str, month_csv: str | Path, stations: pd.DataFrame, previ
     """The interim gauge dataset of ``month`` (xarray.Dataset, dims time, station)."""
     import xarray as xr
 
-    qc = qc or {}
-    on_malformed = qc.get("on_malformed", "error")
+    qc = qc_settings(qc)
+    on_malformed = qc["on_malformed"]
     per = pd.Period(month, "M")
     counts: dict[str, int] = {}
     parts = []
@@ -193,8 +193,8 @@ def gauge_month(month: str, month_csv: str | Path, stations: pd.DataFrame, previ
         parts.append(df[~outside])
     hourly = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["station", "time", "rain_mm"])
     times = month_frame_times(month)
-    totals, c = twelve_hour_totals(hourly, stations.index, times, int(qc.get("min_hours_present", 12)),
-                                   float(qc.get("max_hourly_rain_mm", 150.0)))
+    totals, c = twelve_hour_totals(hourly, stations.index, times, int(qc["min_hours_present"]),
+                                   float(qc["max_hourly_rain_mm"]))
     counts.update(c)
     ds = xr.Dataset(
         {"rain_mm": (("time", "station"), totals.astype(np.float32),
@@ -206,7 +206,7 @@ def gauge_month(month: str, month_csv: str | Path, stations: pd.DataFrame, previ
                 "lon": ("station", stations["lon"].to_numpy(float), cf.LON_ATTRS),
                 "elevation": ("station", stations["elevation_m"].to_numpy(float), {"units": "m", "standard_name": "height_above_mean_sea_level"})},
         attrs={"Conventions": cf.CONVENTIONS, "featureType": "timeSeries", "title": f"rain-gauge 12 h totals {month}",
-               "min_hours_present": int(qc.get("min_hours_present", 12)),
+               "min_hours_present": int(qc["min_hours_present"]),
                "source_files": " ".join(str(p) for p in (month_csv, previous_csv) if p is not None),
                **{k: int(v) for k, v in counts.items()}})
     ds = cf.add_time_bounds(ds, WINDOW_HOURS)

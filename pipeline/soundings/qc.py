@@ -45,6 +45,8 @@ from metpy.calc import (dewpoint_from_relative_humidity, potential_temperature, 
 from metpy.constants import Rd, g
 from metpy.units import units
 
+from pipeline.common.config import qc_settings
+
 log = logging.getLogger(__name__)
 
 LATITUDE_RANGE = (-90.0, 90.0)  # inclusive
@@ -55,9 +57,6 @@ DEWPOINT_RANGE_C = (-120.0, 40.0)
 HEIGHT_RANGE_M = (-500.0, 60000.0)
 DEWPOINT_ROUNDING_C = 0.05
 RD_OVER_G = float((Rd / g).to("m/K").magnitude)  # hypsometric factor, m K-1
-
-DEFAULT_QC = {"policy": "drop_value", "on_malformed": "error", "max_wind_speed_ms": 120.0,
-              "superadiabatic_tolerance_k": 2.0, "surface_layer_hpa": 50.0, "hypsometric_tolerance_m": 50.0}
 
 VARIABLES = ["temperature", "dewpoint", "u", "v", "geopotential_height"]
 
@@ -362,7 +361,7 @@ def quality_control(soundings: pd.DataFrame, levels: pd.DataFrame, qc: dict | No
     After QC, missing heights of temperature levels are computed hypsometrically from
     the nearest level with a reported height (below, else above).
     """
-    cfg = {**DEFAULT_QC, **(qc or {})}
+    cfg = qc_settings(qc)
     counts = _Counter()
     lv = levels.sort_values(["profile"], kind="stable").reset_index(drop=True)
     lv, level_bad = _level_checks(lv, counts)
