@@ -242,6 +242,30 @@ def _malformed(path, line_no: int, what: str, text: bytes) -> InvalidSoundingErr
     return InvalidSoundingError(f"{path}:{line_no}: {what}: {shown!r}")
 
 
+def resolve_malformed(path, bad_reason: dict[int, str], found, numlev, h_idx, l_idx, owner, n_lines: int,
+                      line_no, on_malformed: str, counts: dict, text_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shared by the IGRA2 readers: add NUMLEV mismatches to ``bad_reason`` (line index ->
+    first reason), raise for the first bad line under ``on_malformed='error'``, else count
+    them; returns (bad lines, soundings with a bad header or level line, soundings without
+    levels)."""
+    empty = found == 0
+    for j in np.flatnonzero((found != numlev) & ~empty):
+        bad_reason.setdefault(int(h_idx[j]), f"header says NUMLEV={numlev[j]} but {found[j]} level records follow")
+    if bad_reason:
+        first = min(bad_reason)
+        if on_malformed == "error":
+            raise _malformed(path, int(line_no[first]), bad_reason[first], text_of(first))
+        counts["qc_malformed_lines"] = len(bad_reason)
+    bad_lines = np.zeros(n_lines, bool)
+    bad_lines[list(bad_reason)] = True
+    bad_sounding = bad_lines[h_idx].copy()
+    np.logical_or.at(bad_sounding, owner[(owner >= 0) & bad_lines[l_idx]], True)
+    counts["qc_malformed_soundings"] = int(bad_sounding.sum())
+    counts["qc_soundings_read"] = int(h_idx.size)
+    counts["qc_soundings_without_levels"] = int((empty & ~bad_sounding).sum())
+    return bad_lines, bad_sounding, empty
+
+
 def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "error") -> RawSoundings:
     """Parse the bytes of an IGRA v2 data file (LF or CRLF).
 
@@ -315,25 +339,9 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     owner = np.searchsorted(h_idx, l_idx, side="right") - 1
     mark(owner < 0, l_idx, "level record before the first header")
     found = np.bincount(owner[owner >= 0], minlength=h_idx.size) if h_idx.size else np.zeros(0, np.int64)
-    empty = found == 0
-    mismatch = (found != hv["numlev"]) & ~empty
-    for j in np.flatnonzero(mismatch):
-        bad_reason.setdefault(int(h_idx[j]), f"header says NUMLEV={hv['numlev'][j]} but {found[j]} level records follow")
     # ---- malformed handling
-    if bad_reason:
-        first = min(bad_reason)
-        if on_malformed == "error":
-            raise _malformed(path, int(line_no[first]), bad_reason[first], text_of(first))
-        counts["qc_malformed_lines"] = len(bad_reason)
-    bad_lines = np.zeros(is_header.size, bool)
-    bad_lines[list(bad_reason)] = True
-    bad_sounding = bad_lines[h_idx].copy()
-    lvl_bad = bad_lines[l_idx]
-    np.logical_or.at(bad_sounding, owner[(owner >= 0) & lvl_bad], True)
-    counts["qc_malformed_soundings"] = int(bad_sounding.sum())
-    counts["qc_soundings_read"] = int(h_idx.size)
-    empty_ok = empty & ~bad_sounding
-    counts["qc_soundings_without_levels"] = int(empty_ok.sum())
+    bad_lines, bad_sounding, empty = resolve_malformed(path, bad_reason, found, hv["numlev"], h_idx, l_idx, owner,
+                                            is_header.size, line_no, on_malformed, counts, text_of)
     # ---- times: HOUR, or RELTIME (rounded to the hour) when HOUR is 99
     use_rel = (hour == 99) & (reltime != 9999) & rel_ok
     no_hour = (hour == 99) & ~use_rel
@@ -356,7 +364,7 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
             + minutes[sel].astype("timedelta64[m]").astype("timedelta64[ns]"))
     soundings = pd.DataFrame({"station": station.astype(object), "time": time, "lat": lat, "lon": lon,
                               "file": str(path), "line": line_no[h_idx[sel]].astype(np.int64)})
-    lkeep = (owner >= 0) & ~lvl_bad
+    lkeep = (owner >= 0) & ~bad_lines[l_idx]
     lkeep[lkeep] = keep_s[owner[lkeep]]
 
     def scaled(name: str, scale: float) -> np.ndarray:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.common.errors import InvalidSoundingError
-from pipeline.readers.igra2 import RawSoundings, gather, parse_fields, split_lines, trim_trailing_blanks
+from pipeline.readers.igra2 import (RawSoundings, gather, parse_fields, resolve_malformed, split_lines,
+                                    trim_trailing_blanks)
 
 HEADER_WIDTH = 157
 LEVEL_WIDTH = 151
@@ -82,24 +82,9 @@ def parse_igra2_derived(data: bytes, path: str | Path = "<bytes>", on_malformed:
     owner = np.searchsorted(h_idx, l_idx, side="right") - 1
     mark(owner < 0, l_idx, "level record before the first header")
     found = np.bincount(owner[owner >= 0], minlength=h_idx.size) if h_idx.size else np.zeros(0, np.int64)
-    empty = found == 0
-    for j in np.flatnonzero((found != hv["numlev"]) & ~empty):
-        bad_reason.setdefault(int(h_idx[j]), f"header says NUMLEV={hv['numlev'][j]} but {found[j]} level records follow")
-    if bad_reason:
-        first = min(bad_reason)
-        if on_malformed == "error":
-            text = bytes(buffer[starts[first]:starts[first] + min(int(lengths[first]), 80)])
-            raise InvalidSoundingError(f"{path}:{int(line_no[first])}: {bad_reason[first]}: "
-                                       f"{text.decode('ascii', 'replace')!r}")
-        counts["qc_malformed_lines"] = len(bad_reason)
-    bad_lines = np.zeros(is_header.size, bool)
-    bad_lines[list(bad_reason)] = True
-    bad_sounding = bad_lines[h_idx].copy()
-    lvl_bad = bad_lines[l_idx]
-    np.logical_or.at(bad_sounding, owner[(owner >= 0) & lvl_bad], True)
-    counts["qc_malformed_soundings"] = int(bad_sounding.sum())
-    counts["qc_soundings_read"] = int(h_idx.size)
-    counts["qc_soundings_without_levels"] = int((empty & ~bad_sounding).sum())
+    bad_lines, bad_sounding, empty = resolve_malformed(
+        path, bad_reason, found, hv["numlev"], h_idx, l_idx, owner, is_header.size, line_no, on_malformed, counts,
+        lambda i: bytes(buffer[starts[i]:starts[i] + min(int(lengths[i]), 80)]))
     no_hour = hour == 99  # the derived format has no usable release time convention here
     counts["qc_missing_hour_dropped"] = int((no_hour & ~bad_sounding & ~empty).sum())
     keep_s = ~bad_sounding & ~empty & ~no_hour
@@ -111,7 +96,7 @@ def parse_igra2_derived(data: bytes, path: str | Path = "<bytes>", on_malformed:
             + (hour[sel] * 60).astype("timedelta64[m]").astype("timedelta64[ns]"))
     soundings = pd.DataFrame({"station": station.astype(object), "time": time, "lat": np.nan, "lon": np.nan,
                               "file": str(path), "line": line_no[h_idx[sel]].astype(np.int64)})
-    lkeep = (owner >= 0) & ~lvl_bad
+    lkeep = (owner >= 0) & ~bad_lines[l_idx]
     lkeep[lkeep] = keep_s[owner[lkeep]]
 
     def scaled(name: str, scale: float) -> np.ndarray:
