@@ -38,6 +38,7 @@ class Member:
     pred: xr.DataArray                   # (time, lat, lon) mm
     train_log: pd.DataFrame | None = None
     probs: xr.Dataset | None = None      # prob_exceed, bin_prob (probabilistic stores only)
+    quantile: float | None = None        # the quantile that is rain_mm_pred (bins-head models)
 
     @property
     def name(self) -> str:
@@ -166,7 +167,9 @@ def open_run(run_dir: str | Path, exp: str, truth: xr.Dataset, thresholds=()) ->
     probs = probabilities(ds, store, thresholds)
     if probs is not None:
         probs = probs.assign_coords(lat=pred["lat"].values, lon=pred["lon"].values)
-    return Member(exp, int(seed), str(store), pred, read_train_log(run_dir / "train_log.csv"), probs)
+    q = ds.attrs.get("quantile")
+    quantile = float(q) if isinstance(q, (int, float)) and not isinstance(q, bool) else None
+    return Member(exp, int(seed), str(store), pred, read_train_log(run_dir / "train_log.csv"), probs, quantile)
 
 
 def open_reference(ref_dir: str | Path, truth: xr.Dataset, thresholds=()) -> tuple[str, list[Member], dict]:
@@ -193,7 +196,8 @@ def open_reference(ref_dir: str | Path, truth: xr.Dataset, thresholds=()) -> tup
         p = None
         if probs is not None:
             p = probs.sel(seed=seed).drop_vars("seed").assign_coords(lat=pred["lat"].values, lon=pred["lon"].values)
-        members.append(Member(exp, int(seed), str(store), pred, read_train_log(tlog), p))
+        q = metrics.get("models", {}).get(f"{exp}/seed{int(seed)}", {}).get("quantile")
+        members.append(Member(exp, int(seed), str(store), pred, read_train_log(tlog), p, q))
     return exp, members, metrics
 
 

@@ -110,6 +110,7 @@ def model_blocks(groups: list[Group], results: dict[str, GroupResult], threshold
             for m in g.members:
                 models[m.name] = {"kind": "seed", "exp": g.name, "seed": m.seed,
                                   "forecast_type": "deterministic" if m.probs is None else "probabilistic",
+                                  "quantile": m.quantile,
                                   **nest(score_items(results[g.name].members[m.name], thresholds, windows), num)}
     return models
 

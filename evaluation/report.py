@@ -110,7 +110,9 @@ def _continuous(metrics: dict, models: dict) -> list[str]:
     lines += ["## Continuous scores (mm / 12 h)", "",
               f"Primary score: {metrics['primary_score'].upper()}. CRPS is that of the predicted distribution "
               "for a probabilistic model (for an experiment: of its seed-averaged distribution) and the MAE "
-              "for a deterministic one.", "",
+              "for a deterministic one. The other scores of a probabilistic seed are those of its deterministic "
+              "forecast, the quantile of its distribution named in the type column (with `model.quantile: auto`, "
+              "fitted on that model's own validation split).", "",
               "| model | type | RMSE | MAE | CRPS | bias | correlation |", "|---|---|---|---|---|---|---|"]
     for name, b in models.items():
         iv = b.get("intervals", {}).get("continuous", {})
@@ -119,7 +121,8 @@ def _continuous(metrics: dict, models: dict) -> list[str]:
     seeds = [k for k, v in metrics["models"].items() if v["kind"] == "seed"]
     for name in seeds:
         b = metrics["models"][name]
-        lines.append(f"| {name} | {b.get('forecast_type', '')} | "
+        kind = b.get("forecast_type", "") + (f", {b['quantile']:g}-quantile" if b.get("quantile") is not None else "")
+        lines.append(f"| {name} | {kind} | "
                      + " | ".join(_f(b["continuous"][k]) for k in cont) + " |")
     lines.append("")
     lines += ["## Brier score and Brier skill score", "",

@@ -62,12 +62,16 @@ class ModelConfig:
     groups: int = _field("model", "groups")  # GroupNorm groups; must divide 4 * hidden of every level
     head: str = _field("model", "head")  # regression (one non-negative value) | bins (distribution)
     bin_edges_mm: tuple[float, ...] = _field("model", "bin_edges_mm")  # inner edges of the rain bins, mm
-    quantile: float = _field("model", "quantile")  # bins head: deterministic forecast = this quantile
+    quantile: float | str = _field("model", "quantile")  # bins head: forecast = this quantile, or auto (fit on val)
+    quantile_fit_mm: tuple[float, ...] = _field("model", "quantile_fit_mm")  # thresholds auto fits the bias at
     dropout: float = _field("model", "dropout")  # spatial dropout before the head (0 = off)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "bin_edges_mm", tuple(float(e) for e in self.bin_edges_mm))
+        object.__setattr__(self, "quantile_fit_mm", tuple(float(t) for t in self.quantile_fit_mm))
+        if self.quantile != "auto" and not (isinstance(self.quantile, (int, float)) and 0 < self.quantile < 1):
+            raise ConfigError(f"config key 'model.quantile': need a number in (0, 1) or auto, got {self.quantile!r}")
         _check("model.attention", self.attention, ATTENTIONS)
         _check("model.attention_mode", self.attention_mode, ATTENTION_MODES)
         _check("model.norm", self.norm, NORMS)

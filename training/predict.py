@@ -9,10 +9,13 @@ of each sample. All samples of the split are predicted, also those with no valid
 (the evaluation masks them). A bins-head model (``model.head: bins``) adds ``bin_prob``
 (time, bin, lat, lon; coords ``bin_lower``/``bin_upper`` in mm) and ``prob_exceed`` (time,
 threshold, lat, lon) = P(rain >= threshold) at ``evaluation.thresholds_mm``; its
-``rain_mm_pred`` is the ``model.quantile`` of the distribution. attrs: exp, seed,
+``rain_mm_pred`` is the ``model.quantile`` of the distribution. With ``model.quantile:
+auto`` that quantile is fitted per model on its own validation split (:func:`fit_quantile`;
+never on the split being predicted unless that is ``val``). attrs: exp, seed,
 checkpoint_sha256, config_hash (of the processed data), train_config_hash,
-target_transform, head, quantile. The model is rebuilt from the checkpoint alone; the
-config is the one stored in it.
+target_transform, head, quantile, quantile_method, and for auto ``quantile_fit`` (JSON:
+the validation frequency bias of every candidate). The model is rebuilt from the
+checkpoint alone; the config is the one stored in it.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from tqdm import tqdm
 
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
+from pipeline.common.cf import with_json_attrs
 from pipeline.common.config import config_hash
 from pipeline.common.errors import GridError
 from pipeline.gridding.geometry import mask_slices
@@ -75,6 +79,60 @@ def predict_array(model, dataset, batch_size: int, device, transform: str, progr
     return result
 
 
+#: Candidate quantiles of ``model.quantile: auto``.
+QUANTILE_CANDIDATES = tuple(round(0.40 + 0.05 * i, 2) for i in range(12))  # 0.40 ... 0.95
+BIAS_FLOOR = 0.01  # a forecast that never reaches a threshold scores |log 0.01|, not infinity
+
+
+def fit_quantile(probs: np.ndarray, edges, rain: np.ndarray, valid: np.ndarray, thresholds,
+                 candidates=QUANTILE_CANDIDATES) -> tuple[float, dict]:
+    """The candidate quantile whose forecast has the frequency bias closest to 1.
+
+    ``probs`` (N, bins, H, W) predicted distributions, ``rain`` (N, H, W) observed mm, ``valid``
+    (N, H, W) cells to count. Frequency bias at t = #(forecast >= t) / #(observed >= t) over the
+    valid cells; the score of a candidate is the mean over ``thresholds`` of
+    ``|log max(bias, BIAS_FLOOR)|``, lowest wins (ties: the lower quantile). Thresholds that no
+    valid cell reaches are left out. Returns (quantile, {"thresholds_mm", "candidates":
+    [{"quantile", "frequency_bias", "score"}]}).
+    """
+    from training import bins
+
+    obs = rain[valid]
+    used = [float(t) for t in thresholds if (obs >= t).any()]
+    if not used:
+        raise TrainingDataError(f"quantile auto: no validation cell reaches any of the thresholds {list(thresholds)} mm")
+    n_obs = np.array([(obs >= t).sum() for t in used], float)
+    table = []
+    for q in candidates:
+        fc = bins.quantile(probs, edges, q)[valid]
+        bias = np.array([(fc >= t).sum() for t in used], float) / n_obs
+        score = float(np.mean(np.abs(np.log(np.maximum(bias, BIAS_FLOOR)))))
+        table.append({"quantile": float(q), "frequency_bias": [round(float(b), 4) for b in bias],
+                      "score": round(score, 6)})
+    best = min(table, key=lambda row: row["score"])  # min keeps the first (lowest) of equal scores
+    return best["quantile"], {"thresholds_mm": used, "candidates": table}
+
+
+def validation_quantile(model, ds, data_path, config, fc: FramesConfig, tc: TrainConfig, batch_size: int,
+                        device, progress: bool) -> tuple[float, dict]:
+    """:func:`fit_quantile` on the model's validation split, over its valid region-1 cells."""
+    samples = split_samples(ds, config, fc, "val", drop_empty=True)
+    if len(samples) == 0:
+        raise TrainingDataError(f"{data_path}: quantile auto needs validation samples; split 'val' has none")
+    dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb)
+    probs = predict_array(model, dataset, batch_size, device, tc.target_transform, progress)["bin_prob"]
+    rain = ds["rain_mm"].isel(time=samples.target).values.astype(np.float32)
+    valid = (ds["valid"].isel(time=samples.target).values.astype(bool)
+             & ds["loss_mask"].values.astype(bool) & np.isfinite(rain))
+    rs, cs = region1_window(ds["region1_mask"].values.astype(bool), data_path)
+    q, fit = fit_quantile(probs[:, :, rs, cs], model.args["bin_edges_mm"], rain[:, rs, cs], valid[:, rs, cs],
+                          config["model"]["quantile_fit_mm"])
+    best = next(row for row in fit["candidates"] if row["quantile"] == q)
+    log.info(f"quantile auto: {q} on {len(samples)} validation samples (frequency bias "
+             f"{best['frequency_bias']} at {fit['thresholds_mm']} mm)")
+    return q, fit
+
+
 def prediction_dataset(arrays: dict, times, lat, lon, rs: slice, cs: slice, edges, thresholds) -> xr.Dataset:
     """The prediction store's variables on the region-1 window (see the module docstring)."""
     from training import bins
@@ -116,8 +174,11 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
     if len(samples) == 0:
         raise TrainingDataError(f"{data_path}: split '{split}' has no complete samples")
     dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb)
-    quantile = float(ck.get("model", {}).get("quantile", 0.5))
-    arrays = predict_array(model, dataset, batch_size, device, tc.target_transform, progress, quantile)
+    quantile, fit = ck["model"]["quantile"], None
+    if model.head_kind == "bins" and quantile == "auto":
+        quantile, fit = validation_quantile(model, ds, data_path, config, fc, tc, batch_size, device, progress)
+    arrays = predict_array(model, dataset, batch_size, device, tc.target_transform, progress, float(quantile)
+                           if model.head_kind == "bins" else 0.5)
     rs, cs = region1_window(ds["region1_mask"].values.astype(bool), data_path)
     result = prediction_dataset(arrays, samples.times.values, ds["lat"].values, ds["lon"].values, rs, cs,
                                 model.args.get("bin_edges_mm"), config["evaluation"]["thresholds_mm"])
@@ -126,8 +187,12 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
             "checkpoint_sha256": ckpt_io.sha256_of(checkpoint),
             "config_hash": data_hash, "train_config_hash": config_hash(config),
             "target_transform": tc.target_transform, "split": split, "epoch": int(ck["epoch"]),
-            "head": model.head_kind, "quantile": quantile if model.head_kind == "bins" else "",
+            "head": model.head_kind, "quantile": float(quantile) if model.head_kind == "bins" else "",
+            "quantile_method": ("" if model.head_kind != "bins" else "validation frequency bias"
+                                if fit else "fixed (model.quantile)"),
     })
+    if fit:
+        result.attrs = with_json_attrs(result.attrs, {"quantile_fit": fit})
     with atomic_path(out) as tmp:
         result.to_zarr(tmp, mode="w", consolidated=False)
     log.info(f"{len(samples)} {split} samples -> {out} ({result.sizes['lat']}x{result.sizes['lon']} region-1 cells)")

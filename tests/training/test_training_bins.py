@@ -98,7 +98,8 @@ def test_bins_head_trains_and_predicts_probabilities(processed_concat, tmp_path)
     from training.predict import predict
     from training.train import train
 
-    cfg = tiny_config(model={"hidden": [8, 16], "groups": 4, "head": "bins", "bin_edges_mm": [0.1, 1.0, 5.0]},
+    cfg = tiny_config(model={"hidden": [8, 16], "groups": 4, "head": "bins", "bin_edges_mm": [0.1, 1.0, 5.0],
+                             "quantile": 0.65},
                       train={"loss": "cross_entropy", "epochs": 3, "lr": 0.01},
                       evaluation={"thresholds_mm": [0.1, 5.0]})
     train(cfg, processed_concat, "exp2", 0, tmp_path, threads=1, progress=False)
@@ -112,5 +113,75 @@ def test_bins_head_trains_and_predicts_probabilities(processed_concat, tmp_path)
     np.testing.assert_allclose(back["prob_exceed"].sel(threshold=5.0).values, p[:, 3], atol=1e-6)
     assert back["threshold"].values.tolist() == [0.1, 5.0]
     np.testing.assert_allclose(back["rain_mm_pred"].values, bins.quantile(p, [0.1, 1.0, 5.0], cfg["model"]["quantile"]), rtol=1e-6)
-    assert pred.attrs["quantile"] == cfg["model"]["quantile"]
+    assert pred.attrs["quantile"] == cfg["model"]["quantile"] == 0.65
+    assert pred.attrs["quantile_method"] == "fixed (model.quantile)"
     assert pred.attrs["head"] == "bins"
+
+
+def test_fit_quantile_worked_example():
+    """Edges [1, 10]: bins [0, 1) [1, 10) [10, 20], each with probability 1/3 at every cell.
+    A quantile q <= 2/3 forecasts 1 + 27 (q - 1/3) mm (below 10 mm); q > 2/3 forecasts >= 10 mm."""
+    from training.predict import QUANTILE_CANDIDATES, fit_quantile
+
+    probs = np.full((1, 3, 1, 4), 1 / 3)
+    rain = np.array([[[0.0, 2.0, 5.0, 12.0]]])
+    valid = np.ones_like(rain, bool)
+    q, fit = fit_quantile(probs, [1.0, 10.0], rain, valid, [1.0, 10.0, 50.0])
+    # 50 mm: no observed cell reaches it, so it is left out
+    assert fit["thresholds_mm"] == [1.0, 10.0]
+    rows = {r["quantile"]: r for r in fit["candidates"]}
+    assert sorted(rows) == list(QUANTILE_CANDIDATES)
+    # q = 0.65: 4 of 4 forecasts >= 1 mm against 3 observed; none >= 10 mm against 1 (bias floored at 0.01)
+    assert rows[0.65]["frequency_bias"] == [pytest.approx(4 / 3, abs=1e-4), 0.0]
+    assert rows[0.65]["score"] == pytest.approx((math.log(4 / 3) + math.log(100)) / 2, rel=1e-5)
+    # q = 0.70: every forecast >= 10 mm: biases 4/3 and 4
+    assert rows[0.7]["frequency_bias"] == [pytest.approx(4 / 3, abs=1e-4), 4.0]
+    assert rows[0.7]["score"] == pytest.approx((math.log(4 / 3) + math.log(4)) / 2, rel=1e-5)
+    # 0.70 ... 0.95 tie; the lowest wins
+    assert q == 0.7
+    # invalid cells are not counted: without the 12 mm cell no threshold of 10 mm remains
+    valid[0, 0, 3] = False
+    q2, fit2 = fit_quantile(probs, [1.0, 10.0], rain, valid, [1.0, 10.0])
+    assert fit2["thresholds_mm"] == [1.0] and q2 == 0.4  # bias 3/2 everywhere: the lowest candidate
+
+
+def test_fit_quantile_refuses_validation_without_events():
+    from training.data import TrainingDataError
+    from training.predict import fit_quantile
+
+    with pytest.raises(TrainingDataError, match="no validation cell reaches"):
+        fit_quantile(np.full((1, 2, 1, 1), 0.5), [1.0], np.zeros((1, 1, 1)), np.ones((1, 1, 1), bool), [5.0])
+
+
+def test_quantile_auto_is_fitted_on_the_validation_split(processed_concat, tmp_path):
+    from pipeline.common.cf import decode_json_attrs
+    from training.predict import QUANTILE_CANDIDATES, predict
+    from training.train import train
+
+    cfg = tiny_config(model={"hidden": [8, 16], "groups": 4, "head": "bins", "bin_edges_mm": [0.1, 1.0, 5.0],
+                             "quantile": "auto", "quantile_fit_mm": [0.1, 1.0]},
+                      train={"loss": "cross_entropy", "epochs": 2, "lr": 0.01},
+                      evaluation={"thresholds_mm": [0.1, 5.0]})
+    train(cfg, processed_concat, "exp2", 0, tmp_path, threads=1, progress=False)
+    pred = predict(tmp_path / "checkpoint.pt", processed_concat, "test", tmp_path / "p.zarr", threads=1,
+                   progress=False)
+    back = xr.open_zarr(tmp_path / "p.zarr", consolidated=False)
+    attrs = decode_json_attrs(back.attrs)
+    q = attrs["quantile"]
+    assert q in QUANTILE_CANDIDATES and attrs["quantile_method"] == "validation frequency bias"
+    fit = attrs["quantile_fit"]
+    scores = {r["quantile"]: r["score"] for r in fit["candidates"]}
+    assert scores[q] == min(scores.values())
+    np.testing.assert_allclose(back["rain_mm_pred"].values, bins.quantile(back["bin_prob"].values,
+                               [0.1, 1.0, 5.0], q), rtol=1e-6)
+    # the fit is that of the validation split, reproduced from the val predictions
+    val = predict(tmp_path / "checkpoint.pt", processed_concat, "val", tmp_path / "v.zarr", threads=1,
+                  progress=False)
+    assert val.attrs["quantile"] == q
+
+
+def test_quantile_must_be_auto_or_a_probability():
+    with pytest.raises(ConfigError, match="model.quantile"):
+        tiny_config(model={"quantile": "median"})
+    with pytest.raises(ConfigError, match="model.quantile"):
+        tiny_config(model={"quantile": 1.0})
