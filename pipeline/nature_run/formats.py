@@ -4,7 +4,8 @@ Fixed-width text is assembled in 2-D uint8 arrays (one row per record) with inte
 fields written digit by digit for all rows at once; there is no per-line Python work.
 
 - IGRA v2 "data" format (NCEI ``igra2-data-format.txt``): header records of 71 columns,
-  level records of 52 columns (the last is a blank, as in NCEI's files).
+  level records of 52 columns (the last is a blank, as in NCEI's files). The columns are
+  the reader's layout (:mod:`pipeline.readers.igra2`), written once.
 - IGRA2 station list (``igra2-station-list.txt``).
 - Gauge CSV ``station,time,rain_mm`` with rain in 0.1 mm and empty fields for missing.
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.readers.igra2 import (COORD_SCALE, FLAG_COLUMNS, HEADER_FIELDS, HEADER_TEXT, HEADER_WIDTH,
+                                    LEVEL_FIELDS, LEVEL_WIDTH, ZERO_PADDED)
+
 SPACE, MINUS, DOT, ZERO, PAD = 32, 45, 46, 48, 0
-LEVEL_WIDTH = 52
-HEADER_WIDTH = 71
 
 
 def put_int(buf: np.ndarray, first: int, last: int, values: np.ndarray) -> None:
@@ -56,44 +58,37 @@ def put_text(buf: np.ndarray, first: int, text: np.ndarray | str) -> None:
     buf[:, first - 1:first - 1 + w] = raw
 
 
-def level_records(lvltyp1, lvltyp2, etime, press, pflag, gph, zflag, temp, tflag, rh, dpdp,
-                  wdir, wspd) -> np.ndarray:
-    """(N, 52) uint8 level records. Integer arrays use the file's units; flags are uint8."""
-    n = np.asarray(press).size
-    buf = np.full((n, LEVEL_WIDTH), SPACE, np.uint8)
-    buf[:, 0] = ZERO + np.asarray(lvltyp1, np.uint8)
-    buf[:, 1] = ZERO + np.asarray(lvltyp2, np.uint8)
-    put_int(buf, 4, 8, etime)
-    put_int(buf, 10, 15, press)
-    buf[:, 15] = pflag
-    put_int(buf, 17, 21, gph)
-    buf[:, 21] = zflag
-    put_int(buf, 23, 27, temp)
-    buf[:, 27] = tflag
-    put_int(buf, 29, 33, rh)
-    put_int(buf, 35, 39, dpdp)
-    put_int(buf, 41, 45, wdir)
-    put_int(buf, 47, 51, wspd)
+def level_records(fields: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, LEVEL_WIDTH + 1) uint8 level records (the last column blank, as in NCEI's files).
+
+    ``fields``: integers in the file's units for every field of the reader's
+    ``LEVEL_FIELDS`` and the QC flag characters (uint8) of every ``FLAG_COLUMNS`` entry.
+    """
+    n = np.asarray(fields["pressure"]).size
+    buf = np.full((n, LEVEL_WIDTH + 1), SPACE, np.uint8)
+    for name, (first, last) in LEVEL_FIELDS.items():
+        put_int(buf, first, last, fields[name])
+    for name, col in FLAG_COLUMNS.items():
+        buf[:, col - 1] = fields[name]
     return buf
 
 
 def header_records(station_id, times: pd.DatetimeIndex, reltime, numlev, lat, lon,
                    p_src: str = "ncdc-gts") -> np.ndarray:
-    """(S, 71) uint8 header records."""
-    n = len(times)
-    buf = np.full((n, HEADER_WIDTH), SPACE, np.uint8)
-    buf[:, 0] = ord("#")
-    put_text(buf, 2, np.asarray(station_id, dtype="S11"))
+    """(S, HEADER_WIDTH) uint8 header records; lat/lon in degrees, reltime HHMM."""
     t = pd.DatetimeIndex(times)
-    put_int(buf, 14, 17, t.year.to_numpy())
-    _zero_pad(buf, 19, 20, t.month.to_numpy())
-    _zero_pad(buf, 22, 23, t.day.to_numpy())
-    _zero_pad(buf, 25, 26, t.hour.to_numpy())
-    _zero_pad(buf, 28, 31, reltime)
-    put_int(buf, 33, 36, numlev)
-    put_text(buf, 38, p_src.ljust(8)[:8])
-    put_int(buf, 56, 62, np.round(np.asarray(lat) * 10000).astype(np.int64))
-    put_int(buf, 64, 71, np.round(np.asarray(lon) * 10000).astype(np.int64))
+    ints = {"year": t.year.to_numpy(), "month": t.month.to_numpy(), "day": t.day.to_numpy(),
+            "hour": t.hour.to_numpy(), "reltime": reltime, "numlev": numlev,
+            "lat": np.round(np.asarray(lat) * COORD_SCALE).astype(np.int64),
+            "lon": np.round(np.asarray(lon) * COORD_SCALE).astype(np.int64)}
+    buf = np.full((len(t), HEADER_WIDTH), SPACE, np.uint8)
+    buf[:, 0] = ord("#")
+    first, last = HEADER_TEXT["id"]
+    put_text(buf, first, np.asarray(station_id, dtype=f"S{last - first + 1}"))
+    first, last = HEADER_TEXT["p_src"]
+    put_text(buf, first, p_src.ljust(last - first + 1)[:last - first + 1])
+    for name, (first, last) in HEADER_FIELDS.items():
+        (_zero_pad if name in ZERO_PADDED else put_int)(buf, first, last, ints[name])
     return buf
 
 

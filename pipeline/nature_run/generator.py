@@ -433,8 +433,8 @@ def encoded_fields(rng: np.random.Generator, obs: dict, lay: LevelLayout, net: N
     secs = np.maximum((obs["z"] - elev[..., None]) / 5.0, 0.0)
     et = (secs // 60) * 100 + np.round(secs % 60).clip(0, 59)
     etime = np.where(net.sonde_has_etime[None, :, None], et.astype(np.int64), MISS)
-    return dict(lvl1=lvl1, lvl2=lvl2, etime=etime, press=press, pflag=pflag, gph=gph, zflag=zflag, temp=temp,
-                tflag=tflag, rh=rh10, dpdp=dpdp, wdir=wdir, wspd=wspd)
+    return dict(lvltyp1=lvl1, lvltyp2=lvl2, etime=etime, pressure=press, pflag=pflag, gph=gph, zflag=zflag,
+                temp=temp, tflag=tflag, rh=rh10, dpdp=dpdp, wdir=wdir, wspd=wspd)
 
 
 def ordered_levels(lay: LevelLayout, fields: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -471,9 +471,7 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
     lay = level_layout(rng, p_sfc)
     obs = observed_values(rng, c, fine, z_fine, lay, elev)
     cols, numlev = ordered_levels(lay, encoded_fields(rng, obs, lay, net, elev))
-    rows = fmt.level_records(cols["lvl1"], cols["lvl2"], cols["etime"], cols["press"], cols["pflag"],
-                             cols["gph"], cols["zflag"], cols["temp"], cols["tflag"], cols["rh"],
-                             cols["dpdp"], cols["wdir"], cols["wspd"])
+    rows = fmt.level_records(cols)
     # the rows above are ordered frame-major then station; each station's file takes its own
     row_start = np.concatenate([[0], np.cumsum(numlev.ravel())])
     minute = rng.integers(0, 60, (F, S))

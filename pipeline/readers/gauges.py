@@ -225,12 +225,12 @@ def read_ghcn_daily(path: str | Path, element: str = "PRCP") -> tuple[pd.DataFra
     ("missing, presumed zero") -> NaN, counted, since presumed zeros are not
     observations. Returns (frame with station, time, prcp_mm, mflag, qflag, sflag; counts).
     """
-    from pipeline.readers.igra2 import gather, parse_fields, read_bytes, split_lines
+    from pipeline.readers.fixed_width import gather, parse_fields, split_lines
+    from pipeline.readers.igra2 import read_bytes
 
     data = read_bytes(path)
-    buffer, starts, lengths = split_lines(data)
     width = 269
-    buffer = np.concatenate((buffer, np.full(width, 32, np.uint8)))  # blank padding for the last record
+    buffer, starts, lengths = split_lines(data, width + 8)  # blank padding for the last record
     rows = gather(buffer, starts, np.minimum(lengths, width), width)
     elem = rows[:, 17:21].copy().view("S4").ravel()
     sel = np.flatnonzero(elem == element.encode())

@@ -20,9 +20,10 @@ Flags after PRESS, GPH and TEMP are blank, 'A' (passed tier-1 climatological lim
 and tier-2 limits): both mean the value passed NCEI's checks, so values are kept and the
 flags are only counted.
 
-Parsing is vectorised (see :func:`split_lines`, :func:`gather`, :func:`parse_fields`): the
-file's bytes become a 2-D uint8 array of level records and every field is decoded with
-array arithmetic; there is no per-line Python work in the hot path.
+Parsing is vectorised (:mod:`pipeline.readers.fixed_width`): the file's bytes become a 2-D
+uint8 array of records and every field is decoded with array arithmetic; there is no
+per-line Python work in the hot path. The layout constants below are also what the nature
+run writes with (:mod:`pipeline.nature_run.formats`), so reader and writer cannot drift.
 """
 from __future__ import annotations
 
@@ -36,22 +37,24 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common.errors import InvalidSoundingError
+from pipeline.readers.fixed_width import HeaderedRecords, decode_text, scaled
 
-SPACE = 32
-MINUS = 45
-ZERO = 48
 MISSING = -9999
 REMOVED = -8888
 LAT_SENTINEL = -988888  # header LAT of a mobile platform (-98.8888 deg)
 LON_SENTINEL = -9988888  # header LON of a mobile platform (-998.8888 deg)
+COORD_SCALE = 10000  # LAT and LON are degrees * 10000
 HEADER_WIDTH = 71  # last used column of a header record (LON ends at 71)
-LEVEL_WIDTH = 51  # last used column of a level record (WSPD ends at 51)
+LEVEL_WIDTH = 51  # last used column of a level record (WSPD ends at 51; NCEI's records end in a blank)
 MAX_LINE = 80  # longest line accepted after trailing blanks are removed
 
-HEADER_FIELDS = {  # name: (first column, last column), 1-based inclusive
+# The layout, used by this reader and by the nature run's writer (pipeline.nature_run.formats).
+HEADER_FIELDS = {  # integer fields: name: (first column, last column), 1-based inclusive
     "year": (14, 17), "month": (19, 20), "day": (22, 23), "hour": (25, 26),
     "reltime": (28, 31), "numlev": (33, 36), "lat": (56, 62), "lon": (64, 71),
 }
+HEADER_TEXT = {"id": (2, 12), "p_src": (38, 45), "np_src": (47, 54)}
+ZERO_PADDED = ("month", "day", "hour", "reltime")  # written with leading zeros
 LEVEL_FIELDS = {
     "lvltyp1": (1, 1), "lvltyp2": (2, 2), "etime": (4, 8), "pressure": (10, 15),
     "gph": (17, 21), "temp": (23, 27), "rh": (29, 33), "dpdp": (35, 39),
@@ -78,109 +81,6 @@ def read_bytes(path: str | Path) -> bytes:
                 raise InvalidSoundingError(f"{path}: zip archive holds {len(members)} files, expected one")
             return z.read(members[0])
     return path.read_bytes()
-
-
-# --------------------------------------------------------------------------- fixed width
-
-def split_lines(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split ``data`` into lines; returns (buffer, starts, lengths).
-
-    ``buffer`` is ``data`` as uint8 with blank padding appended, so fixed-width windows
-    past the last line stay in bounds. ``lengths`` exclude the terminator (LF or CRLF).
-    """
-    raw = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(raw == 10)
-    starts = np.concatenate(([0], nl + 1)).astype(np.int64)
-    ends = np.concatenate((nl, [raw.size])).astype(np.int64)
-    if starts[-1] >= raw.size:  # data ends with a newline (or is empty)
-        starts, ends = starts[:-1], ends[:-1]
-    lengths = ends - starts
-    if raw.size:
-        lengths = lengths - ((lengths > 0) & (raw[np.maximum(ends - 1, 0)] == 13))
-    buffer = np.concatenate((raw, np.full(MAX_LINE + 8, SPACE, dtype=np.uint8)))
-    return buffer, starts, lengths
-
-
-def gather(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int) -> np.ndarray:
-    """The lines at ``starts`` as an (n, width) uint8 array, blank past each line's end."""
-    if starts.size == 0:
-        return np.zeros((0, width), dtype=np.uint8)
-    windows = np.lib.stride_tricks.sliding_window_view(buffer, width)
-    out = windows[starts]  # fancy indexing copies only n * width bytes
-    short = np.flatnonzero(lengths < width)  # blank what lies past the end of short lines
-    if short.size:
-        sub = out[short]
-        sub[np.arange(width, dtype=np.int64)[None, :] >= lengths[short, None]] = SPACE
-        out[short] = sub
-    return out
-
-
-def trim_trailing_blanks(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Line lengths without trailing blanks/tabs (a few vectorised passes: lines end in 0-1 blanks)."""
-    out = lengths.copy()
-    todo = np.flatnonzero(out > 0)
-    while todo.size:
-        last = buffer[starts[todo] + out[todo] - 1]
-        todo = todo[(last == SPACE) | (last == 9)]
-        out[todo] -= 1
-        todo = todo[out[todo] > 0]
-    return out
-
-
-def _classify(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Character classes (0 blank, 1 '-', 2 digit, 9 other) and digit values (float32).
-
-    Plain element-wise arithmetic on uint8: much faster than a lookup-table gather.
-    """
-    d = rows - np.uint8(ZERO)  # wraps around for characters below '0'
-    isdig = d < 10
-    minus = rows == MINUS
-    other = ~(isdig | minus | (rows == SPACE))
-    cls = (isdig.view(np.int8) * 2 + minus.view(np.int8) + other.view(np.int8) * 9).astype(np.int8)
-    # float32 is exact here: every partial sum of a field is an integer below 2**24
-    digits = np.where(isdig, d, np.uint8(0)).astype(np.float32)
-    return cls, digits
-
-
-def parse_fields(rows: np.ndarray, fields: dict[str, tuple[int, int]], chunk: int = 65536
-                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Decode right-aligned signed integers in many fixed-width fields of the same rows.
-
-    A good field is: blanks, an optional '-', at least one digit, nothing after the digits,
-    i.e. its character classes (blank 0, minus 1, digit 2) never decrease, it holds at most
-    one '-' and it ends with a digit. Returns ``(values int64, bad bool)`` per field.
-
-    Character classes and digit values are looked up once for the whole (n, width)
-    array; the per-field sums (value, number of '-', class decreases) are three matrix
-    products with a (width, n_fields) column-to-field matrix. Rows are processed in
-    chunks to bound memory.
-    """
-    n, width = rows.shape
-    names = list(fields)
-    k = len(names)
-    place = np.zeros((width, k), np.float32)  # digit weight of each column in its field
-    member = np.zeros((width, k), np.float32)  # column belongs to the field
-    inner = np.zeros((width - 1, k), np.float32)  # class step j -> j+1 lies inside the field
-    last_col = np.zeros(k, dtype=np.int64)
-    for j, name in enumerate(names):
-        a, b = fields[name]
-        place[a - 1:b, j] = 10.0 ** np.arange(b - a, -1, -1)
-        member[a - 1:b, j] = 1
-        inner[a - 1:b - 1, j] = 1
-        last_col[j] = b - 1
-    values = np.empty((k, n), dtype=np.int64)  # field-major: each field contiguous
-    bad = np.empty((k, n), dtype=bool)
-    for s in range(0, n, chunk):
-        r = rows[s:s + chunk]
-        cls, digits = _classify(r)
-        minus = (cls == 1).astype(np.float32)
-        drop = (cls[:, 1:] < cls[:, :-1]).astype(np.float32)
-        v = digits @ place
-        m = minus @ member
-        bad[:, s:s + chunk] = ((cls[:, last_col] != 2) | (m > 1) | ((drop @ inner) > 0)).T
-        values[:, s:s + chunk] = np.where(m > 0, -v, v).T  # exact integers in float32
-    return ({name: values[j] for j, name in enumerate(names)},
-            {name: bad[j] for j, name in enumerate(names)})
 
 
 # --------------------------------------------------------------------------- result type
@@ -237,33 +137,14 @@ def concat_raw(parts: list[RawSoundings]) -> RawSoundings:
 
 # --------------------------------------------------------------------------- data files
 
-def _malformed(path, line_no: int, what: str, text: bytes) -> InvalidSoundingError:
-    shown = text.decode("ascii", "replace")
-    return InvalidSoundingError(f"{path}:{line_no}: {what}: {shown!r}")
+COUNTS = ("qc_soundings_read", "qc_malformed_soundings", "qc_malformed_lines", "qc_soundings_without_levels",
+          "qc_missing_hour_dropped", "qc_hour_from_reltime", "qc_source_removed_values", "qc_position_sentinel",
+          "qc_flag_A", "qc_flag_B")
 
 
-def resolve_malformed(path, bad_reason: dict[int, str], found, numlev, h_idx, l_idx, owner, n_lines: int,
-                      line_no, on_malformed: str, counts: dict, text_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shared by the IGRA2 readers: add NUMLEV mismatches to ``bad_reason`` (line index ->
-    first reason), raise for the first bad line under ``on_malformed='error'``, else count
-    them; returns (bad lines, soundings with a bad header or level line, soundings without
-    levels)."""
-    empty = found == 0
-    for j in np.flatnonzero((found != numlev) & ~empty):
-        bad_reason.setdefault(int(h_idx[j]), f"header says NUMLEV={numlev[j]} but {found[j]} level records follow")
-    if bad_reason:
-        first = min(bad_reason)
-        if on_malformed == "error":
-            raise _malformed(path, int(line_no[first]), bad_reason[first], text_of(first))
-        counts["qc_malformed_lines"] = len(bad_reason)
-    bad_lines = np.zeros(n_lines, bool)
-    bad_lines[list(bad_reason)] = True
-    bad_sounding = bad_lines[h_idx].copy()
-    np.logical_or.at(bad_sounding, owner[(owner >= 0) & bad_lines[l_idx]], True)
-    counts["qc_malformed_soundings"] = int(bad_sounding.sum())
-    counts["qc_soundings_read"] = int(h_idx.size)
-    counts["qc_soundings_without_levels"] = int((empty & ~bad_sounding).sum())
-    return bad_lines, bad_sounding, empty
+def check_policy(on_malformed: str) -> None:
+    if on_malformed not in ("error", "skip"):
+        raise ValueError(f"on_malformed must be 'error' or 'skip', got {on_malformed!r}")
 
 
 def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "error") -> RawSoundings:
@@ -276,119 +157,105 @@ def parse_igra2(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "
     them is dropped and counted. A header with no level records at all (a truncated
     download's last header) is dropped and counted under either policy.
     """
-    if on_malformed not in ("error", "skip"):
-        raise ValueError(f"on_malformed must be 'error' or 'skip', got {on_malformed!r}")
-    counts = {"qc_soundings_read": 0, "qc_malformed_soundings": 0, "qc_malformed_lines": 0,
-              "qc_soundings_without_levels": 0, "qc_missing_hour_dropped": 0,
-              "qc_hour_from_reltime": 0, "qc_source_removed_values": 0, "qc_position_sentinel": 0,
-              "qc_flag_A": 0, "qc_flag_B": 0}
-    buffer, starts, lengths = split_lines(data)
-    slen = trim_trailing_blanks(buffer, starts, lengths)
-    keep = slen > 0  # blank lines carry nothing and are ignored
-    line_no = np.flatnonzero(keep) + 1
-    starts, lengths, slen = starts[keep], lengths[keep], slen[keep]
-    first_char = buffer[starts]
-    is_header = first_char == ord("#")
+    check_policy(on_malformed)
+    counts = dict.fromkeys(COUNTS, 0)
+    rec = HeaderedRecords(data, path, MAX_LINE + 8)
+    hrows, hv, dates, lv = _checked_records(rec, counts)
+    bad_lines, bad_sounding, empty = rec.resolve(hv["numlev"], on_malformed, counts)
+    minutes, no_hour = _minutes_of_day(hv, ~bad_sounding & ~empty, counts)
+    keep = ~bad_sounding & ~empty & ~no_hour
+    soundings = _soundings_frame(rec, hrows, hv, dates, minutes, keep, counts)
+    levels = _levels_frame(rec, lv, rec.kept_levels(bad_lines, keep), keep, counts)
+    return RawSoundings(soundings, levels, counts)
 
-    def text_of(i: int) -> bytes:
-        return bytes(buffer[starts[i]:starts[i] + lengths[i]])
 
-    bad_reason: dict[int, str] = {}  # index into kept lines -> reason (first reason wins)
+def _reltime_parts(reltime: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RELTIME is HHMM; 'HH99' = minutes missing, 9999 = release time missing. Returns
+    (valid HHMM or HH99, minutes missing)."""
+    minute_missing = reltime % 100 == 99
+    ok = (reltime >= 0) & (reltime // 100 <= 23) & ((reltime % 100 <= 59) | minute_missing)
+    return ok, minute_missing
 
-    def mark(mask: np.ndarray, idx: np.ndarray, reason: str) -> None:
-        for i in idx[mask]:
-            bad_reason.setdefault(int(i), reason)
 
-    h_idx = np.flatnonzero(is_header)
-    l_idx = np.flatnonzero(~is_header)
-    # ---- headers
-    hrows = gather(buffer, starts[h_idx], np.minimum(slen[h_idx], HEADER_WIDTH), HEADER_WIDTH)
-    mark(slen[h_idx] != HEADER_WIDTH, h_idx, f"header record must be {HEADER_WIDTH} characters "
-         "(IGRA2 derived-parameter '-drvd' files are another format)")
-    hv, hbad = parse_fields(hrows, HEADER_FIELDS)
-    for name, (a, b) in HEADER_FIELDS.items():
-        mark(hbad[name], h_idx, f"header field {name.upper()} (columns {a}-{b}) is not an integer")
-    stations = hrows[:, 1:12]
-    # ---- levels
-    lrows = gather(buffer, starts[l_idx], np.minimum(slen[l_idx], LEVEL_WIDTH), LEVEL_WIDTH)
-    mark(slen[l_idx] != LEVEL_WIDTH, l_idx, f"level record must be {LEVEL_WIDTH} characters")
-    lv, lbad = parse_fields(lrows, LEVEL_FIELDS)
-    for name, (a, b) in LEVEL_FIELDS.items():
-        mark(lbad[name], l_idx, f"level field {name.upper()} (columns {a}-{b}) is not an integer")
-    mark((lv["lvltyp1"] < 1) | (lv["lvltyp1"] > 3) | (lv["lvltyp2"] < 0) | (lv["lvltyp2"] > 2),
-         l_idx, "level type (columns 1-2) must be 1-3 and 0-2")
+def _checked_records(rec: HeaderedRecords, counts: dict):
+    """Decode headers and levels and mark every malformed line (first reason wins, in this
+    order); returns (header rows, header fields, header dates, level fields)."""
+    h_idx, l_idx = rec.h_idx, rec.l_idx
+    hrows, hv = rec.records(h_idx, HEADER_WIDTH, HEADER_FIELDS, "header",
+                            f"header record must be {HEADER_WIDTH} characters "
+                            "(IGRA2 derived-parameter '-drvd' files are another format)")
+    lrows, lv = rec.records(l_idx, LEVEL_WIDTH, LEVEL_FIELDS, "level", f"level record must be {LEVEL_WIDTH} characters")
+    rec.mark((lv["lvltyp1"] < 1) | (lv["lvltyp1"] > 3) | (lv["lvltyp2"] < 0) | (lv["lvltyp2"] > 2),
+             l_idx, "level type (columns 1-2) must be 1-3 and 0-2")
     flag_ok = np.zeros(256, bool)
     flag_ok[list(VALID_FLAGS)] = True
     for name, c in FLAG_COLUMNS.items():
-        mark(~flag_ok[lrows[:, c - 1]], l_idx, f"QC flag {name.upper()} (column {c}) must be blank, A or B")
+        rec.mark(~flag_ok[lrows[:, c - 1]], l_idx, f"QC flag {name.upper()} (column {c}) must be blank, A or B")
         counts["qc_flag_A"] += int((lrows[:, c - 1] == ord("A")).sum())
         counts["qc_flag_B"] += int((lrows[:, c - 1] == ord("B")).sum())
-    # ---- header dates and hours
-    hour = hv["hour"]
-    reltime = hv["reltime"]
-    mark((hour != 99) & ((hour < 0) | (hour > 23)), h_idx, "HOUR must be 00-23 or 99")
-    # RELTIME is HHMM; 'HH99' = minutes missing, 9999 = release time missing
-    rel_minute_missing = reltime % 100 == 99
-    rel_ok = (reltime >= 0) & (reltime // 100 <= 23) & ((reltime % 100 <= 59) | rel_minute_missing)
-    mark((reltime != 9999) & ~rel_ok, h_idx, "RELTIME must be HHMM, HH99 or 9999")
+    hour, reltime = hv["hour"], hv["reltime"]
+    rec.mark((hour != 99) & ((hour < 0) | (hour > 23)), h_idx, "HOUR must be 00-23 or 99")
+    rec.mark((reltime != 9999) & ~_reltime_parts(reltime)[0], h_idx, "RELTIME must be HHMM, HH99 or 9999")
     dates = pd.to_datetime(
         pd.DataFrame({"year": hv["year"], "month": hv["month"], "day": hv["day"]}), errors="coerce")
-    mark(np.asarray(dates.isna()), h_idx, "YEAR/MONTH/DAY is not a valid date")
-    mark(hv["numlev"] < 0, h_idx, "NUMLEV is negative")
-    # ---- structure: each header owns the level records up to the next header
-    owner = np.searchsorted(h_idx, l_idx, side="right") - 1
-    mark(owner < 0, l_idx, "level record before the first header")
-    found = np.bincount(owner[owner >= 0], minlength=h_idx.size) if h_idx.size else np.zeros(0, np.int64)
-    # ---- malformed handling
-    bad_lines, bad_sounding, empty = resolve_malformed(path, bad_reason, found, hv["numlev"], h_idx, l_idx, owner,
-                                            is_header.size, line_no, on_malformed, counts, text_of)
-    # ---- times: HOUR, or RELTIME (rounded to the hour) when HOUR is 99
+    rec.mark(np.asarray(dates.isna()), h_idx, "YEAR/MONTH/DAY is not a valid date")
+    rec.mark(hv["numlev"] < 0, h_idx, "NUMLEV is negative")
+    return hrows, hv, dates, lv
+
+
+def _minutes_of_day(hv: dict, live: np.ndarray, counts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Minutes after midnight of each sounding: HOUR, or RELTIME (rounded to the hour) when
+    HOUR is 99; and which soundings have neither (dropped, counted among ``live`` ones)."""
+    hour, reltime = hv["hour"], hv["reltime"]
+    rel_ok, rel_minute_missing = _reltime_parts(reltime)
     use_rel = (hour == 99) & (reltime != 9999) & rel_ok
     no_hour = (hour == 99) & ~use_rel
-    counts["qc_hour_from_reltime"] = int((use_rel & ~bad_sounding & ~empty).sum())
-    counts["qc_missing_hour_dropped"] = int((no_hour & ~bad_sounding & ~empty).sum())
+    counts["qc_hour_from_reltime"] = int((use_rel & live).sum())
+    counts["qc_missing_hour_dropped"] = int((no_hour & live).sum())
     rel_minutes = (reltime // 100) * 60 + np.where(rel_minute_missing, 0, reltime % 100)
-    minutes = np.where(use_rel, ((rel_minutes + 30) // 60) * 60, hour * 60)
-    keep_s = ~bad_sounding & ~empty & ~no_hour
-    # ---- assemble
-    new_id = np.cumsum(keep_s) - 1
-    sel = keep_s.nonzero()[0]
-    station = np.char.strip(np.char.decode(stations[sel].copy().view("S11").ravel(), "latin-1")) if sel.size else np.array([], str)
-    lat = hv["lat"][sel].astype(float) / 1e4
-    lon = hv["lon"][sel].astype(float) / 1e4
+    return np.where(use_rel, ((rel_minutes + 30) // 60) * 60, hour * 60), no_hour
+
+
+def _soundings_frame(rec: HeaderedRecords, hrows, hv: dict, dates, minutes, keep: np.ndarray,
+                     counts: dict) -> pd.DataFrame:
+    """One row per kept sounding; the mobile-platform position sentinels become NaN (counted)."""
+    sel = np.flatnonzero(keep)
+    station = decode_text(hrows[sel], *HEADER_TEXT["id"])
+    lat = hv["lat"][sel].astype(float) / COORD_SCALE
+    lon = hv["lon"][sel].astype(float) / COORD_SCALE
     sentinel = (hv["lat"][sel] == LAT_SENTINEL) | (hv["lon"][sel] == LON_SENTINEL)
     counts["qc_position_sentinel"] = int(sentinel.sum())
     lat[sentinel] = np.nan
     lon[sentinel] = np.nan
     time = (np.asarray(dates.values, dtype="datetime64[ns]")[sel]
             + minutes[sel].astype("timedelta64[m]").astype("timedelta64[ns]"))
-    soundings = pd.DataFrame({"station": station.astype(object), "time": time, "lat": lat, "lon": lon,
-                              "file": str(path), "line": line_no[h_idx[sel]].astype(np.int64)})
-    lkeep = (owner >= 0) & ~bad_lines[l_idx]
-    lkeep[lkeep] = keep_s[owner[lkeep]]
+    return pd.DataFrame({"station": station.astype(object), "time": time, "lat": lat, "lon": lon,
+                         "file": str(rec.path), "line": rec.line_no[rec.h_idx[sel]].astype(np.int64)})
 
-    def scaled(name: str, scale: float) -> np.ndarray:
-        raw = lv[name][lkeep]
-        out = raw.astype(np.float64) / scale
-        out[(raw == MISSING) | (raw == REMOVED)] = np.nan
-        return out
 
+def _levels_frame(rec: HeaderedRecords, lv: dict, lkeep: np.ndarray, keep: np.ndarray, counts: dict) -> pd.DataFrame:
+    """One row per kept level record, in the units of :class:`RawSoundings`."""
+    new_id = np.cumsum(keep) - 1
+    missing = (MISSING, REMOVED)
     counts["qc_source_removed_values"] = int(sum(np.count_nonzero(lv[n][lkeep] == REMOVED)
                                                  for n in ("pressure", "gph", "temp", "rh", "dpdp", "wdir", "wspd")))
-    levels = pd.DataFrame({
-        "profile": new_id[owner[lkeep]].astype(np.int64),
-        "line": line_no[l_idx[lkeep]].astype(np.int64),
+
+    def col(name: str, scale: float) -> np.ndarray:
+        return scaled(lv[name][lkeep], scale, missing)
+
+    return pd.DataFrame({
+        "profile": new_id[rec.owner[lkeep]].astype(np.int64),
+        "line": rec.line_no[rec.l_idx[lkeep]].astype(np.int64),
         "lvltyp2": lv["lvltyp2"][lkeep].astype(np.int8),
-        "pressure": scaled("pressure", 100.0),
-        "geopotential_height": scaled("gph", 1.0),
-        "temperature": scaled("temp", 10.0),
-        "relative_humidity": scaled("rh", 10.0),
-        "dewpoint_depression": scaled("dpdp", 10.0),
+        "pressure": col("pressure", 100.0),
+        "geopotential_height": col("gph", 1.0),
+        "temperature": col("temp", 10.0),
+        "relative_humidity": col("rh", 10.0),
+        "dewpoint_depression": col("dpdp", 10.0),
         "dewpoint": np.full(int(lkeep.sum()), np.nan),
-        "wind_direction": scaled("wdir", 1.0),
-        "wind_speed": scaled("wspd", 10.0),
+        "wind_direction": col("wdir", 1.0),
+        "wind_speed": col("wspd", 10.0),
     })
-    return RawSoundings(soundings, levels, counts)
 
 
 def read_igra2(path: str | Path, on_malformed: str = "error") -> RawSoundings:

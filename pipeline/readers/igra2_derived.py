@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.readers.igra2 import (RawSoundings, gather, parse_fields, resolve_malformed, split_lines,
-                                    trim_trailing_blanks)
+from pipeline.readers.fixed_width import HeaderedRecords, decode_text, scaled
+from pipeline.readers.igra2 import RawSoundings, check_policy
 
 HEADER_WIDTH = 157
 LEVEL_WIDTH = 151
@@ -46,79 +46,54 @@ def is_derived(data: bytes) -> bool:
 
 def parse_igra2_derived(data: bytes, path: str | Path = "<bytes>", on_malformed: str = "error") -> RawSoundings:
     """Parse the bytes of an IGRA v2 derived-parameter file into :class:`RawSoundings`."""
-    from metpy.units import units
-
+    check_policy(on_malformed)
     counts = {"qc_soundings_read": 0, "qc_position_sentinel": 0, "qc_malformed_soundings": 0, "qc_malformed_lines": 0,
               "qc_soundings_without_levels": 0, "qc_missing_hour_dropped": 0}
-    buffer, starts, lengths = split_lines(data)
-    buffer = np.concatenate((buffer, np.full(HEADER_WIDTH, 32, np.uint8)))  # records are wider than the data format's
-    slen = trim_trailing_blanks(buffer, starts, lengths)
-    keep = slen > 0
-    line_no = np.flatnonzero(keep) + 1
-    starts, lengths, slen = starts[keep], lengths[keep], slen[keep]
-    is_header = buffer[starts] == ord("#")
-    h_idx, l_idx = np.flatnonzero(is_header), np.flatnonzero(~is_header)
-    bad_reason: dict[int, str] = {}
-
-    def mark(mask, idx, reason):
-        for i in idx[np.asarray(mask, bool)]:
-            bad_reason.setdefault(int(i), reason)
-
-    hrows = gather(buffer, starts[h_idx], np.minimum(slen[h_idx], HEADER_WIDTH), HEADER_WIDTH)
-    mark(slen[h_idx] != HEADER_WIDTH, h_idx, f"derived-format header must be {HEADER_WIDTH} characters")
-    hv, hbad = parse_fields(hrows, HEADER_FIELDS)
-    for name, (a, b) in HEADER_FIELDS.items():
-        mark(hbad[name], h_idx, f"header field {name.upper()} (columns {a}-{b}) is not an integer")
-    lrows = gather(buffer, starts[l_idx], np.minimum(slen[l_idx], LEVEL_WIDTH), LEVEL_WIDTH)
-    mark(slen[l_idx] != LEVEL_WIDTH, l_idx, f"derived-format level record must be {LEVEL_WIDTH} characters")
-    lv, lbad = parse_fields(lrows, LEVEL_FIELDS)
-    for name, (a, b) in LEVEL_FIELDS.items():
-        mark(lbad[name], l_idx, f"level field {name.upper()} (columns {a}-{b}) is not an integer")
+    rec = HeaderedRecords(data, path, HEADER_WIDTH + 8)
+    hrows, hv = rec.records(rec.h_idx, HEADER_WIDTH, HEADER_FIELDS, "header",
+                            f"derived-format header must be {HEADER_WIDTH} characters")
+    _, lv = rec.records(rec.l_idx, LEVEL_WIDTH, LEVEL_FIELDS, "level",
+                        f"derived-format level record must be {LEVEL_WIDTH} characters")
     hour = hv["hour"]
-    mark((hour != 99) & ((hour < 0) | (hour > 23)), h_idx, "HOUR must be 00-23 or 99")
+    rec.mark((hour != 99) & ((hour < 0) | (hour > 23)), rec.h_idx, "HOUR must be 00-23 or 99")
     dates = pd.to_datetime(pd.DataFrame({"year": hv["year"], "month": hv["month"], "day": hv["day"]}),
                            errors="coerce")
-    mark(np.asarray(dates.isna()), h_idx, "YEAR/MONTH/DAY is not a valid date")
-    owner = np.searchsorted(h_idx, l_idx, side="right") - 1
-    mark(owner < 0, l_idx, "level record before the first header")
-    found = np.bincount(owner[owner >= 0], minlength=h_idx.size) if h_idx.size else np.zeros(0, np.int64)
-    bad_lines, bad_sounding, empty = resolve_malformed(
-        path, bad_reason, found, hv["numlev"], h_idx, l_idx, owner, is_header.size, line_no, on_malformed, counts,
-        lambda i: bytes(buffer[starts[i]:starts[i] + min(int(lengths[i]), 80)]))
+    rec.mark(np.asarray(dates.isna()), rec.h_idx, "YEAR/MONTH/DAY is not a valid date")
+    bad_lines, bad_sounding, empty = rec.resolve(hv["numlev"], on_malformed, counts, text_limit=80)
     no_hour = hour == 99  # the derived format has no usable release time convention here
     counts["qc_missing_hour_dropped"] = int((no_hour & ~bad_sounding & ~empty).sum())
-    keep_s = ~bad_sounding & ~empty & ~no_hour
-    new_id = np.cumsum(keep_s) - 1
-    sel = np.flatnonzero(keep_s)
-    station = (np.char.strip(np.char.decode(hrows[sel, 1:12].copy().view("S11").ravel(), "latin-1"))
-               if sel.size else np.array([], str))
+    keep = ~bad_sounding & ~empty & ~no_hour
+    sel = np.flatnonzero(keep)
     time = (np.asarray(dates.values, dtype="datetime64[ns]")[sel]
             + (hour[sel] * 60).astype("timedelta64[m]").astype("timedelta64[ns]"))
-    soundings = pd.DataFrame({"station": station.astype(object), "time": time, "lat": np.nan, "lon": np.nan,
-                              "file": str(path), "line": line_no[h_idx[sel]].astype(np.int64)})
-    lkeep = (owner >= 0) & ~bad_lines[l_idx]
-    lkeep[lkeep] = keep_s[owner[lkeep]]
+    soundings = pd.DataFrame({"station": decode_text(hrows[sel], 2, 12).astype(object), "time": time,
+                              "lat": np.nan, "lon": np.nan, "file": str(path),
+                              "line": rec.line_no[rec.h_idx[sel]].astype(np.int64)})
+    return RawSoundings(soundings, _levels_frame(rec, lv, rec.kept_levels(bad_lines, keep), keep), counts)
 
-    def scaled(name: str, scale: float) -> np.ndarray:
-        raw = lv[name][lkeep]
-        out = raw.astype(np.float64) / scale
-        out[raw == MISSING] = np.nan
-        return out
 
-    temp_c = units.Quantity(scaled("temp", 10.0), "K").to("degC").magnitude
-    rh = scaled("reprh", 10.0)
-    rh = np.where(np.isfinite(rh), rh, scaled("calcrh", 10.0))
-    u, v = scaled("uwnd", 10.0), scaled("vwnd", 10.0)
+def _levels_frame(rec: HeaderedRecords, lv: dict, lkeep: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
+    """Kept level records as :class:`RawSoundings` levels: reported height and humidity, wind
+    components as speed and direction, kelvin as degC (pint)."""
+    from metpy.units import units
+
+    def col(name: str, scale: float) -> np.ndarray:
+        return scaled(lv[name][lkeep], scale, (MISSING,))
+
+    temp_c = units.Quantity(col("temp", 10.0), "K").to("degC").magnitude
+    rh = col("reprh", 10.0)
+    rh = np.where(np.isfinite(rh), rh, col("calcrh", 10.0))
+    u, v = col("uwnd", 10.0), col("vwnd", 10.0)
     speed = np.hypot(u, v)
     direction = np.mod(270.0 - np.rad2deg(np.arctan2(v, u)), 360.0)  # where the wind blows from
     direction[speed == 0] = 0.0
     n = int(lkeep.sum())
-    levels = pd.DataFrame({
-        "profile": new_id[owner[lkeep]].astype(np.int64),
-        "line": line_no[l_idx[lkeep]].astype(np.int64),
+    return pd.DataFrame({
+        "profile": (np.cumsum(keep) - 1)[rec.owner[lkeep]].astype(np.int64),
+        "line": rec.line_no[rec.l_idx[lkeep]].astype(np.int64),
         "lvltyp2": np.zeros(n, np.int8),
-        "pressure": scaled("press", 100.0),
-        "geopotential_height": scaled("repgph", 1.0),
+        "pressure": col("press", 100.0),
+        "geopotential_height": col("repgph", 1.0),
         "temperature": temp_c,
         "relative_humidity": rh,
         "dewpoint_depression": np.full(n, np.nan),
@@ -126,4 +101,3 @@ def parse_igra2_derived(data: bytes, path: str | Path = "<bytes>", on_malformed:
         "wind_direction": direction,
         "wind_speed": speed,
     })
-    return RawSoundings(soundings, levels, counts)

@@ -59,59 +59,9 @@ def parse_wyoming_text(text: str, path: str | Path = "<text>", on_malformed: str
     sentinels = 0
     bounds = header_rows + [len(lines)]
     for k, h in enumerate(header_rows):
-        # data start after the units line and the dashes line
-        i = h + 1
-        while i < len(lines) and not lines[i].lstrip().startswith("---"):
-            i += 1
-        i += 1
-        rows, row_lines = [], []
-        while i < bounds[k + 1]:
-            ln = re.sub(r"<[^>]*>.*$", "", lines[i]) if "<" in lines[i] else lines[i]
-            if not ln.strip():
-                if "<" in lines[i] or rows:
-                    break
-                i += 1
-                continue
-            fields = [ln[j * COL_WIDTH:(j + 1) * COL_WIDTH].strip() for j in range(len(LIST_COLUMNS))]
-            if len(ln.rstrip()) > COL_WIDTH * len(LIST_COLUMNS) + 2:
-                fields = ["__bad__"]
-            try:
-                rows.append([float(f) if f else np.nan for f in fields])
-                row_lines.append(i + 1)
-            except ValueError:
-                if on_malformed == "error":
-                    raise InvalidSoundingError(f"{path}:{i + 1}: TEXT:LIST row is not numeric: {lines[i]!r}") from None
-                rows, row_lines = None, None
-                break
-            i += 1
-        # metadata: the station block after this table, else the title line before it
-        after = "\n".join(lines[bounds[k]:bounds[k + 1]])
-        before = "\n".join(lines[max(0, h - 10):h])
-        st, tm, lat, lon = station, pd.Timestamp(time) if time is not None else None, np.nan, np.nan
-        number = _block_value(after, "Station number")
-        obs = _block_value(after, "Observation time")
-        if number and st is None:
-            st = number
-        if obs and tm is None:
-            tm = pd.to_datetime(obs, format="%y%m%d/%H%M", errors="coerce")
-            if pd.isna(tm):
-                at = next((j + 1 for j in range(bounds[k], bounds[k + 1]) if "Observation time" in lines[j]), h + 1)
-                raise InvalidSoundingError(f"{path}:{at}: Observation time {obs!r} is not YYMMDD/HHMM")
-        lat_text, lon_text = _block_value(after, "Station latitude"), _block_value(after, "Station longitude")
-        lat, lon = _float_or_nan(lat_text), _float_or_nan(lon_text)
-        # '******' or -9999 in the block: the server's missing position
-        sentinels += int((lat_text is not None and np.isnan(lat)) or (lon_text is not None and np.isnan(lon)))
-        m = TITLE_RE.search(before)
-        if m:
-            st = st or m.group(1)
-            if tm is None:
-                tm = pd.to_datetime(f"{m.group(6)}-{m.group(5)}-{m.group(4)} {m.group(3)}:00", format="%Y-%b-%d %H:%M",
-                                    errors="coerce")
-                if pd.isna(tm):
-                    title_line = max(0, h - 10) + before.count("\n", 0, m.start()) + 1
-                    raise InvalidSoundingError(f"{path}:{title_line}: title time is not a date: {m.group(0)!r}")
-        if tm is not None and not pd.Timestamp("1900-01-01") <= tm < pd.Timestamp("2200-01-01"):
-            raise InvalidSoundingError(f"{path}:{h + 1}: sounding time {tm} is not in the years 1900-2199")
+        rows, row_lines = _table_rows(lines, h, bounds[k + 1], path, on_malformed)
+        st, tm, lat, lon, sentinel = _table_metadata(lines, h, bounds[k + 1], path, station, time)
+        sentinels += sentinel
         if rows is None:
             continue  # malformed table skipped
         if st is None or tm is None:
@@ -133,6 +83,69 @@ def parse_wyoming_text(text: str, path: str | Path = "<text>", on_malformed: str
     out.counts["qc_malformed_soundings"] = len(header_rows) - len(parts)
     out.counts["qc_position_sentinel"] = sentinels
     return out
+
+
+def _table_rows(lines: list[str], h: int, end: int, path, on_malformed: str):
+    """Numeric rows of the table whose header is line ``h`` (0-based) and their 1-based line
+    numbers; (None, None) for a malformed table under ``on_malformed='skip'``."""
+    i = h + 1  # data start after the units line and the dashes line
+    while i < len(lines) and not lines[i].lstrip().startswith("---"):
+        i += 1
+    i += 1
+    rows, row_lines = [], []
+    while i < end:
+        ln = re.sub(r"<[^>]*>.*$", "", lines[i]) if "<" in lines[i] else lines[i]
+        if not ln.strip():
+            if "<" in lines[i] or rows:
+                break
+            i += 1
+            continue
+        fields = [ln[j * COL_WIDTH:(j + 1) * COL_WIDTH].strip() for j in range(len(LIST_COLUMNS))]
+        if len(ln.rstrip()) > COL_WIDTH * len(LIST_COLUMNS) + 2:
+            fields = ["__bad__"]
+        try:
+            rows.append([float(f) if f else np.nan for f in fields])
+            row_lines.append(i + 1)
+        except ValueError:
+            if on_malformed == "error":
+                raise InvalidSoundingError(f"{path}:{i + 1}: TEXT:LIST row is not numeric: {lines[i]!r}") from None
+            return None, None
+        i += 1
+    return rows, row_lines
+
+
+def _table_metadata(lines: list[str], h: int, end: int, path, station, time):
+    """(station, time, lat, lon, 1 if the position is the server's missing sentinel) of the
+    table at line ``h``: given values first, then the station block after the table, then
+    the title line before it."""
+    after = "\n".join(lines[h:end])
+    before = "\n".join(lines[max(0, h - 10):h])
+    st, tm = station, pd.Timestamp(time) if time is not None else None
+    number = _block_value(after, "Station number")
+    obs = _block_value(after, "Observation time")
+    if number and st is None:
+        st = number
+    if obs and tm is None:
+        tm = pd.to_datetime(obs, format="%y%m%d/%H%M", errors="coerce")
+        if pd.isna(tm):
+            at = next((j + 1 for j in range(h, end) if "Observation time" in lines[j]), h + 1)
+            raise InvalidSoundingError(f"{path}:{at}: Observation time {obs!r} is not YYMMDD/HHMM")
+    lat_text, lon_text = _block_value(after, "Station latitude"), _block_value(after, "Station longitude")
+    lat, lon = _float_or_nan(lat_text), _float_or_nan(lon_text)
+    # '******' or -9999 in the block: the server's missing position
+    sentinel = int((lat_text is not None and np.isnan(lat)) or (lon_text is not None and np.isnan(lon)))
+    m = TITLE_RE.search(before)
+    if m:
+        st = st or m.group(1)
+        if tm is None:
+            tm = pd.to_datetime(f"{m.group(6)}-{m.group(5)}-{m.group(4)} {m.group(3)}:00", format="%Y-%b-%d %H:%M",
+                                errors="coerce")
+            if pd.isna(tm):
+                title_line = max(0, h - 10) + before.count("\n", 0, m.start()) + 1
+                raise InvalidSoundingError(f"{path}:{title_line}: title time is not a date: {m.group(0)!r}")
+    if tm is not None and not pd.Timestamp("1900-01-01") <= tm < pd.Timestamp("2200-01-01"):
+        raise InvalidSoundingError(f"{path}:{h + 1}: sounding time {tm} is not in the years 1900-2199")
+    return st, tm, lat, lon, sentinel
 
 
 def _raw_from_table(path, station, time, lat, lon, line, row_lines, p, z, t, td, rh, wdir, wspd_ms) -> RawSoundings:

@@ -149,10 +149,12 @@ def test_reads_files_written_by_the_nature_run_writer():
     n = 7
     press = np.array([101300, 100000, 92500, 85000, 70000, 50000, 1000])
     temp = np.array([153, 140, 96, -12, -95, -265, -9999])
-    lv = fmt.level_records(np.full(n, 1), np.r_[1, np.zeros(n - 1, int)], np.full(n, -9999), press,
-                           np.full(n, ord("B"), np.uint8), np.array([12, 110, 780, 1500, 3050, 5700, 31000]),
-                           np.full(n, ord(" "), np.uint8), temp, np.full(n, ord("A"), np.uint8), np.full(n, -9999),
-                           np.array([20, 25, 30, 45, 80, 120, -9999]), rng.integers(0, 360, n), np.full(n, 87))
+    lv = fmt.level_records({
+        "lvltyp1": np.full(n, 1), "lvltyp2": np.r_[1, np.zeros(n - 1, int)], "etime": np.full(n, -9999),
+        "pressure": press, "pflag": np.full(n, ord("B"), np.uint8),
+        "gph": np.array([12, 110, 780, 1500, 3050, 5700, 31000]), "zflag": np.full(n, ord(" "), np.uint8),
+        "temp": temp, "tflag": np.full(n, ord("A"), np.uint8), "rh": np.full(n, -9999),
+        "dpdp": np.array([20, 25, 30, 45, 80, 120, -9999]), "wdir": rng.integers(0, 360, n), "wspd": np.full(n, 87)})
     times = pd.DatetimeIndex(["2020-01-01 00:00", "2020-01-01 12:00"])
     hd = fmt.header_records(np.array(["CHM00057494", "CHM00057494"]), times, np.array([2315, 1115]),
                             np.array([n, n]), np.array([30.6, 30.6]), np.array([114.05, 114.05]))
