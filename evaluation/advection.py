@@ -44,6 +44,7 @@ from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import load_config, split_of_times
 from pipeline.common.errors import ConfigError
+from pipeline.common.integrity import verify_store
 from pipeline.common.provenance import package_versions
 
 log = logging.getLogger("evaluation.advection")
@@ -195,6 +196,7 @@ def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700
     ``region1`` crops rain and wind to the region-1 cells first (the same scheme without
     upstream information: departure points in region 2 count as outside).
     """
+    verify_store(data_path, required=False)
     try:
         ds = xr.open_zarr(data_path, consolidated=False)
     except (OSError, ValueError, KeyError) as err:

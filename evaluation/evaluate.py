@@ -35,6 +35,7 @@ from evaluation.inputs import (EvaluationError, Group, Member, check_experiment,
                                open_reference, open_run, open_truth, parse_baselines)
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
+from pipeline.common.integrity import seal_store
 from pipeline.common.config import load_config
 
 log = logging.getLogger("evaluation")
@@ -92,6 +93,7 @@ def write_predictions(members: list[Member], path: Path, exp: str) -> None:
     for v in ds.variables.values():
         v.encoding = {}
     ds.to_zarr(path, mode="w", consolidated=False)
+    seal_store(path)  # a later --reference reads it verified
 
 
 def write_outputs(out, inputs: Inputs, exp: str, metrics: dict, comparison: dict | None, maps: Maps) -> None:

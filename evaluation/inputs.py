@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.common import cli
+from pipeline.common.integrity import verify_store
 
 log = logging.getLogger("evaluation")
 
@@ -59,7 +60,9 @@ class Group:
 
 
 def open_zarr(path) -> xr.Dataset:
-    """Open a zarr store, consolidated metadata or not, without the fallback warning."""
+    """Open a zarr store, consolidated metadata or not, without the fallback warning, after
+    checking its files against its checksums (a store sealed by this project)."""
+    verify_store(path, required=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*consolidated metadata.*", category=RuntimeWarning)
         return xr.open_zarr(path)

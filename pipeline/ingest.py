@@ -31,7 +31,7 @@ import xarray as xr
 
 from pipeline.readers import igra2
 from pipeline.soundings import vertical
-from pipeline.common import cf, cli
+from pipeline.common import cf, cli, integrity
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import in_month, load_config, qc_settings, schema_defaults
 
@@ -171,8 +171,9 @@ def write_dataset(ds: xr.Dataset, out: str | Path) -> None:
         if out.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w")
         else:
-            enc = {v: {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)} for v in ds.data_vars
-                   if ds[v].dtype == np.float32}
+            enc = {v: {**integrity.NETCDF_CHECKSUM, **({"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
+                                                       if ds[v].dtype == np.float32 else {})}
+                   for v in ds.data_vars if ds[v].dtype.kind in "fiub"}
             enc.update(cf.coordinate_encoding(ds))
             ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
 

@@ -23,6 +23,8 @@ import torch
 
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
+from pipeline.common.cli import one_line
+from pipeline.common.integrity import rebuild_hint
 from training.model import ConvLSTMUNet
 
 FORMAT = "st-rainnet-checkpoint/1"
@@ -83,10 +85,13 @@ def load(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty checkpoint (0 bytes); {rebuild_hint(path)}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the path
-        raise CheckpointError(f"{path}: cannot load checkpoint safely: {err}") from err
+        raise CheckpointError(f"{path}: cannot load checkpoint safely (damaged, truncated or foreign: "
+                              f"{one_line(err)}); {rebuild_hint(path)}") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} file (format={getattr(ckpt, 'get', lambda k: None)('format')!r})")
     return ckpt

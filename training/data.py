@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 
 from pipeline.common import cf, cli
+from pipeline.common.integrity import verify_store
 from pipeline.common.config import split_of_times
 from training.config import FramesConfig
 
@@ -48,7 +49,10 @@ cli.register_error(TrainingDataError)  # command lines print it as one line, exi
 
 
 def open_processed(path) -> xr.Dataset:
-    """Open a processed zarr lazily and check its variables, dims and time axis."""
+    """Open a processed zarr lazily and check its files against the store's checksums
+    (:func:`pipeline.common.integrity.verify_store`), its variables, dims and time axis.
+    ``attrs["content_sha256"]`` is the store's content checksum ("" for an unsealed store)."""
+    digest = verify_store(path, required=False)
     try:
         ds = xr.open_zarr(path, consolidated=None)
     except Exception as err:  # noqa: BLE001 - re-raised with the path
@@ -61,6 +65,7 @@ def open_processed(path) -> xr.Dataset:
     times = pd.DatetimeIndex(ds["time"].values)
     if not times.is_monotonic_increasing or not times.is_unique:
         raise TrainingDataError(f"{path}: coordinate 'time' must be strictly increasing")
+    ds.attrs["content_sha256"] = digest
     return ds
 
 

@@ -185,7 +185,8 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
     result.attrs.update({
             "exp": str(ck["exp"]), "seed": int(ck["seed"]),
             "checkpoint_sha256": ckpt_io.sha256_of(checkpoint),
-            "config_hash": data_hash, "train_config_hash": config_hash(config),
+            "config_hash": data_hash, "data_sha256": ds.attrs.get("content_sha256", ""),
+            "train_config_hash": config_hash(config),
             "target_transform": tc.target_transform, "split": split, "epoch": int(ck["epoch"]),
             "head": model.head_kind, "quantile": float(quantile) if model.head_kind == "bins" else "",
             "quantile_method": ("" if model.head_kind != "bins" else "validation frequency bias"

@@ -36,6 +36,7 @@ import xarray as xr
 
 from pipeline.common import cf, cli
 from pipeline.common.atomic import atomic_path
+from pipeline.common.integrity import reading
 from pipeline.common.provenance import package_versions as _package_versions
 from pipeline.common.compute import dask_scheduler
 from pipeline.common.config import config_hash, load_config, split_of_times
@@ -94,7 +95,7 @@ def _check_fragment(ds: xr.Dataset, path: str, expected: Grid, channels: list[st
 def fragment_grid(path: str, config: dict, grid_name: str) -> str:
     """Which configured grid a fragment is on: ``grid_name`` itself, else 'concat'."""
     want = make_grid(config, grid_name)
-    with xr.open_dataset(path, engine=ENGINE) as ds:
+    with reading(path), xr.open_dataset(path, engine=ENGINE) as ds:
         if "lat" in ds and "lon" in ds and ds["lat"].shape == want.lat.shape and ds["lon"].shape == want.lon.shape \
                 and np.allclose(ds["lat"].values, want.lat, atol=1e-6) and np.allclose(ds["lon"].values, want.lon, atol=1e-6):
             return grid_name
@@ -109,7 +110,7 @@ def open_fragments(paths: list[str], config: dict, source: str = "concat") -> li
     for p in paths:
         # Metadata is read here and the file closed; the data is read by one dask task per
         # fragment (:func:`_read_x`), so no file stays open while dask threads run.
-        with xr.open_dataset(p, engine=ENGINE) as src:
+        with reading(p), xr.open_dataset(p, engine=ENGINE) as src:
             _check_fragment(src, str(p), grid, channels)
             x = src["x"]
             lazy = da.from_delayed(dask.delayed(_read_x, pure=True)(str(p)), shape=x.shape, dtype=x.dtype)
@@ -133,7 +134,7 @@ def _read_x(path: str) -> np.ndarray:
     crash the process). Every task opens, reads and closes its fragment inside one
     process-wide lock; the arithmetic downstream runs in parallel.
     """
-    with _NETCDF_LOCK, xr.open_dataset(path, engine=ENGINE) as ds:
+    with _NETCDF_LOCK, reading(path), xr.open_dataset(path, engine=ENGINE) as ds:
         return ds["x"].values
 
 
@@ -142,7 +143,7 @@ def _fragment_moments(path: str, rows: slice, cols: slice, take: np.ndarray, cha
     """Moments (over ``stat_window`` of the output grid) and valid-rain counts (every cell)
     of the training frames of one fragment (one task)."""
     # Reads are serialised (see :func:`_read_x`); the moments below run in parallel.
-    with _NETCDF_LOCK, xr.open_dataset(path, engine=ENGINE) as ds:
+    with _NETCDF_LOCK, reading(path), xr.open_dataset(path, engine=ENGINE) as ds:
         x = ds["x"].isel(time=take, lat=rows, lon=cols).values  # (t, C, y, x) float32
     rain_valid = np.isfinite(x[:, channels.index("rain")]).sum(axis=0)
     return moments_of(x[..., stat_window[0], stat_window[1]], channels), rain_valid, len(take)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pipeline.common import cf, cli
+from pipeline.common import cf, cli, integrity
 from pipeline.common.atomic import atomic_path
 from pipeline.common.compute import dask_scheduler
 from pipeline.common.config import load_config
@@ -37,7 +37,8 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
     ds = ds.assign_coords({name: (ds[name].dims, values, ds[name].attrs) for name, values in text.items()})
     encoding = cf.coordinate_encoding(ds)  # no _FillValue on coordinates
     encoding["time"] = {**encoding["time"], **cf.TIME_ENCODING}
-    encoding["x"] = {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32"}
+    encoding["x"] = {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32",
+                     **integrity.NETCDF_CHECKSUM}
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return out
@@ -65,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         t0 = time.perf_counter()
         # An explicit engine keeps xarray from importing every backend plugin (MetPy's costs ~2 s).
-        with (xr.open_dataset(args.soundings, engine="netcdf4") as snd,
-              xr.open_dataset(args.gauges, engine="netcdf4") as gau):
-            snd, gau = snd.load(), gau.load()
+        snd, gau = integrity.open_netcdf(args.soundings), integrity.open_netcdf(args.gauges)
         for grid in grids:
             out = args.out.replace("{grid}", grid)
             with dask_scheduler(config, threads):
