@@ -134,11 +134,12 @@ def test_fit_quantile_worked_example():
     # q = 0.65: 4 of 4 forecasts >= 1 mm against 3 observed; none >= 10 mm against 1 (bias floored at 0.01)
     assert rows[0.65]["frequency_bias"] == [pytest.approx(4 / 3, abs=1e-4), 0.0]
     assert rows[0.65]["score"] == pytest.approx((math.log(4 / 3) + math.log(100)) / 2, rel=1e-5)
-    # q = 0.70: every forecast >= 10 mm: biases 4/3 and 4
-    assert rows[0.7]["frequency_bias"] == [pytest.approx(4 / 3, abs=1e-4), 4.0]
-    assert rows[0.7]["score"] == pytest.approx((math.log(4 / 3) + math.log(4)) / 2, rel=1e-5)
-    # 0.70 ... 0.95 tie; the lowest wins
-    assert q == 0.7
+    # q = 0.67 > 2/3: every forecast >= 10 mm: biases 4/3 and 4
+    assert rows[0.67]["frequency_bias"] == [pytest.approx(4 / 3, abs=1e-4), 4.0]
+    assert rows[0.67]["score"] == pytest.approx((math.log(4 / 3) + math.log(4)) / 2, rel=1e-5)
+    assert rows[0.66]["frequency_bias"][1] == 0.0
+    # 0.67 ... 0.95 tie; the lowest wins
+    assert q == 0.67
     # invalid cells are not counted: without the 12 mm cell no threshold of 10 mm remains
     valid[0, 0, 3] = False
     q2, fit2 = fit_quantile(probs, [1.0, 10.0], rain, valid, [1.0, 10.0])
