@@ -156,6 +156,7 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     if extra:
         prov["baselines"] = {k: str(v) for k, v in extra.items()}
     metrics = mj.metrics_json(config, exp, inputs.ref_exp, times, dropped, scored, boot, models, assessment, prov)
+    metrics["data_quality"] = mj.data_quality_block(truth, times, groups)
     maps = figure_maps(config, truth, groups, scored, clim)
     metrics["sharpness"] = mj.sharpness_block(maps.spectra)
     report.validate_metrics(metrics)

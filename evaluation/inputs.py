@@ -40,6 +40,9 @@ class Member:
     train_log: pd.DataFrame | None = None
     probs: xr.Dataset | None = None      # prob_exceed, bin_prob (probabilistic stores only)
     quantile: float | None = None        # the quantile that is rain_mm_pred (bins-head models)
+    # samples whose inputs include a frame without rain / upper-air analysis in a region
+    # ({"without_rain": n, "without_soundings": n}); None when the store does not say
+    input_gaps: dict | None = None
 
     @property
     def name(self) -> str:
@@ -172,7 +175,11 @@ def open_run(run_dir: str | Path, exp: str, truth: xr.Dataset, thresholds=()) ->
         probs = probs.assign_coords(lat=pred["lat"].values, lon=pred["lon"].values)
     q = ds.attrs.get("quantile")
     quantile = float(q) if isinstance(q, (int, float)) and not isinstance(q, bool) else None
-    return Member(exp, int(seed), str(store), pred, read_train_log(run_dir / "train_log.csv"), probs, quantile)
+    gaps = None
+    if "samples_inputs_without_rain" in ds.attrs:
+        gaps = {k: int(ds.attrs[f"samples_inputs_{k}"]) for k in ("without_rain", "without_soundings")}
+    return Member(exp, int(seed), str(store), pred, read_train_log(run_dir / "train_log.csv"), probs, quantile,
+                  gaps)
 
 
 def open_reference(ref_dir: str | Path, truth: xr.Dataset, thresholds=()) -> tuple[str, list[Member], dict]:
@@ -200,7 +207,8 @@ def open_reference(ref_dir: str | Path, truth: xr.Dataset, thresholds=()) -> tup
         if probs is not None:
             p = probs.sel(seed=seed).drop_vars("seed").assign_coords(lat=pred["lat"].values, lon=pred["lon"].values)
         q = metrics.get("models", {}).get(f"{exp}/seed{int(seed)}", {}).get("quantile")
-        members.append(Member(exp, int(seed), str(store), pred, read_train_log(tlog), p, q))
+        gaps = metrics.get("data_quality", {}).get("inputs", {}).get(f"{exp}/seed{int(seed)}")
+        members.append(Member(exp, int(seed), str(store), pred, read_train_log(tlog), p, q, gaps))
     return exp, members, metrics
 
 

@@ -14,7 +14,8 @@ from evaluation.inputs import Group, Member, times_digest
 from evaluation.probabilistic import reliability_table
 from evaluation.scores import COUNT_NAMES
 from evaluation.verdicts import baseline_verdict, comparison_verdicts, thr_key
-from pipeline.common.config import config_hash
+from pipeline.common import cf
+from pipeline.common.config import config_hash, time_periods
 from pipeline.common.provenance import package_versions
 
 SCHEMA_VERSION = 2
@@ -220,6 +221,30 @@ def metrics_json(config: dict, exp: str, ref_exp: str | None, times, dropped: di
         "vs_baselines": assessment.vs_baselines,
         "verdicts": assessment.verdicts,
         "provenance": provenance,
+    }
+
+
+INGEST_COUNTS = {"gauges": ("qc_stuck_runs", "qc_stuck_hours", "qc_frames_without_gauges"),
+                 "soundings": ("qc_identical_soundings",)}  # README, "Bad data that parses"
+
+
+def data_quality_block(truth, times, groups: list[Group]) -> dict:
+    """What the scored frames lacked (README, "Bad data that parses"): target frames without
+    any valid rain on the loss-mask cells (not scored), the processed store's frames without
+    rain or upper-air analysis, each run's samples with such an input frame, and the ingest
+    QC bad-data counts."""
+    lm = truth["loss_mask"].values.astype(bool)
+    empty = ~(truth["valid"].sel(time=times).values.astype(bool) & lm).any(axis=(1, 2))
+    store = cf.json_attribute(truth.attrs, "data_quality", {}) or {}
+    qc = store.get("ingest_qc", {})
+    return {
+        "target_frames_without_rain": int(empty.sum()),
+        "target_periods_without_rain": time_periods(times[empty]),
+        "store_frames": store.get("frames"),
+        "store_regions": store.get("regions", {}),
+        "inputs": {m.name: m.input_gaps for g in groups if g.kind == "experiment" for m in g.members},
+        "ingest_qc": {kind: {k: qc[kind][k] for k in keys if k in qc.get(kind, {})}
+                      for kind, keys in INGEST_COUNTS.items()},
     }
 
 

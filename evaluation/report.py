@@ -52,6 +52,7 @@ METRICS_SCHEMA = {
         "vs_baselines": {"type": "object"},
         "verdicts": {"type": "array", "items": {"type": "string"}},
         "provenance": {"type": "object", "required": ["config_hash", "data_config_hash", "versions", "created"]},
+        "data_quality": {"type": "object", "required": ["target_frames_without_rain", "inputs", "ingest_qc"]},
     },
 }
 
@@ -101,6 +102,30 @@ def _samples(metrics: dict) -> list[str]:
         f"{metrics['bootstrap']['block_frames']} frames). Units mm / 12 h; an event is rain >= threshold.", "",
     ]
     return lines
+
+
+def _data_quality(metrics: dict) -> list[str]:
+    """Frames and samples that lacked data, and the ingest's bad-data counts (README, "Bad
+    data that parses")."""
+    dq = metrics.get("data_quality")
+    if not dq:
+        return []
+    periods = "; ".join(dq["target_periods_without_rain"])
+    lines = ["## Data quality", "",
+             f"- Target frames with no valid rain on any loss-mask cell (`valid` false: not scored): "
+             f"{dq['target_frames_without_rain']}" + (f" ({periods})" if periods else "") + "."]
+    for region, lacks in dq.get("store_regions", {}).items():
+        lines.append(f"- Data store, {region}: {lacks['frames_without_rain']['count']} of {dq['store_frames']} "
+                     f"frames without any rain value, {lacks['frames_without_soundings']['count']} without any "
+                     "upper-air analysis (their inputs are 0, the training mean).")
+    for name, gaps in dq["inputs"].items():
+        if gaps is not None:
+            lines.append(f"- {name}: {gaps['without_rain']} predicted samples with an input frame without rain, "
+                         f"{gaps['without_soundings']} without upper-air analysis, in a region of its grid.")
+    qc = {k: v for kind in dq["ingest_qc"].values() for k, v in kind.items()}
+    if qc:
+        lines.append("- Ingest QC, all months: " + ", ".join(f"{k} {v}" for k, v in qc.items()) + ".")
+    return lines + [""]
 
 
 def _continuous(metrics: dict, models: dict) -> list[str]:
@@ -210,7 +235,7 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
     models = {k: v for k, v in metrics["models"].items() if v["kind"] != "seed"}
     lines = [f"# Verification of {exp}" + (f" against {ref}" if ref else ""), ""]
     lines += ["## Verdict", ""] + [f"- {v}" for v in metrics["verdicts"]] + [""]
-    lines += _samples(metrics) + _continuous(metrics, models) + _categorical(metrics, models)
+    lines += _samples(metrics) + _data_quality(metrics) + _continuous(metrics, models) + _categorical(metrics, models)
     lines += _fss(metrics, models) + _comparison(comparison, conf)
     lines += ["## Figures", ""]
     for caption, fname in figures:

@@ -14,6 +14,15 @@ is 0 are stored as 0 (never NaN) and the loss additionally ignores them by ``whe
 Two loaders: when the needed time range of ``x`` fits in ``train.preload_max_gb``, it is
 read into RAM once and a sample is a view (no copy; fork-shared with workers); otherwise
 each worker opens the zarr store itself and reads one contiguous time slice per sample.
+
+Bad data (README, "Bad data that parses"): when a dataset is built, its whole time range
+of ``x`` is checked once (vectorised) for NaN and infinity, and the target cells marked
+``valid`` for a non-finite ``rain_mm``; either stops the run with
+:class:`NonFiniteDataError` naming the store, the variable, the channel, the time and the
+value. Samples whose input frames include a frame without any rain value or upper-air
+analysis in a region of the grid (the store's ``rain_coverage`` / ``sounding_coverage``)
+are kept (those inputs are 0, as every missing value) but counted and logged as a warning
+(:attr:`SplitSamples.inputs_without_rain`, :attr:`SplitSamples.inputs_without_soundings`).
 """
 from __future__ import annotations
 
@@ -26,8 +35,9 @@ import torch
 import xarray as xr
 
 from pipeline.common import cf, cli
+from pipeline.common.config import describe_times, split_of_times
+from pipeline.common.errors import NonFiniteDataError
 from pipeline.common.integrity import verify_store
-from pipeline.common.config import split_of_times
 from training.config import FramesConfig
 
 REQUIRED_VARS = {
@@ -104,9 +114,30 @@ class SplitSamples:
     first: np.ndarray  # (N,) time position of the first input frame
     target: np.ndarray  # (N,) time position of the target frame
     times: pd.DatetimeIndex  # (N,) target times
+    inputs_without_rain: np.ndarray | None = None  # (N,) an input frame has no rain value in some region
+    inputs_without_soundings: np.ndarray | None = None  # (N,) ... no upper-air analysis in some region
 
     def __len__(self) -> int:
         return int(self.first.size)
+
+
+def incomplete_inputs(ds: xr.Dataset, first: np.ndarray, steps: int, name: str) -> np.ndarray:
+    """(N,) bool: whether the input frames ``first .. first + steps - 1`` of each sample include
+    a frame where some region has coverage 0 in ``name`` (``rain_coverage`` or
+    ``sounding_coverage``); all False for a store written before coverage was recorded."""
+    if name not in ds.variables:
+        return np.zeros(first.size, bool)
+    lacking = (ds[name].values <= 0).any(axis=1)  # (time,)
+    csum = np.concatenate(([0], np.cumsum(lacking)))
+    return (csum[first + steps] - csum[first]) > 0
+
+
+def _log_incomplete(smp: "SplitSamples", step_hours: int) -> None:
+    for what, flags in (("rain value", smp.inputs_without_rain), ("upper-air analysis", smp.inputs_without_soundings)):
+        if flags.any():
+            log.warning("%s: %d of %d samples have an input frame with no %s in a region of the grid (those "
+                        "inputs are 0, the training mean); their target times: %s", smp.split, int(flags.sum()),
+                        len(smp), what, describe_times(smp.times[flags], step_hours))
 
 
 def split_samples(ds: xr.Dataset, config: dict, frames: FramesConfig, split: str, drop_empty: bool) -> SplitSamples:
@@ -122,16 +153,59 @@ def split_samples(ds: xr.Dataset, config: dict, frames: FramesConfig, split: str
         if n_all - first.size:
             log.info("%s: dropped %d of %d samples with no valid region-1 target cell", split,
                      n_all - first.size, n_all)
-    return SplitSamples(split, first, target, times[target])
+    smp = SplitSamples(split, first, target, times[target],
+                       incomplete_inputs(ds, first, frames.input_steps, "rain_coverage"),
+                       incomplete_inputs(ds, first, frames.input_steps, "sounding_coverage"))
+    _log_incomplete(smp, frames.step_hours)
+    return smp
 
 
-def target_arrays(ds: xr.Dataset, target: np.ndarray, transform: str):
-    """(y (N, 1, H, W) on the target scale, 0 where masked; mask (N, 1, H, W) float32)."""
+def check_finite_inputs(path, ds: xr.Dataset, lo: int, hi: int, x: np.ndarray | None = None) -> None:
+    """Every value of ``x`` at time positions ``lo .. hi - 1`` is finite, or a
+    :class:`NonFiniteDataError` names the store, the channel, the time, the cell and the value.
+
+    ``x``: those frames already in memory (one min/max pass, no temporary); else they are
+    read from the store chunk by chunk (dask).
+    """
+    if x is not None:
+        with np.errstate(invalid="ignore"):
+            if x.size == 0 or (np.isfinite(x.min()) and np.isfinite(x.max())):
+                return
+        bad_frames = ~np.isfinite(x).all(axis=(1, 2, 3))
+    else:
+        bad_frames = (~np.isfinite(ds["x"].isel(time=slice(lo, hi)))).any(("channel", "lat", "lon")).values
+    if not bad_frames.any():
+        return
+    k = int(np.flatnonzero(bad_frames)[0])
+    frame = np.asarray(ds["x"].isel(time=lo + k).values if x is None else x[k])
+    c, i, j = np.argwhere(~np.isfinite(frame))[0]
+    raise NonFiniteDataError(
+        f"{path}: variable 'x' channel '{ds['channel'].values[c]}' at time "
+        f"{pd.Timestamp(ds['time'].values[lo + k]).isoformat()} holds {frame[c, i, j]} (cell lat "
+        f"{float(ds['lat'].values[i]):g}, lon {float(ds['lon'].values[j]):g}); NaN or inf in "
+        f"{int(bad_frames.sum())} of the {hi - lo} frames checked. The processed x must be finite (missing inputs "
+        "are 0): rebuild the store "
+        "with python -m pipeline.dataset")
+
+
+def target_arrays(ds: xr.Dataset, target: np.ndarray, transform: str, path=None):
+    """(y (N, 1, H, W) on the target scale, 0 where masked; mask (N, 1, H, W) float32).
+
+    A target cell marked ``valid`` whose ``rain_mm`` is NaN or inf is a
+    :class:`NonFiniteDataError` (naming the store, the time, the cell and the value)."""
     from training.losses import to_target
 
     lm = ds["loss_mask"].values.astype(bool)
     rain = ds["rain_mm"].isel(time=target).values.astype(np.float32)  # (N, H, W)
-    valid = ds["valid"].isel(time=target).values.astype(bool) & lm & np.isfinite(rain)
+    marked = ds["valid"].isel(time=target).values.astype(bool) & lm
+    if not np.isfinite(np.where(marked, rain, 0.0)).all():
+        n, i, j = np.argwhere(marked & ~np.isfinite(rain))[0]
+        when = pd.Timestamp(ds["time"].values[target[n]]).isoformat()
+        raise NonFiniteDataError(
+            f"{path or 'processed store'}: variable 'rain_mm' at time {when} "
+            f"holds {rain[n, i, j]} at a cell marked valid (lat {float(ds['lat'].values[i]):g}, lon "
+            f"{float(ds['lon'].values[j]):g}); valid must be false where rain is missing")
+    valid = marked & np.isfinite(rain)
     rain = np.where(valid, rain, 0.0).astype(np.float32)
     if (rain < 0).any():
         bad = np.argwhere(rain < 0)[0]
@@ -148,7 +222,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.path = str(path)
         self.samples = samples
         self.steps = frames.input_steps
-        self.y, self.mask = target_arrays(ds, samples.target, transform)
+        self.y, self.mask = target_arrays(ds, samples.target, transform, path)
         self._x = None  # in-memory (time, C, H, W) or None (lazy)
         self._lazy = None
         self.offset = 0
@@ -156,8 +230,12 @@ class WindowDataset(torch.utils.data.Dataset):
             lo, hi = int(samples.first.min()), int(samples.first.max()) + self.steps
             nbytes = (hi - lo) * int(np.prod(ds["x"].shape[1:])) * 4
             if nbytes <= preload_max_gb * 1e9:
-                self._x = torch.from_numpy(np.ascontiguousarray(ds["x"].isel(time=slice(lo, hi)).values, np.float32))
+                x = np.ascontiguousarray(ds["x"].isel(time=slice(lo, hi)).values, np.float32)
+                check_finite_inputs(path, ds, lo, hi, x)
+                self._x = torch.from_numpy(x)
                 self.offset = lo
+            else:
+                check_finite_inputs(path, ds, lo, hi)
 
     @property
     def in_memory(self) -> bool:

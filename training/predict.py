@@ -14,8 +14,11 @@ auto`` that quantile is fitted per model on its own validation split (:func:`fit
 never on the split being predicted unless that is ``val``). attrs: exp, seed,
 checkpoint_sha256, config_hash (of the processed data), train_config_hash,
 target_transform, head, quantile, quantile_method, and for auto ``quantile_fit`` (JSON:
-the validation frequency bias of every candidate). The model is rebuilt from the
-checkpoint alone; the config is the one stored in it.
+the validation frequency bias of every candidate), and ``samples_inputs_without_rain`` /
+``samples_inputs_without_soundings``: how many predicted samples have an input frame with
+no rain value / no upper-air analysis in a region of the grid (README, "Bad data that
+parses"; the evaluation reports them). The model is rebuilt from the checkpoint alone; the config is
+the one stored in it.
 """
 from __future__ import annotations
 
@@ -193,6 +196,8 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
             "head": model.head_kind, "quantile": float(quantile) if model.head_kind == "bins" else "",
             "quantile_method": ("" if model.head_kind != "bins" else "validation frequency bias"
                                 if fit else "fixed (model.quantile)"),
+            "samples_inputs_without_rain": int(samples.inputs_without_rain.sum()),
+            "samples_inputs_without_soundings": int(samples.inputs_without_soundings.sum()),
     })
     if fit:
         result.attrs = with_json_attrs(result.attrs, {"quantile_fit": fit})

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path, write_bytes_if_changed
 from pipeline.common.config import load_config
+from pipeline.common.errors import TrainingDivergedError
 from training import checkpoint as ckpt_io
 from training.config import as_dict, frames_config, model_config, train_config
 from training.data import TrainingDataError, WindowDataset, make_loader, normalisation_of, open_processed, split_samples
@@ -133,7 +134,11 @@ def lr_lambda(total_steps: int, schedule: str, warmup_fraction: float = 0.0):
 # -------------------------------------------------------------------- epoch loops
 def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, scheduler=None, scaler=None,
               desc: str = "", progress: bool = True) -> float:
-    """One pass; trains when ``optimizer`` is given. Returns the mask-weighted mean loss."""
+    """One pass; trains when ``optimizer`` is given. Returns the mask-weighted mean loss.
+
+    A batch whose loss is NaN or inf stops the run (:class:`TrainingDivergedError`, naming
+    the epoch, the batch, the value and whether inputs, targets or weights are to blame)
+    before the optimiser steps on it."""
     train = optimizer is not None
     model.train(train)
     total, cells = 0.0, 0.0
@@ -150,7 +155,10 @@ def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, sch
                 pred = model(x)  # (B, 1 or n_bins, H, W)
             loss_sum = loss_fn(pred, y, mask)
             n = float(mask.sum())
-            total += float(loss_sum.detach())
+            value = float(loss_sum.detach())
+            if not math.isfinite(value):
+                raise TrainingDivergedError(diverged_message(desc, k, n_batches, value, model, x, y, tc))
+            total += value
             cells += n
             if train:
                 # the mean over this batch's cells, split evenly over the accumulated batches
@@ -166,6 +174,18 @@ def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, sch
                     scheduler.step()
             bar.set_postfix(loss=f"{total / max(cells, 1.0):.4f}")
     return total / max(cells, 1.0)
+
+
+def diverged_message(desc: str, k: int, n_batches: int, value: float, model, x, y, tc) -> str:
+    """Why a batch's loss is not finite, as far as can be told: the inputs, the targets or the weights."""
+    finite = lambda t: bool(torch.isfinite(t).all())  # noqa: E731
+    if not finite(x) or not finite(y):
+        cause = f"the batch's {'inputs' if not finite(x) else 'targets'} hold NaN or inf"
+    else:
+        weights = all(finite(p) for p in model.parameters())
+        cause = (f"inputs and targets are finite and the weights {'are finite' if weights else 'hold NaN or inf'}: "
+                 f"the model diverged; lower train.lr ({tc.lr:g}) or set train.grad_clip ({tc.grad_clip:g})")
+    return f"{desc.strip()}: loss is {value} at batch {k + 1} of {n_batches} ({cause}); training stopped"
 
 
 # --------------------------------------------------------------------- outputs
@@ -381,8 +401,9 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
                        tr.scaler, desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress)
         vl = run_epoch(tr.model, val_loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, desc="  val",
                        progress=progress)
-        if not math.isfinite(tl) or not math.isfinite(vl):
-            raise FloatingPointError(f"epoch {epoch + 1}: non-finite loss (train {tl}, val {vl}); lower train.lr")
+        if not math.isfinite(tl) or not math.isfinite(vl):  # the batches were finite: the sum overflowed
+            raise TrainingDivergedError(f"epoch {epoch + 1}: non-finite mean loss (train {tl}, val {vl}); "
+                                        f"lower train.lr ({tc.lr:g})")
         prog.epoch = epoch + 1
         prog.rows.append({"epoch": epoch + 1, "train_loss": tl, "val_loss": vl, "lr": lr,
                           "seconds": round(time.perf_counter() - t0, 3)})

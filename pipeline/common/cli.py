@@ -54,6 +54,8 @@ PROJECT_ERRORS: tuple[type[BaseException], ...] = (
     errors.InvalidGaugeError,
     errors.GridError,
     errors.NormalisationError,
+    errors.NonFiniteDataError,
+    errors.TrainingDivergedError,
 )
 
 

@@ -173,6 +173,30 @@ def in_month(times, month) -> np.ndarray:
     return np.asarray((t >= per.start_time) & (t < (per + 1).start_time))
 
 
+def time_periods(times, step_hours: int = 12, limit: int = 10) -> list[str]:
+    """Frame ``times`` as runs of consecutive frames (``step_hours`` apart), for messages and
+    attributes: ``['2020-03-01T00 .. 2020-03-07T12 (14 frames)', '2020-04-02T12 (1 frame)']``;
+    beyond ``limit`` runs one last entry says how many more there are."""
+    t = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]")).sort_values()
+    if not len(t):
+        return []
+    breaks = np.flatnonzero(np.diff(t.values) != np.timedelta64(int(step_hours), "h")) + 1
+    starts, ends = np.concatenate(([0], breaks)), np.concatenate((breaks, [len(t)])) - 1
+    out = []
+    for a, b in zip(starts[:limit], ends[:limit]):
+        n = b - a + 1
+        first = t[a].strftime("%Y-%m-%dT%H")
+        out.append(f"{first} (1 frame)" if n == 1 else f"{first} .. {t[b].strftime('%Y-%m-%dT%H')} ({n} frames)")
+    if len(starts) > limit:
+        out.append(f"... and {len(starts) - limit} more periods")
+    return out
+
+
+def describe_times(times, step_hours: int = 12) -> str:
+    """:func:`time_periods` as one line."""
+    return "; ".join(time_periods(times, step_hours)) or "none"
+
+
 def previous_month(month: str) -> str:
     return str(pd.Period(month, "M") - 1)
 

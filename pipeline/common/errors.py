@@ -19,3 +19,13 @@ class GridError(ValueError):
 
 class NormalisationError(ValueError):
     """A channel cannot be normalised (zero variance, too few samples)."""
+
+
+class NonFiniteDataError(ValueError):
+    """A NaN or infinity where the data contract allows none (message names the store, the
+    variable, the channel, the time and the value)."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training or validation loss became NaN or infinite (message names the epoch, the
+    batch and the value)."""

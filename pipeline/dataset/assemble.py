@@ -16,6 +16,15 @@ normalised value, bit-identical.
 ``loss_mask`` rule: a region-1 cell is 1 when its gridded rain is valid (finite) in at
 least ``grid.loss_mask_min_valid_fraction`` of the training-split frames; every region-2
 cell is 0.
+
+Data quality (README, "Bad data that parses"): ``rain_coverage`` and ``sounding_coverage``
+(time, region) say what fraction of each region's cells had a rain value and an upper-air
+analysis at each frame (from the fragments; computed from ``x`` for fragments gridded
+before they were recorded). Frames where a region has none are counted in the attributes
+``frames_without_rain`` and ``frames_without_soundings``, listed in ``data_quality``
+(JSON, with the ingest QC counts summed over the fragments) and logged as warnings: their
+missing inputs are 0 like every missing value, and a frame without rain has ``valid``
+false everywhere, so it never enters a loss or a score.
 """
 from __future__ import annotations
 
@@ -39,9 +48,10 @@ from pipeline.common.atomic import atomic_path
 from pipeline.common.integrity import reading
 from pipeline.common.provenance import package_versions as _package_versions
 from pipeline.common.compute import dask_scheduler
-from pipeline.common.config import config_hash, load_config, split_of_times
+from pipeline.common.config import config_hash, load_config, split_of_times, time_periods
 from pipeline.common.errors import GridError, NormalisationError
-from pipeline.gridding.geometry import Grid, channel_coordinates, channel_names, make_grid, region2_side
+from pipeline.gridding.geometry import (COVERAGE_ATTRS, Grid, channel_coordinates, channel_names, coverage_variables,
+                                       frames_without, make_grid, region2_side, region_masks)
 from pipeline.dataset.normalise import Moments, NormStats, finalise, moments_of, normalise
 
 log = logging.getLogger("pipeline.dataset")
@@ -116,7 +126,11 @@ def open_fragments(paths: list[str], config: dict, source: str = "concat") -> li
             lazy = da.from_delayed(dask.delayed(_read_x, pure=True)(str(p)), shape=x.shape, dtype=x.dtype)
             ds = src.drop_vars("x").load()
             ds["x"] = (x.dims, lazy.rechunk({0: -1}), dict(x.attrs))
-        ds = ds.assign_coords(lat=grid.lat, lon=grid.lon, channel=np.asarray(channels, dtype=object))
+        if not set(COVERAGE_ATTRS) <= set(ds.data_vars):  # gridded before coverage was recorded
+            ds = ds.assign(coverage_variables(_read_x(str(p)), channels, grid)).assign_coords(
+                region=np.asarray(list(region_masks(grid)), dtype=object))
+        ds = ds.assign_coords(lat=grid.lat, lon=grid.lon, channel=np.asarray(channels, dtype=object),
+                              region=ds["region"].values.astype(str).astype(object))
         opened.append((str(p), ds))
     opened.sort(key=lambda item: item[1]["time"].values[0] if item[1].sizes["time"] else np.datetime64("NaT"))
     times = np.concatenate([ds["time"].values for _, ds in opened]) if opened else np.array([], "datetime64[ns]")
@@ -204,6 +218,9 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
     rain = x.sel(channel=cf.RAIN_VARIABLE).data.astype(np.float32)
     dims3 = ("time", "lat", "lon")
     channels = np.asarray(stats.channels, dtype=object)
+    regions = list(region_masks(grid))
+    coverage = {name: (("time", "region"), np.concatenate([ds[name].sel(region=regions).values for _, ds in fragments])
+                       .astype(np.float32), attrs) for name, attrs in COVERAGE_ATTRS.items()}
     out = xr.Dataset(
         {
             "x": (("time", "channel", "lat", "lon"), z, {
@@ -216,11 +233,13 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
             "loss_mask": (("lat", "lon"), loss_mask.astype(np.uint8),
                           {"long_name": "1 on region-1 cells with rain coverage in the train split"}),
             "region1_mask": (("lat", "lon"), grid.region1_mask.astype(bool), {"long_name": "region-1 cells"}),
+            **coverage,
         },
         coords={
             "time": ("time", x["time"].values.astype("datetime64[ns]"), {"standard_name": "time"}),
             "channel": ("channel", channels, {"long_name": "channel name"}),
             **channel_coordinates(config),
+            "region": ("region", np.asarray(regions, dtype=object), {"long_name": "region of the grid"}),
             "lat": ("lat", grid.lat, cf.LAT_ATTRS),
             "lon": ("lon", grid.lon, cf.LON_ATTRS),
         },
@@ -239,10 +258,45 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict:
     enc = cf.coordinate_encoding(ds)  # no _FillValue on coordinates; time_bnds in the units of time
     enc["time"].update(cf.TIME_ENCODING)
     enc["time_bnds"]["chunks"] = (min(chunk, max(ds.sizes["time"], 1)), 2)  # written block by block with the data
-    for name in ("x", "rain_mm", "valid"):
+    for name in ("x", "rain_mm", "valid", *COVERAGE_ATTRS):
         var = ds[name]
         enc[name] = {"compressors": comp, "chunks": (min(chunk, max(var.shape[0], 1)),) + var.shape[1:]}
     return enc
+
+
+def data_quality(ds: xr.Dataset, fragments) -> dict:
+    """What the store lacks: per region, the frames without a rain value and without an
+    upper-air analysis at any cell (counts and periods), and the ingest QC counts summed
+    over the fragments (their ``ingest_qc`` attribute, where they carry one)."""
+    times = ds["time"].values
+    out: dict = {"frames": int(len(times))}
+    regions: dict = {str(r): {} for r in ds["region"].values}
+    for key, name in (("frames_without_rain", "rain_coverage"), ("frames_without_soundings", "sounding_coverage")):
+        out[key] = int(frames_without(ds, name).sum())  # frames where any region lacks it
+        for region in regions:
+            empty = np.asarray(ds[name].sel(region=region).values <= 0)
+            regions[region][key] = {"count": int(empty.sum()), "periods": time_periods(times[empty])}
+    out["regions"] = regions
+    qc: dict = {}
+    for _, frag in fragments:
+        for kind, counts in cf.json_attribute(frag.attrs, "ingest_qc", {}).items():
+            for k, v in counts.items():
+                qc.setdefault(kind, {})[k] = qc.get(kind, {}).get(k, 0) + int(v)
+    out["ingest_qc"] = qc
+    return out
+
+
+def warn_data_quality(quality: dict, out) -> None:
+    """One warning per region and kind of frame that lacks data (README, "Bad data that
+    parses")."""
+    for key, what in (("frames_without_rain", "no rain value at any cell (valid false: no loss, no score; "
+                                              "rain input 0)"),
+                      ("frames_without_soundings", "no upper-air analysis at any cell (sounding inputs 0)")):
+        for region, lacks in quality["regions"].items():
+            d = lacks[key]
+            if d["count"]:
+                log.warning("%s: %d of %d frames have %s in %s: %s", out, d["count"], quality["frames"], what,
+                            region, "; ".join(d["periods"]))
 
 
 def write_zarr(ds: xr.Dataset, path: str | Path, chunk: int, chunks_per_write: int = 8) -> Path:
@@ -292,8 +346,10 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
             gaps = times[1:][steps != config["frames"]["step_hours"]]
             if len(gaps):
                 log.warning("time axis has %d gaps (first before %s)", len(gaps), gaps[0])
+            quality = data_quality(ds, fragments)
+            warn_data_quality(quality, out)
             ds.attrs = processed_attrs(config, grid_name, stats, mask_info, [Path(p).name for p, _ in fragments],
-                                       ds["loss_mask"].shape, int(len(gaps)))
+                                       ds["loss_mask"].shape, int(len(gaps)), quality)
             log.info("writing %s (%d frames, %d channels, %dx%d cells)", out, ds.sizes["time"], ds.sizes["channel"],
                      ds.sizes["lat"], ds.sizes["lon"])
             write_zarr(ds, tmp, int(config["compute"]["zarr_time_chunk"]))
@@ -309,7 +365,7 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
 
 
 def processed_attrs(config: dict, grid_name: str, stats: NormStats, mask_info: dict, fragments: list[str],
-                    shape: tuple[int, int], time_gaps: int) -> dict:
+                    shape: tuple[int, int], time_gaps: int, quality: dict) -> dict:
     """Global attributes of a processed store: flat values, nested ones as JSON text (:mod:`pipeline.common.cf`)."""
     regions = config["regions"]
     box = ("lat_min", "lat_max", "lon_min", "lon_max")
@@ -331,7 +387,10 @@ def processed_attrs(config: dict, grid_name: str, stats: NormStats, mask_info: d
         "config_hash": config_hash(config),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "time_gaps": int(time_gaps),
-    }, {"normalisation": stats.to_dict(), "gridding": dict(config["gridding"]), "versions": package_versions()})
+        "frames_without_rain": int(quality["frames_without_rain"]),
+        "frames_without_soundings": int(quality["frames_without_soundings"]),
+    }, {"normalisation": stats.to_dict(), "gridding": dict(config["gridding"]), "versions": package_versions(),
+        "data_quality": quality})
 
 
 def load_stats(path_or_attrs) -> NormStats:

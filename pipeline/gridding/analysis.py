@@ -35,7 +35,8 @@ from pyproj import Proj
 from pipeline.common import cf
 from pipeline.common.config import config_hash, month_frame_times
 from pipeline.common.errors import GridError
-from pipeline.gridding.geometry import Grid, channel_coordinates, channel_names, make_grid
+from pipeline.gridding.geometry import (Grid, channel_coordinates, channel_names, coverage_variables, frames_without,
+                                       make_grid, region_masks)
 
 log = logging.getLogger("pipeline.gridding")
 
@@ -361,18 +362,22 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
              int((snd.frame_of >= 0).sum()), gau.values.shape[1], len(tasks))
     parts = dask.compute(*tasks)
     x = np.concatenate(parts, axis=0).reshape(len(frames), len(channels), *grid.shape)
-    return _fragment(x, config, month, grid_name, grid, frames, channels, p_sound.method, snd, gau)
+    ingest_qc = {kind: {k: int(v) for k, v in sorted(d.attrs.items()) if k.startswith("qc_")}
+                 for kind, d in (("soundings", soundings), ("gauges", gauges))}
+    return _fragment(x, config, month, grid_name, grid, frames, channels, p_sound.method, snd, gau, ingest_qc)
 
 
-def _fragment(x, config, month, grid_name, grid, frames, channels, method, snd, gau) -> xr.Dataset:
-    """The gridded fragment with its coordinates, CF attributes and QC counts."""
+def _fragment(x, config, month, grid_name, grid, frames, channels, method, snd, gau, ingest_qc) -> xr.Dataset:
+    """The gridded fragment with its coordinates, coverage, CF attributes and QC counts."""
 
     ds = xr.Dataset(
-        {"x": (("time", "channel", "lat", "lon"), x)},
+        {"x": (("time", "channel", "lat", "lon"), x), **coverage_variables(x, channels, grid)},
         coords={
             "time": ("time", frames.values.astype("datetime64[ns]"), {"standard_name": "time"}),
             "channel": ("channel", np.asarray(channels, dtype=object), {"long_name": "channel name"}),
             **channel_coordinates(config),
+            "region": ("region", np.asarray(list(region_masks(grid)), dtype=object),
+                       {"long_name": "region of the grid"}),
             "lat": ("lat", grid.lat, cf.LAT_ATTRS),
             "lon": ("lon", grid.lon, cf.LON_ATTRS),
         },
@@ -396,5 +401,7 @@ def _fragment(x, config, month, grid_name, grid, frames, channels, method, snd, 
         "profiles_outside_grid": int(snd.outside_grid.sum()),
         "gauges_outside_grid": int((gau.region == 0).sum()),
         "gauge_times_outside_month": gau.times_outside,
-    }, {"gridding": dict(config["gridding"])})
+        "frames_without_rain": int(frames_without(ds, "rain_coverage").sum()),
+        "frames_without_soundings": int(frames_without(ds, "sounding_coverage").sum()),
+    }, {"gridding": dict(config["gridding"]), "ingest_qc": ingest_qc})
     return ds

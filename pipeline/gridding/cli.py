@@ -23,7 +23,7 @@ import xarray as xr
 from pipeline.common import cf, cli, integrity
 from pipeline.common.atomic import atomic_path
 from pipeline.common.compute import dask_scheduler
-from pipeline.common.config import load_config
+from pipeline.common.config import describe_times, load_config
 from pipeline.gridding.analysis import grid_month
 
 log = logging.getLogger("pipeline.gridding")
@@ -33,7 +33,8 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
     """Write a gridded fragment as compressed netCDF-4, one chunk per frame, atomically."""
     out = Path(out)
     n_t, n_c, n_y, n_x = ds["x"].shape
-    text = {name: ds[name].values.astype(str) for name in ("channel", "variable", "units") if name in ds.coords}
+    text = {name: ds[name].values.astype(str) for name in ("channel", "variable", "units", "region")
+            if name in ds.coords}
     ds = ds.assign_coords({name: (ds[name].dims, values, ds[name].attrs) for name, values in text.items()})
     encoding = cf.coordinate_encoding(ds)  # no _FillValue on coordinates
     encoding["time"] = {**encoding["time"], **cf.TIME_ENCODING}
@@ -42,6 +43,20 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return out
+
+
+def warn_uncovered(ds: xr.Dataset, out) -> None:
+    """A warning for each region with frames that have no rain value or no upper-air analysis
+    at any of its cells (their values are missing, never made up; README, "Bad data that
+    parses")."""
+    times = ds["time"].values
+    for name, what in (("rain_coverage", "no rain value (no valid gauge)"),
+                       ("sounding_coverage", "no upper-air analysis (no sounding station within the analysis radii)")):
+        for region in ds["region"].values:
+            empty = ds[name].sel(region=region).values <= 0
+            if empty.any():
+                log.warning("%s: %d of %d frames have %s in %s: %s", out, int(empty.sum()), empty.size, what,
+                            region, describe_times(times[empty]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             covered = np.isfinite(ds["x"].values).mean()
             log.info("grid %s %s: wrote %s (%d frames, %.1f%% of values covered) in %.1f s", args.month, grid, out,
                      ds.sizes["time"], 100 * covered, time.perf_counter() - t0)
+            warn_uncovered(ds, out)
         return 0
 
     return cli.run(ap, body, argv)

@@ -153,3 +153,47 @@ def channel_coordinates(config: dict) -> dict[str, tuple]:
         "units": ("channel", np.asarray([cf.channel_units(v) for v in variables], dtype=object),
                   {"long_name": "physical units of the channel"}),
     }
+
+
+def region_masks(grid: Grid) -> dict[str, np.ndarray]:
+    """The regions a grid holds and their cells: ``region1``, and on the joined grid ``region2``."""
+    masks = {"region1": np.asarray(grid.region1_mask, bool)}
+    if not masks["region1"].all():
+        masks["region2"] = ~masks["region1"]
+    return masks
+
+
+COVERAGE_ATTRS = {
+    "rain_coverage": {"long_name": "fraction of the region's cells with a rain value (a gauge within "
+                                   "gridding.rain_coverage_radius_km) at this frame", "units": "1"},
+    "sounding_coverage": {"long_name": "fraction of the region's cells with an upper-air analysis (a value in "
+                                       "any sounding channel: enough stations within the analysis radii) at "
+                                       "this frame", "units": "1"},
+}
+
+
+def frame_coverage(x: np.ndarray, rain_index: int, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per frame and region, the fraction of the region's cells with a rain value and with an
+    upper-air analysis: ``{"rain_coverage": (time, region), "sounding_coverage": (time, region)}``
+    float32, regions in the order of ``masks``. ``x`` is (time, channel, lat, lon), NaN = none."""
+    finite = np.isfinite(np.asarray(x))
+    rain = finite[:, rain_index]
+    upper = np.delete(finite, rain_index, axis=1).any(axis=1)
+    out = {}
+    for name, have in (("rain_coverage", rain), ("sounding_coverage", upper)):
+        cols = [have[:, m].mean(axis=1) if m.any() else np.zeros(len(have)) for m in masks.values()]
+        out[name] = np.stack(cols, axis=1).astype(np.float32).reshape(len(have), len(masks))
+    return out
+
+
+def coverage_variables(x: np.ndarray, channels: list[str], grid: Grid) -> dict[str, tuple]:
+    """``rain_coverage`` and ``sounding_coverage`` (time, region) of a gridded ``x``
+    (:func:`frame_coverage`), as data variables (dims, values, attrs)."""
+    cov = frame_coverage(x, list(channels).index(cf.RAIN_VARIABLE), region_masks(grid))
+    return {name: (("time", "region"), values, COVERAGE_ATTRS[name]) for name, values in cov.items()}
+
+
+def frames_without(ds, name: str) -> np.ndarray:
+    """Frames at which some region of the grid has no cell with a value of ``name``
+    (``rain_coverage`` or ``sounding_coverage``): a bool array along ``time``."""
+    return np.asarray((ds[name] <= 0).any("region").values, bool)

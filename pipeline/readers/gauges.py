@@ -11,10 +11,18 @@ The rain of frame ``t`` is the total of the 12 hours ending at ``t`` (hour-end t
 hours have a valid value; the total is then the sum of the valid hours (not rescaled)
 and otherwise NaN, never zero. Hourly values below zero or above
 ``qc.max_hourly_rain_mm`` are removed and counted.
+
+Stuck gauges: a run of more than ``qc.max_stuck_hours`` consecutive hours in which one
+gauge reports the same non-zero value is removed (its windows then lack those hours) and
+counted (``qc_stuck_hours``, ``qc_stuck_runs``; each run is logged with the gauge, the
+value and its first hour). A frame at which no gauge has a valid total (the network
+silent, or the first frame of a month read without the previous month's file) is counted
+(``qc_frames_without_gauges``) and logged as a warning; it stays NaN, never zero.
 """
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -22,10 +30,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common import cf
-from pipeline.common.config import in_month, month_frame_times, qc_settings
+from pipeline.common.config import describe_times, in_month, month_frame_times, qc_settings
 from pipeline.common.errors import InvalidGaugeError
 
 WINDOW_HOURS = cf.RAIN_WINDOW_HOURS  # 12: the rain of frame t is the total of the hours t-11h .. t
+
+log = logging.getLogger("pipeline.readers.gauges")
 
 
 def _first_bad(mask, path, what, frame: pd.DataFrame, column: str) -> InvalidGaugeError:
@@ -126,14 +136,37 @@ def read_hourly(path: str | Path, on_malformed: str = "error", unit: str | None 
     return out.reset_index(drop=True), counts
 
 
+def stuck_values(grid: np.ndarray, max_hours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hours of ``grid`` (hour, station) in a run of more than ``max_hours`` consecutive hours
+    with one and the same non-zero value at a gauge (a stuck gauge; NaN ends a run).
+
+    Returns (mask (hour, station), runs (R, 3): station index, first hour index, length).
+    """
+    g = np.asarray(grid, float).T  # (station, hour): runs along the rows
+    wet = np.isfinite(g) & (g > 0)
+    same = np.zeros_like(wet)
+    same[:, 1:] = wet[:, 1:] & (g[:, 1:] == g[:, :-1])
+    start = (wet & ~same).ravel()  # a run starts at a station's first hour at the latest
+    run_id = np.where(wet.ravel(), np.cumsum(start) - 1, -1)
+    length = np.bincount(run_id[run_id >= 0], minlength=int(start.sum()) + 1)  # one spare: no run at all
+    stuck = (run_id >= 0) & (length[np.maximum(run_id, 0)] > max_hours)
+    first = np.flatnonzero(start & stuck)
+    runs = np.column_stack([first // g.shape[1], first % g.shape[1], length[run_id[first]]]).astype(np.int64)
+    return stuck.reshape(g.shape).T, runs
+
+
 def twelve_hour_totals(hourly: pd.DataFrame, stations: pd.Index, frame_times: pd.DatetimeIndex,
-                       min_hours_present: int = 12, max_hourly_rain_mm: float = 150.0) -> tuple[np.ndarray, dict]:
+                       min_hours_present: int = 12, max_hourly_rain_mm: float = 150.0,
+                       max_stuck_hours: int | None = None) -> tuple[np.ndarray, dict]:
     """Rain (mm) in the 12 h ending at each frame time, array (time, station).
 
     ``hourly`` has columns station, time (end of hour), rain_mm (NaN = missing).
     Returns (totals, counts); a window with fewer than ``min_hours_present`` valid hours
-    is NaN.
+    is NaN. Stuck runs (:func:`stuck_values`, ``max_stuck_hours``: default
+    ``qc.max_stuck_hours`` of the schema) are removed before the sums.
     """
+    if max_stuck_hours is None:
+        max_stuck_hours = int(qc_settings()["max_stuck_hours"])
     counts = {}
     h = hourly
     unknown = ~h["station"].isin(stations)
@@ -158,6 +191,13 @@ def twelve_hour_totals(hourly: pd.DataFrame, stations: pd.Index, frame_times: pd
     si = stations.get_indexer(h["station"])
     grid = np.full((len(hours), len(stations)), np.nan)
     grid[ti[inside].astype(np.int64), si[inside]] = rain[inside]
+    stuck, runs = stuck_values(grid, max_stuck_hours)
+    for s_i, h_i, n in runs:
+        log.warning("gauge %s: %.6g mm repeated for %d hours from the hour ending %s (more than "
+                    "qc.max_stuck_hours=%d): stuck, removed", stations[s_i], grid[h_i, s_i], n,
+                    hours[h_i].isoformat(), max_stuck_hours)
+    counts["qc_stuck_hours"], counts["qc_stuck_runs"] = int(stuck.sum()), len(runs)
+    grid[stuck] = np.nan
     valid = np.isfinite(grid)
     csum = np.concatenate((np.zeros((1, len(stations))), np.cumsum(np.where(valid, grid, 0.0), axis=0)))
     cnum = np.concatenate((np.zeros((1, len(stations)), np.int64), np.cumsum(valid, axis=0)))
@@ -194,8 +234,14 @@ def gauge_month(month: str, month_csv: str | Path, stations: pd.DataFrame, previ
     hourly = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["station", "time", "rain_mm"])
     times = month_frame_times(month)
     totals, c = twelve_hour_totals(hourly, stations.index, times, int(qc["min_hours_present"]),
-                                   float(qc["max_hourly_rain_mm"]))
+                                   float(qc["max_hourly_rain_mm"]), int(qc["max_stuck_hours"]))
     counts.update(c)
+    silent = ~np.isfinite(totals).any(axis=1) if totals.size else np.ones(len(times), bool)
+    counts["qc_frames_without_gauges"] = int(silent.sum())
+    if silent.any():
+        log.warning("%s: %d of %d frames of %s have no valid 12 h total at any gauge (rain missing there, "
+                    "not zero): %s", month_csv, int(silent.sum()), len(times), month,
+                    describe_times(times[silent]))
     ds = xr.Dataset(
         {"rain_mm": (("time", "station"), totals.astype(np.float32),
                      {**cf.RAIN_ATTRS, "long_name": "rain in the 12 h ending at time"})},

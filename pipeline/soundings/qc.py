@@ -32,6 +32,12 @@ with any failed value is dropped whole and counted):
   ``qc.superadiabatic_tolerance_k`` in a layer whose bottom is above the surface layer
   (the lowest ``qc.surface_layer_hpa`` hPa of the temperature profile): the temperature
   (and dewpoint) at both ends of the layer, since either may be the bad one.
+- identical soundings: a run of more than ``qc.max_identical_soundings`` consecutive
+  soundings of one station (in time order) whose temperatures agree at every pressure
+  level each shares with the one before (at least ``MIN_COMMON_LEVELS`` levels) is a
+  stuck sensor or a re-sent sounding: the temperature (and dewpoint) of every sounding of
+  the run fails (``qc_identical_soundings`` counts the soundings,
+  ``qc_identical_sounding_levels`` the temperatures removed; each station is logged).
 - a dropped temperature also drops the dewpoint derived from it.
 """
 from __future__ import annotations
@@ -57,6 +63,7 @@ DEWPOINT_RANGE_C = (-120.0, 40.0)
 HEIGHT_RANGE_M = (-500.0, 60000.0)
 DEWPOINT_ROUNDING_C = 0.05
 RD_OVER_G = float((Rd / g).to("m/K").magnitude)  # hypsometric factor, m K-1
+MIN_COMMON_LEVELS = 3  # levels two soundings must share for "identical" to mean anything
 
 VARIABLES = ["temperature", "dewpoint", "u", "v", "geopotential_height"]
 
@@ -276,6 +283,44 @@ def check_hypsometric(prof, p_ok, t, td, z, tolerance_m: float) -> np.ndarray:
     return anchors & ((below_bad & above_bad) | (below_bad & ~has_above) | (above_bad & ~layer))
 
 
+def check_identical_soundings(station: np.ndarray, time: np.ndarray, prof: np.ndarray, p: np.ndarray,
+                              t: np.ndarray, max_run: int) -> np.ndarray:
+    """Soundings (mask over the soundings) in a run of more than ``max_run`` consecutive
+    soundings of one station whose temperatures equal, at every pressure level (0.1 hPa)
+    with a temperature in both, those of the station's previous sounding (at least
+    ``MIN_COMMON_LEVELS`` such levels)."""
+    n = len(station)
+    order = np.lexsort((np.asarray(time).astype("datetime64[ns]").astype(np.int64), np.asarray(station, str)))
+    same_station = np.zeros(n, bool)
+    same_station[1:] = np.asarray(station, str)[order][1:] == np.asarray(station, str)[order][:-1]
+    prev = np.full(n, -1, np.int64)
+    prev[order[same_station]] = order[np.flatnonzero(same_station) - 1]
+    ok = np.isfinite(t) & np.isfinite(p)
+    cur = pd.DataFrame({"prof": prof[ok], "p": np.round(p[ok] * 10).astype(np.int64), "t": t[ok]})
+    before = cur.rename(columns={"prof": "prev", "t": "t_prev"})
+    pairs = cur.assign(prev=prev[cur["prof"].to_numpy()]).merge(before, on=["prev", "p"])
+    common = np.bincount(pairs["prof"].to_numpy(), minlength=n)
+    equal = np.bincount(pairs["prof"].to_numpy(), weights=np.abs(pairs["t"] - pairs["t_prev"]).to_numpy() < 1e-6,
+                        minlength=n)
+    linked = ((common >= MIN_COMMON_LEVELS) & (equal == common))[order]  # identical to the previous one
+    run_id = np.cumsum(~linked) - 1
+    flagged = np.zeros(n, bool)
+    if n:
+        flagged[order] = np.bincount(run_id)[run_id] > max_run
+    return flagged
+
+
+def _log_identical(soundings: pd.DataFrame, flagged: np.ndarray, max_run: int) -> None:
+    """One warning per station with identical soundings: how many, and the first time."""
+    if not flagged.any():
+        return
+    bad = soundings.loc[flagged, ["station", "time"]]
+    for sid, times in bad.groupby("station")["time"]:
+        log.warning("station %s: %d soundings from %s repeat identical temperature profiles (runs longer than "
+                    "qc.max_identical_soundings=%d): temperature and dewpoint removed", sid, len(times),
+                    pd.Timestamp(times.min()).isoformat(), max_run)
+
+
 class _Counter(dict):
     def add(self, name: str, mask: np.ndarray) -> np.ndarray:
         self[name] = self.get(name, 0) + int(np.count_nonzero(mask))
@@ -299,10 +344,10 @@ def _level_checks(lv: pd.DataFrame, counts: _Counter) -> tuple[pd.DataFrame, np.
 
 
 def _value_checks(lv: pd.DataFrame, level_bad: np.ndarray, cfg: dict, surface_elevation,
-                  counts: _Counter) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Checks of single values (ranges, dewpoint above temperature, heights increasing,
-    super-adiabatic layers, hypsometric heights): failed values become NaN. Returns the
-    value arrays and which levels had a failed value."""
+                  counts: _Counter, soundings: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Checks of single values (ranges, identical soundings, dewpoint above temperature,
+    heights increasing, super-adiabatic layers, hypsometric heights): failed values become
+    NaN. Returns the value arrays and which levels had a failed value."""
     prof = lv["profile"].to_numpy()
     val = {k: lv[c].to_numpy(float).copy() for k, c in
            (("t", "temperature"), ("td", "dewpoint"), ("z", "geopotential_height"), ("u", "u"), ("v", "v"))}
@@ -320,6 +365,12 @@ def _value_checks(lv: pd.DataFrame, level_bad: np.ndarray, cfg: dict, surface_el
     drop("qc_temperature_range", check_range(t, TEMPERATURE_RANGE_C), t)
     td[~np.isfinite(t) & np.isfinite(td) & np.isfinite(lv["dewpoint_depression"].to_numpy(float))] = np.nan
     drop("qc_dewpoint_range", check_range(td, DEWPOINT_RANGE_C), td)
+    p_ok = np.where(level_bad, np.nan, lv["pressure"].to_numpy(float))
+    ident = check_identical_soundings(soundings["station"].to_numpy(), soundings["time"].to_numpy(), prof, p_ok, t,
+                                      int(cfg["max_identical_soundings"]))
+    counts["qc_identical_soundings"] = int(ident.sum())
+    _log_identical(soundings, ident, int(cfg["max_identical_soundings"]))
+    drop("qc_identical_sounding_levels", ident[prof] & np.isfinite(t), t, td)
     drop("qc_height_range", check_range(z, HEIGHT_RANGE_M), z)
     drop("qc_wind_range", check_wind(u, lv["wind_speed"].to_numpy(float), lv["wind_direction"].to_numpy(float),
                                      level_bad, cfg["max_wind_speed_ms"]), u, v)
@@ -330,7 +381,6 @@ def _value_checks(lv: pd.DataFrame, level_bad: np.ndarray, cfg: dict, surface_el
         z[fill] = elev[fill]
         counts.add("qc_surface_height_from_station", fill)
     drop("qc_height_not_increasing", check_heights_increasing(prof, z), z)
-    p_ok = np.where(level_bad, np.nan, lv["pressure"].to_numpy(float))
     drop("qc_superadiabatic", check_superadiabatic(prof, p_ok, t, cfg["surface_layer_hpa"],
                                                    cfg["superadiabatic_tolerance_k"]), t, td)
     drop("qc_height_hypsometric", check_hypsometric(prof, p_ok, t, td, z, cfg["hypsometric_tolerance_m"]), z)
@@ -365,7 +415,7 @@ def quality_control(soundings: pd.DataFrame, levels: pd.DataFrame, qc: dict | No
     counts = _Counter()
     lv = levels.sort_values(["profile"], kind="stable").reset_index(drop=True)
     lv, level_bad = _level_checks(lv, counts)
-    val, failed = _value_checks(lv, level_bad, cfg, surface_elevation, counts)
+    val, failed = _value_checks(lv, level_bad, cfg, surface_elevation, counts, soundings)
     prof = lv["profile"].to_numpy()
     bad_prof = np.zeros(len(soundings), bool)
     if cfg["policy"] == "drop_sounding":

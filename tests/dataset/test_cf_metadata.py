@@ -110,7 +110,7 @@ def test_coordinates_have_no_fill_value(built):
     for store in stores.values():
         ds = xr.open_zarr(store)
         g = zarr.open_group(str(store), mode="r")
-        for name in ("time", "channel", "variable", "pressure", "units", "lat", "lon", "time_bnds"):
+        for name in ("time", "channel", "variable", "pressure", "units", "region", "lat", "lon", "time_bnds"):
             assert "_FillValue" not in g[name].attrs, name
             assert "_FillValue" not in ds[name].attrs and ds[name].encoding.get("_FillValue") is None, name
         assert "_FillValue" in g["rain_mm"].attrs  # data keep theirs: NaN marks missing rain
@@ -130,7 +130,7 @@ def test_global_attributes_are_flat_with_json_text_for_nested_ones(built):
         flat = isinstance(value, (str, int, float)) or (
             isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value))
         assert flat, (key, value)
-    assert ds.attrs["json_attributes"].split() == ["normalisation", "gridding", "versions"]
+    assert ds.attrs["json_attributes"].split() == ["normalisation", "gridding", "versions", "data_quality"]
     attrs = cf.decode_json_attrs(ds.attrs)
     stats = json.loads(stores["concat"].with_name("concat_stats.json").read_text())
     for key in ("method", "channels", "transform", "mean", "std", "count", "fitted_on"):

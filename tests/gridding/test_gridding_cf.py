@@ -22,7 +22,9 @@ def test_fragment_on_disk_carries_cf_metadata(tmp_path):
     ds = xr.open_dataset(out).load()
 
     assert ds.cf["latitude"].name == "lat" and ds.cf["longitude"].name == "lon" and ds.cf["time"].name == "time"
-    assert ds.sizes == {"time": 62, "channel": 56, "lat": 8, "lon": 16}
+    assert ds.sizes == {"time": 62, "channel": 56, "lat": 8, "lon": 16, "region": 2}
+    assert list(ds["region"].values) == ["region1", "region2"]
+    assert ds["rain_coverage"].dims == ds["sounding_coverage"].dims == ("time", "region")
     assert list(ds["channel"].values) == channel_names(config)
     # channel coordinates: what each channel is, in physical units
     want = channel_coordinates(config)
@@ -41,13 +43,14 @@ def test_fragment_on_disk_carries_cf_metadata(tmp_path):
     assert list(picked["channel"].values) == ["u_500hPa"]
     # coordinates carry no _FillValue; x keeps NaN as its fill value
     with netCDF4.Dataset(out) as nc:
-        for name in ("time", "channel", "variable", "pressure", "units", "lat", "lon"):
+        for name in ("time", "channel", "variable", "pressure", "units", "region", "lat", "lon"):
             assert "_FillValue" not in nc.variables[name].ncattrs(), name
         assert np.isnan(nc.variables["x"]._FillValue)
         assert nc.variables["time"].units == "hours since 1970-01-01"
     # flat global attributes; the gridding settings as JSON text
-    assert ds.attrs["json_attributes"] == "gridding"
+    assert ds.attrs["json_attributes"] == "gridding ingest_qc"
     assert cf.decode_json_attrs(ds.attrs)["gridding"] == config["gridding"]
+    assert set(cf.decode_json_attrs(ds.attrs)["ingest_qc"]) == {"soundings", "gauges"}
     assert ds.attrs["grid"] == "concat" and ds.attrs["month"] == "2020-01"
     assert all(isinstance(v, (str, int, float, np.integer, np.floating)) for v in ds.attrs.values())
     # and the fragment round-trips through a plain netCDF write
