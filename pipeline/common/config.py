@@ -7,6 +7,8 @@ defaults as one run by the workflow.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -36,9 +38,21 @@ def _validator_with_defaults(cls):
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
 
 
-def load_schema() -> dict:
+@functools.lru_cache(maxsize=1)
+def _parsed_schema() -> dict:
+    """The schema, parsed once per process (never modified: callers get copies)."""
     with open(SCHEMA_PATH) as f:
         return yaml.safe_load(f)
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    """The schema's validator (filling defaults), built once per process."""
+    return _validator_with_defaults(jsonschema.Draft202012Validator)(_parsed_schema())
+
+
+def load_schema() -> dict:
+    return copy.deepcopy(_parsed_schema())
 
 
 def validate_config(config: dict) -> dict:
@@ -46,9 +60,7 @@ def validate_config(config: dict) -> dict:
 
     Raises :class:`ConfigError` naming the key path and the offending value.
     """
-    schema = load_schema()
-    validator_cls = _validator_with_defaults(jsonschema.Draft202012Validator)
-    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.path))
+    errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.path))
     if errors:
         e = errors[0]
         key = ".".join(str(p) for p in e.path) or "<top level>"
