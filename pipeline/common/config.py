@@ -8,6 +8,7 @@ defaults as one run by the workflow.
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 import hashlib
 import json
@@ -60,13 +61,55 @@ def validate_config(config: dict) -> dict:
 
     Raises :class:`ConfigError` naming the key path and the offending value.
     """
-    errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.path))
+    errors = sorted(_validator().iter_errors(config), key=lambda e: _path_order(e.path))
     if errors:
-        e = errors[0]
-        key = ".".join(str(p) for p in e.path) or "<top level>"
-        raise ConfigError(f"config key '{key}': {e.message}")
+        raise ConfigError(schema_error_message(errors[0]))
     check_consistency(config)
     return config
+
+
+def key_path(path) -> str:
+    """Dotted key of a path of keys and list indices: ``model.hidden[1]``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def _path_order(path) -> list:
+    """Sort key of an error path (list indices before keys, so mixed paths compare)."""
+    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in path]
+
+
+_PATTERN_NAMES = {r"^\d{4}-\d{2}-\d{2}$": "a date YYYY-MM-DD", r"^\d{4}-\d{2}$": "a month YYYY-MM"}
+
+
+def schema_error_message(e: jsonschema.ValidationError) -> str:
+    """``config key 'a.b': <what>``, naming the key and showing the offending value.
+
+    An unknown key is named itself (``model.foo``), a missing required key too
+    (``splits.val``); ``oneOf`` lists why each alternative failed.
+    """
+    path = list(e.absolute_path)
+    if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+        allowed = list(e.schema.get("properties", {}))
+        name = next(k for k in e.instance if k not in allowed)
+        return (f"config key '{key_path(path + [str(name)])}': unknown key (value {e.instance[name]!r}); "
+                f"the keys of {key_path(path) if path else 'the top level'} are {allowed}")
+    if e.validator == "required" and isinstance(e.instance, dict):
+        name = next(k for k in e.validator_value if k not in e.instance)
+        return f"config key '{key_path(path + [name])}': required key is missing"
+    if e.validator in ("oneOf", "anyOf") and e.context:
+        reasons = "; ".join(c.message for c in sorted(e.context, key=lambda c: c.relative_schema_path[0]))
+        return f"config key '{key_path(path)}': {e.instance!r} matches none of the allowed forms ({reasons})"
+    message = e.message
+    if e.validator == "pattern" and e.validator_value in _PATTERN_NAMES:
+        message = f"{e.instance!r} is not {_PATTERN_NAMES[e.validator_value]}"
+    if e.validator == "type" and isinstance(e.instance, datetime.date):
+        message += " (quote it: YAML reads an unquoted YYYY-MM-DD as a date)"
+    if repr(e.instance) not in message:
+        message += f" (got {e.instance!r})"
+    return f"config key '{key_path(path)}': {message}"
 
 
 def schema_defaults() -> dict:
