@@ -133,9 +133,20 @@ def qc_settings(qc: dict | None = None) -> dict:
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:
-    """Read a YAML config, apply nested ``overrides``, validate, fill defaults."""
-    with open(path) as f:
-        config = yaml.safe_load(f) or {}
+    """Read a YAML config, apply nested ``overrides``, validate, fill defaults.
+
+    A file that cannot be read, is not YAML or is not a mapping is a :class:`ConfigError` too.
+    """
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: config key '<top level>': {config!r} is not a mapping of keys to values")
     if overrides:
         config = deep_update(config, overrides)
     try:
