@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import difflib
 import functools
 import hashlib
 import json
@@ -95,8 +96,10 @@ def schema_error_message(e: jsonschema.ValidationError) -> str:
     if e.validator == "additionalProperties" and isinstance(e.instance, dict):
         allowed = list(e.schema.get("properties", {}))
         name = next(k for k in e.instance if k not in allowed)
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         return (f"config key '{key_path(path + [str(name)])}': unknown key (value {e.instance[name]!r}); "
-                f"the keys of {key_path(path) if path else 'the top level'} are {allowed}")
+                f"{hint}the keys of {key_path(path) if path else 'the top level'} are {allowed}")
     if e.validator == "required" and isinstance(e.instance, dict):
         name = next(k for k in e.validator_value if k not in e.instance)
         return f"config key '{key_path(path + [name])}': required key is missing"
@@ -205,14 +208,20 @@ def _check_finite(node, path: tuple = ()) -> None:
             _check_finite(v, path + (i,))
 
 
+#: Most grid cells along one axis of a region box (a guard against a resolution so fine
+#: that the grid could not be held in memory; the default grids have 24).
+MAX_CELLS_PER_AXIS = 100_000
+
+
 def _check_regions(config: dict) -> None:
     """Region boxes: non-empty, their extents multiples of the grid spacing, and region 2
     adjoining region 1 on exactly one side with the other axis shared exactly, as
-    :func:`pipeline.gridding.geometry.make_grid` needs (the one place the grids and the side
-    are decided). A ``regions.region2_side`` that contradicts the boxes is named there.
+    :func:`pipeline.gridding.geometry.make_grid` joins them (the side is decided by
+    :func:`~pipeline.gridding.geometry.region2_side`, which also names a contradicting
+    ``regions.region2_side``).
     """
     from pipeline.common.errors import GridError
-    from pipeline.gridding.geometry import make_grid, region2_side, region_axes  # deferred: a stage module
+    from pipeline.gridding.geometry import region2_side, region_axes  # deferred: a stage module
 
     regions, res = config["regions"], config["grid"]["resolution_deg"]
     for name in ("region1", "region2"):
@@ -220,17 +229,32 @@ def _check_regions(config: dict) -> None:
         if box["lat_min"] >= box["lat_max"] or box["lon_min"] >= box["lon_max"]:
             raise ConfigError(f"config key 'regions.{name}': empty box {box} "
                               "(need lat_min < lat_max and lon_min < lon_max)")
+    axes = {}
     for name in ("region1", "region2"):
+        box = regions[name]
+        cells = max(box["lat_max"] - box["lat_min"], box["lon_max"] - box["lon_min"]) / res
+        if cells > MAX_CELLS_PER_AXIS:
+            raise ConfigError(f"config key 'grid.resolution_deg': {res} gives {cells:.3g} cells along an axis of "
+                              f"config key 'regions.{name}' {box} (at most {MAX_CELLS_PER_AXIS})")
         try:
-            region_axes(regions[name], float(res), name)
+            axes[name] = region_axes(box, float(res), name)
         except GridError as err:
             raise ConfigError(f"config key 'grid.resolution_deg': {res} does not divide config key "
-                              f"'regions.{name}' {regions[name]} ({err})") from None
+                              f"'regions.{name}' {box} ({err})") from None
+        if min(a.size for a in axes[name]) < 1:
+            raise ConfigError(f"config key 'grid.resolution_deg': {res} is larger than config key "
+                              f"'regions.{name}' {box} (no grid cell)")
+    r1, r2 = regions["region1"], regions["region2"]
     try:
-        region2_side(config)
-        make_grid(config, "concat")
+        side = region2_side(config)
+    except ConfigError as err:  # regions.region2_side contradicts the boxes
+        raise ConfigError(f"{err}: regions.region1 {r1}, regions.region2 {r2}") from None
     except GridError as err:
         raise ConfigError(f"config keys 'regions.region1' and 'regions.region2': {err}") from None
+    shared, axis = ("latitudes", 0) if side in ("west", "east") else ("longitudes", 1)
+    if not np.array_equal(axes["region1"][axis], axes["region2"][axis]):  # as make_grid requires
+        raise ConfigError(f"config keys 'regions.region1' {r1} and 'regions.region2' {r2}: joined on the "
+                          f"{side} side, the boxes must share {shared} exactly")
 
 
 def _date(key: str, value: str) -> pd.Timestamp:
@@ -252,7 +276,7 @@ def _check_period_and_splits(config: dict) -> None:
     gap of at least one input window (``frames.input_steps * frames.step_hours``)."""
     p = config["period"]
     if _date("period.start", p["start"]) > _date("period.end", p["end"]):
-        raise ConfigError(f"config key 'period': start {p['start']} after end {p['end']}")
+        raise ConfigError(f"config keys 'period.start' {p['start']} and 'period.end' {p['end']}: start after end")
     fr, s = config["frames"], config["splits"]
     step, n_in, n_lead = fr["step_hours"], fr["input_steps"], fr["lead_steps"]
     order = ["train", "val", "test"]
@@ -260,7 +284,8 @@ def _check_period_and_splits(config: dict) -> None:
     for name in order:
         first, last = _date(f"splits.{name}.start", s[name]["start"]), _date(f"splits.{name}.end", s[name]["end"])
         if first > last:
-            raise ConfigError(f"config key 'splits.{name}': start {s[name]['start']} after end {s[name]['end']}")
+            raise ConfigError(f"config keys 'splits.{name}.start' {s[name]['start']} and 'splits.{name}.end' "
+                              f"{s[name]['end']}: start after end")
         n_frames = ((last - first).days + 1) * 24 // step  # end date is inclusive
         if n_frames < n_in + n_lead:
             raise ConfigError(
