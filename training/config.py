@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field, fields
 
-from pipeline.common.config import load_schema
+from pipeline.common.config import check_model_settings, load_schema
 from pipeline.common.errors import ConfigError
 
 _SCHEMA = load_schema()["properties"]
@@ -78,17 +78,7 @@ class ModelConfig:
         _check("model.head", self.head, HEADS)
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"config key 'model.hidden': need >= 1 positive widths, got {list(self.hidden)}")
-        if self.kernel_size % 2 != 1:
-            raise ConfigError(f"config key 'model.kernel_size': must be odd, got {self.kernel_size}")
-        e = self.bin_edges_mm
-        if len(e) < 1 or e[0] <= 0 or any(b <= a for a, b in zip(e, e[1:])):
-            raise ConfigError(f"config key 'model.bin_edges_mm': need increasing positive edges, got {list(e)}")
-        if self.norm == "group":
-            bad = [h for h in self.hidden if (4 * h) % self.groups]
-            if bad:
-                raise ConfigError(
-                    f"config key 'model.groups': {self.groups} does not divide 4 * hidden for hidden {bad}"
-                )
+        check_model_settings(self.hidden, self.kernel_size, self.norm, self.groups, self.bin_edges_mm)
 
 
 @dataclass(frozen=True)

@@ -89,12 +89,10 @@ def make_loss(loss: str, head: str, alpha: float, transform: str, bin_edges_mm):
     The bins head is trained with cross-entropy only, the regression head with any of the
     pointwise losses; other pairs are a configuration error.
     """
-    from pipeline.common.errors import ConfigError
+    from pipeline.common.config import check_head_and_loss
     from training import bins
 
-    if (head == "bins") != (loss == "cross_entropy"):
-        raise ConfigError(f"config key 'train.loss': {loss!r} does not fit model.head {head!r} "
-                          "(the bins head needs cross_entropy; cross_entropy needs the bins head)")
+    check_head_and_loss(head, loss)
     if head == "bins":
         return lambda out, y, mask: bins.masked_cross_entropy(out, to_mm(y.float(), transform), mask, bin_edges_mm)
     return lambda out, y, mask: masked_loss(out, y, mask, loss, alpha, reduction="sum", transform=transform)

@@ -27,6 +27,7 @@ def dataset_config(tmp_path, side: str = "west", overrides: dict | None = None, 
         "regions": {"region1": dict(REGION1), "region2": dict(BOXES[side])},  # the side follows from the boxes
         "grid": {"resolution_deg": 0.5, "loss_mask_min_valid_fraction": 0.5, "min_norm_samples": 10},
         "compute": {"zarr_time_chunk": 16},
+        "evaluation": {"fss_windows": [1, 3]},  # FSS windows must fit the 4 x 6 region-1 grid
     }
     cfg = deep_update(cfg, overrides or {})
     path = tmp_path / name

@@ -11,7 +11,8 @@ import zarr
 
 from pipeline.dataset import assemble as dataset_mod
 from pipeline.dataset.assemble import FragmentError, build_dataset, load_stats, main
-from pipeline.common.errors import GridError
+from pipeline.common.config import deep_update
+from pipeline.common.errors import ConfigError, GridError
 from pipeline.gridding.geometry import make_grid
 from pipeline.dataset.normalise import invert
 
@@ -57,14 +58,19 @@ def test_concat_side_masks_and_region1(tmp_path, side):
 
 
 def test_mismatched_axes_error(tmp_path):
+    # boxes that cannot be joined are a config error at load time, and a GridError where
+    # the joined grid is made from an unchecked config
+    _, valid = dataset_config(tmp_path, "west")
     bad = dict(BOXES["west"], lat_min=29.0)
-    _, cfg = dataset_config(tmp_path, "west", {"regions": {"region2": bad}})
+    with pytest.raises(ConfigError, match=r"regions\.region2.*share latitudes"):
+        dataset_config(tmp_path, "west", {"regions": {"region2": bad}})
     with pytest.raises(GridError, match="share latitudes"):
-        make_grid(cfg, "concat")
+        make_grid(deep_update(valid, {"regions": {"region2": bad}}), "concat")
     gap = dict(BOXES["north"], lat_min=32.5, lat_max=34.5)
-    _, cfg = dataset_config(tmp_path, "north", {"regions": {"region2": gap}})
+    with pytest.raises(ConfigError, match=r"regions\.region2.*adjoin"):
+        dataset_config(tmp_path, "north", {"regions": {"region2": gap}})
     with pytest.raises(GridError, match="adjoin"):
-        make_grid(cfg, "concat")
+        make_grid(deep_update(valid, {"regions": {"region2": gap}}), "concat")
     # a fragment on another grid is named in the error
     _, config = dataset_config(tmp_path, "west")
     _, other = dataset_config(tmp_path, "east", name="other.yaml")

@@ -22,6 +22,7 @@ def write_config(tmp_path, overrides: dict | None = None, name: str = "config.ya
                     "region2": {"lat_min": 30.0, "lat_max": 34.0, "lon_min": 110.0, "lon_max": 114.0},
                     "region2_side": "west"},
         "grid": {"resolution_deg": 0.5},
+        "evaluation": {"fss_windows": [1, 3, 5]},  # FSS windows must fit the 8 x 8 region-1 grid
     }
     from pipeline.common.config import deep_update
 
