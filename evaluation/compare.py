@@ -201,10 +201,12 @@ def plan_bootstrap(config: dict, times: pd.DatetimeIndex) -> Bootstrap:
     return Bootstrap(weights, meta)
 
 
-def group_stats(scored: Scored, group: Group) -> dict[str, np.ndarray]:
-    """Per-time rows of every member stacked on a leading seed axis ``(S, T, ...)``."""
+def group_stats(scored: Scored, group: Group, frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-time rows of every member stacked on a leading seed axis ``(S, T, ...)``; with
+    ``frames`` (indices into ``scored.times``) only those times."""
     stats = [scored.verifiers[m.name].stats() for m in group.members]
-    return {k: np.stack([s[k] for s in stats]) for k in stats[0]}
+    out = {k: np.stack([s[k] for s in stats]) for k in stats[0]}
+    return out if frames is None else {k: v[:, frames] for k, v in out.items()}
 
 
 @dataclass
@@ -216,13 +218,15 @@ class GroupResult:
     reliability: np.ndarray | None = None  # (n_thr, n_bins, 3) of the seed-averaged probabilities
 
 
-def bootstrap_groups(scored: Scored, groups: list[Group], weights: np.ndarray) -> dict[str, GroupResult]:
+def bootstrap_groups(scored: Scored, groups: list[Group], weights: np.ndarray,
+                     frames: np.ndarray | None = None) -> dict[str, GroupResult]:
     """Point scores and resampled scores of every group: the mean of its per-seed scores,
     except CRPS, Brier and BSS of a probabilistic experiment, which score the seed-averaged
-    probabilities (one forecast, no seed axis)."""
+    probabilities (one forecast, no seed axis). ``frames``: score only these times (indices
+    into ``scored.times``, e.g. one flow regime); ``weights`` is then ``(B, len(frames))``."""
     out = {}
     for g in groups:
-        stats = group_stats(scored, g)
+        stats = group_stats(scored, g, frames)
         per_seed = scores_from_stats(stats, None, time_axis=1)           # (S, ...)
         boot = scores_from_stats(stats, weights, time_axis=1)            # (B, S, ...)
         with warnings.catch_warnings():  # a score undefined for every seed stays NaN
@@ -233,9 +237,11 @@ def bootstrap_groups(scored: Scored, groups: list[Group], weights: np.ndarray) -
         res = GroupResult(point, members, boot_mean)
         if g.name in scored.mixtures:
             mix = scored.mixtures[g.name]
-            point.update(probabilistic_scores(mix.stats()))
-            boot_mean.update(probabilistic_scores(mix.stats(), weights))
-            res.probabilistic, res.reliability = True, mix.reliability()
+            mix_stats = mix.stats() if frames is None else {k: v[frames] for k, v in mix.stats().items()}
+            point.update(probabilistic_scores(mix_stats))
+            boot_mean.update(probabilistic_scores(mix_stats, weights))
+            res.probabilistic = True
+            res.reliability = mix.reliability() if frames is None else None  # summed over all times
         out[g.name] = res
     return out
 

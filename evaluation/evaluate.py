@@ -4,11 +4,17 @@ a reference experiment; write metrics, predictions, figures and a report.
     python -m evaluation.evaluate --config C --exp exp1 --data processed/region1.zarr \\
         --runs results/runs/exp1/seed0 [...] --out results/exp1
     python -m evaluation.evaluate --config C --exp exp2 --data processed/region1.zarr \\
-        --runs results/runs/exp2/seed0 [...] --reference results/exp1 --out results/exp2
+        --runs results/runs/exp2/seed0 [...] --reference results/exp1 \\
+        [--upstream-data processed/concat.zarr [--upstream-stats processed/concat_stats.json]] \\
+        --out results/exp2
 
 Every model (each seed of each experiment and the three baselines) is scored on the same
 samples: the target times common to all runs (and to the reference), on region-1 cells
 where ``loss_mask`` is 1, the truth is valid, and every baseline has a value.
+
+With ``--upstream-data`` (the joined-grid store) the output also holds the lag diagnostics
+(:mod:`evaluation.lags`) and, with ``--reference``, the skill by flow regime
+(:mod:`evaluation.regimes`); without it these sections are left out (said so in the report).
 
 The steps live in their own modules: :mod:`evaluation.inputs` (opening the stores),
 :mod:`evaluation.compare` (scores, bootstrap, differences, maps),
@@ -31,6 +37,9 @@ from evaluation import baselines as bl
 from evaluation import metrics_json as mj
 from evaluation.compare import (CHUNK_TIMES, Maps, bootstrap_groups, figure_maps, plan_bootstrap,
                                 score_members)
+from evaluation.lags import lag_diagnostics
+from evaluation.regimes import flow_regimes
+from evaluation.upstream import Upstream, open_upstream
 from evaluation.inputs import (EvaluationError, Group, Member, check_experiment, common_times, open_baseline,
                                open_reference, open_run, open_truth, parse_baselines)
 from pipeline.common import cli
@@ -122,10 +131,13 @@ def write_outputs(out, inputs: Inputs, exp: str, metrics: dict, comparison: dict
 
 def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], out: str | Path,
              reference: str | Path | None = None, config_path: str | None = None,
-             progress: bool = True, baselines: dict[str, str | Path] | None = None) -> dict:
+             progress: bool = True, baselines: dict[str, str | Path] | None = None,
+             upstream_data: str | Path | None = None, upstream_stats: str | Path | None = None) -> dict:
     """Score, bootstrap, plot and report; write everything into ``out`` atomically.
     ``baselines``: extra precomputed baselines ``{name: predictions store}`` (e.g. the
-    advection baseline), scored like persistence and climatology.
+    advection baseline), scored like persistence and climatology. ``upstream_data``: the
+    joined-grid store (``processed/concat.zarr``; statistics ``upstream_stats``, default next
+    to it) for the lag diagnostics and the skill by flow regime.
     Returns the metrics dict."""
     from evaluation import report
 
@@ -133,6 +145,9 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     thresholds, windows = [float(t) for t in ev["thresholds_mm"]], [int(w) for w in ev["fss_windows"]]
     inputs = open_inputs(exp, data, runs, reference, thresholds)
     truth, groups = inputs.truth, inputs.groups
+    upstream = None
+    if upstream_data is not None:
+        upstream = open_upstream(config, upstream_data, upstream_stats, truth.attrs)
     times, dropped = common_times([m for g in groups for m in g.members], truth)
     log.info("%s: scoring %d common target times (%s .. %s)", exp, len(times), times[0], times[-1])
     clim = bl.climatology(truth["rain_mm"], config)
@@ -155,21 +170,47 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     prov = mj.provenance(config, config_path, data, truth.attrs, inputs.members, reference)
     if extra:
         prov["baselines"] = {k: str(v) for k, v in extra.items()}
+    if upstream is not None:
+        prov["upstream_data"], prov["upstream_stats"] = upstream.path, upstream.stats_path
     metrics = mj.metrics_json(config, exp, inputs.ref_exp, times, dropped, scored, boot, models, assessment, prov)
     metrics["data_quality"] = mj.data_quality_block(truth, times, groups)
     maps = figure_maps(config, truth, groups, scored, clim)
     metrics["sharpness"] = mj.sharpness_block(maps.spectra)
+    metrics.update(upstream_blocks(config, upstream, scored, groups, inputs.ref_exp, boot))
     report.validate_metrics(metrics)
     write_outputs(out, inputs, exp, metrics, comparison, maps)
     log.info("%s: wrote %s", exp, out)
     return metrics
 
 
+def upstream_blocks(config: dict, upstream: Upstream | None, scored, groups: list[Group], ref_exp: str | None,
+                    boot) -> dict:
+    """``lag_diagnostics`` (with the joined-grid store) and ``flow_regimes`` (with it and a
+    reference experiment); ``None`` where left out."""
+    out = {"lag_diagnostics": None, "flow_regimes": None}
+    if upstream is None:
+        log.info("no --upstream-data: lag diagnostics and skill by flow regime left out")
+        return out
+    out["lag_diagnostics"] = lag_diagnostics(upstream)
+    if ref_exp is None:
+        log.info("no --reference: skill by flow regime left out")
+        return out
+    exps = [g for g in groups if g.kind == "experiment"]
+    ga = next(g for g in exps if g.name == ref_exp)
+    gb = next(g for g in exps if g.name != ref_exp)
+    out["flow_regimes"] = flow_regimes(config, upstream, scored, ga, gb, boot.meta)
+    log.info("%s", out["flow_regimes"]["verdict"])
+    return out
+
+
 def _main(args) -> int:
     config = load_config(args.config)
     extra = parse_baselines(args.baselines, bl.BASELINES)
+    if args.upstream_stats is not None and args.upstream_data is None:
+        raise EvaluationError(f"--upstream-stats {args.upstream_stats}: needs --upstream-data")
     metrics = evaluate(config, args.exp, args.data, args.runs, args.out, args.reference, args.config,
-                       progress=not args.no_progress, baselines=extra)
+                       progress=not args.no_progress, baselines=extra, upstream_data=args.upstream_data,
+                       upstream_stats=args.upstream_stats)
     for line in metrics["verdicts"]:
         log.info("%s", line)
     return 0
@@ -187,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baselines", nargs="*", default=[], metavar="NAME=PATH",
                     help="extra precomputed baselines scored like persistence, e.g. "
                          "advection=results/baselines/advection/predictions.zarr")
+    ap.add_argument("--upstream-data", default=None,
+                    help="processed/concat.zarr, the joined grid: steering wind and region-2 rain for the lag "
+                         "diagnostics and (with --reference) the skill by flow regime; without it both are left out")
+    ap.add_argument("--upstream-stats", default=None,
+                    help="its normalisation statistics (default: <store>_stats.json next to it)")
     ap.add_argument("--out", required=True, help="output folder (replaced atomically)")
     return cli.run(ap, _main, argv)
 

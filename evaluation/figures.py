@@ -9,7 +9,11 @@
 - ``categorical_scores.png``: CSI, POD, FAR by threshold with bootstrap whiskers and seed dots;
 - ``performance_diagram.png``: Roebber (2009) diagram (success ratio, POD, CSI, bias);
 - ``fss.png``: FSS against window size per threshold;
-- ``loss_curves.png``: training and validation loss of every run.
+- ``loss_curves.png``: training and validation loss of every run;
+- ``flow_regimes.png`` (with ``--upstream-data`` and ``--reference``): relative difference
+  of the primary score with bootstrap whiskers per wind-direction sector and speed tercile;
+- ``lag_correlation.png`` (with ``--upstream-data``): lagged correlations of the regions'
+  area-mean rain.
 """
 from __future__ import annotations
 
@@ -240,6 +244,58 @@ def plot_spectra(path, spectra: dict[str, tuple[np.ndarray, np.ndarray]], colors
     plt.close(fig)
 
 
+def plot_flow_regimes(path, block: dict):
+    """Relative difference b - a (%) of the primary score with its interval, per direction
+    sector and per speed tercile (``metrics.json``'s ``flow_regimes``)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True, layout="constrained")
+    home = block["sector_from_region2"]
+    for ax, key, title in ((axes[0], "sectors", "direction sector (wind from)"),
+                           (axes[1], "speed_terciles", "speed tercile")):
+        strata = block[key]
+        names = list(strata)
+        x = np.arange(len(names))
+        rel = _arr(strata[n]["relative_pct"] for n in names)
+        lo = _arr(strata[n]["relative_ci_low"] for n in names)
+        hi = _arr(strata[n]["relative_ci_high"] for n in names)
+        err = np.nan_to_num(np.vstack([np.maximum(rel - lo, 0), np.maximum(hi - rel, 0)]))
+        colors = ["tab:red" if key == "sectors" and n == home else "tab:blue" for n in names]
+        for i, n in enumerate(names):  # hollow: a stratum shorter than one block (no interval)
+            ax.errorbar(x[i], rel[i], yerr=err[:, i:i + 1], fmt="o", capsize=4, color=colors[i],
+                        mfc=colors[i] if strata[n]["interval"] else "none")
+        ax.axhline(0, color="0.5", lw=0.8)
+        labels = [f"{n}\n{strata[n]['n_frames']} frames" + ("\n(from region 2)" if key == "sectors" and n == home
+                                                           else "") for n in names]
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel(f"{block['b']} - {block['a']} {block['score'].upper()} (% of {block['a']})")
+    fig.suptitle(f"Skill by flow regime ({block['level_hpa']} hPa steering wind at the analysis time; "
+                 f"whiskers: {100 * block['bootstrap']['confidence']:g}% block bootstrap within the stratum; "
+                 "hollow: no interval)", fontsize=9)
+    _save(fig, path)
+
+
+def plot_lag_correlation(path, block: dict):
+    """Correlation of the following region's area-mean rain at t + lag with the leading one's at t."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    lags = np.asarray(block["lags_hours"])
+    styles = {"region2_leads_region1": ("region 2 leads region 1", "tab:red", "o-"),
+              "flow_from_region2": ("region 2 leads, flow from region 2", "tab:orange", "x--"),
+              "region1_leads_region2": ("region 1 leads region 2", "tab:blue", "s-"),
+              "region1_autocorrelation": ("region-1 autocorrelation", "0.5", "^:")}
+    for key, (label, color, fmt) in styles.items():
+        ax.plot(lags, _arr(block[key]["correlation"]), fmt, color=color, label=label, ms=4)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(lags)
+    ax.set(xlabel="lag (h)", ylabel="correlation of area-mean rain", ylim=(-1.02, 1.02))
+    ax.set_title(f"Lagged correlation, {block['time_start'][:10]} .. {block['time_end'][:10]} "
+                 f"(peak {block['peak_lag_hours']} h)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def _arr(values) -> np.ndarray:
     """JSON numbers (``None`` = undefined) as a float array with NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -315,4 +371,17 @@ def make_all(out: Path, maps, metrics: dict, logs: dict[str, pd.DataFrame]) -> l
                      "spectra.png"))
     plot_loss_curves(out / "loss_curves.png", logs, colors)
     figs.append(("Training and validation loss of every run", "loss_curves.png"))
+    return figs + _upstream_figures(out, metrics)
+
+
+def _upstream_figures(out: Path, metrics: dict) -> list[tuple[str, str]]:
+    figs = []
+    if metrics.get("flow_regimes"):
+        plot_flow_regimes(out / "flow_regimes.png", metrics["flow_regimes"])
+        figs.append(("Skill by flow regime: relative difference of the primary score per steering-wind "
+                     "direction sector and speed tercile (red: flow from region 2 towards region 1)",
+                     "flow_regimes.png"))
+    if metrics.get("lag_diagnostics"):
+        plot_lag_correlation(out / "lag_correlation.png", metrics["lag_diagnostics"])
+        figs.append(("Lagged correlation of the regions' area-mean gridded rain", "lag_correlation.png"))
     return figs

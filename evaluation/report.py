@@ -14,6 +14,15 @@ _scores_block = {
     "fss": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": _num}},
 }
 
+_stratum = {"type": "object",
+            "required": ["n_frames", "n_cell_times", "a", "b", "difference", "relative_pct", "relative_ci_low",
+                         "relative_ci_high", "interval"],
+            "properties": {k: _num for k in ("a", "b", "difference", "relative_pct", "relative_ci_low",
+                                             "relative_ci_high")}}
+_lag_series = {"type": "object", "required": ["correlation", "n_pairs"],
+               "properties": {"correlation": {"type": "array", "items": _num},
+                              "n_pairs": {"type": "array", "items": {"type": "integer"}}}}
+
 METRICS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "metrics.json of python -m evaluation.evaluate",
@@ -53,6 +62,23 @@ METRICS_SCHEMA = {
         "verdicts": {"type": "array", "items": {"type": "string"}},
         "provenance": {"type": "object", "required": ["config_hash", "data_config_hash", "versions", "created"]},
         "data_quality": {"type": "object", "required": ["target_frames_without_rain", "inputs", "ingest_qc"]},
+        "flow_regimes": {"oneOf": [{"type": "null"}, {
+            "type": "object",
+            "required": ["score", "a", "b", "level_hpa", "region2_side", "sector_from_region2", "n_frames",
+                         "n_unclassified", "speed_tercile_edges_ms", "sectors", "speed_terciles", "verdict",
+                         "largest_gain_from_region2", "interval_excludes_zero"],
+            "properties": {
+                "sectors": {"type": "object", "required": ["N", "E", "S", "W"], "additionalProperties": _stratum},
+                "speed_terciles": {"type": "object", "required": ["low", "mid", "high"],
+                                   "additionalProperties": _stratum},
+                "verdict": {"type": "string"}}}]},
+        "lag_diagnostics": {"oneOf": [{"type": "null"}, {
+            "type": "object",
+            "required": ["frames", "lags_hours", "region2_leads_region1", "region1_leads_region2",
+                         "region1_autocorrelation", "flow_from_region2", "peak_lag_hours", "along_axis_wind"],
+            "properties": {"lags_hours": {"type": "array", "items": {"type": "integer"}},
+                           **{k: _lag_series for k in ("region2_leads_region1", "region1_leads_region2",
+                                                       "region1_autocorrelation", "flow_from_region2")}}}]},
     },
 }
 
@@ -229,6 +255,69 @@ def _comparison(comparison: dict | None, conf: str) -> list[str]:
     return lines
 
 
+def _pct(v, fmt="+.1f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def _stratum_row(label: str, r: dict) -> str:
+    iv = (f"[{_pct(r['relative_ci_low'])}, {_pct(r['relative_ci_high'])}]" if r.get("interval")
+          else "-" if not r["n_frames"] else "(none: fewer frames than one block)")
+    wind = ("" if r.get("mean_u_ms") is None else
+            f"{r['mean_speed_ms']:.1f} ({r['mean_u_ms']:+.1f}, {r['mean_v_ms']:+.1f}); {r['mean_along_axis_ms']:+.1f}")
+    return (f"| {label} | {r['n_frames']} | {wind} | {_f(r['a'])} | {_f(r['b'])} | {_pct(r['relative_pct'])} | "
+            f"{iv} |")
+
+
+def _flow_regimes(metrics: dict) -> list[str]:
+    """Skill by flow regime: a table per sector and speed tercile, and the verdict line."""
+    fr = metrics.get("flow_regimes")
+    lines = ["## Skill by flow regime", ""]
+    if not fr:
+        why = ("no --upstream-data (the joined-grid store with the steering wind) was given"
+               if metrics.get("lag_diagnostics") is None else "it compares with a reference experiment (--reference)")
+        return lines + [f"Left out: {why}.", ""]
+    a, b, name, bt = fr["a"], fr["b"], fr["score"].upper(), fr["bootstrap"]
+    e1, e2 = fr["speed_tercile_edges_ms"]
+    lines += [f"Test target frames stratified by the steering wind: {fr['steering']}. Region 2 lies "
+              f"{fr['region2_side']} of region 1, so flow from region 2 towards region 1 is sector "
+              f"{fr['sector_from_region2']} (sectors: {fr['sector_definition']}). {name} of {a} and {b} on each "
+              f"stratum's frames; {b} - {a} in % of {a} with its {100 * bt['confidence']:g}% paired block-bootstrap "
+              f"interval, resampling within the stratum ({bt['samples']} resamples, {bt['block_frames']}-frame "
+              f"blocks). Unclassified frames (no analysed wind): {fr['n_unclassified']} of {fr['n_frames']}.", "",
+              f"**{fr['verdict']}**", "",
+              f"| stratum | frames | wind: speed (u, v); along region 2 -> 1 (m/s) | {a} {name} | {b} {name} | "
+              f"{b} - {a} (%) | interval (%) |", "|---|---|---|---|---|---|---|"]
+    for sec, r in fr["sectors"].items():
+        label = f"from {sec}" + (" (from region 2)" if sec == fr["sector_from_region2"] else "")
+        lines.append(_stratum_row(label, r))
+    bounds = {"low": f"<= {_f(e1, '.1f')}", "mid": f"{_f(e1, '.1f')} .. {_f(e2, '.1f')}", "high": f"> {_f(e2, '.1f')}"}
+    for ter, r in fr["speed_terciles"].items():
+        lines.append(_stratum_row(f"speed {ter} ({bounds[ter]} m/s)", r))
+    return lines + [""]
+
+
+def _lags(metrics: dict) -> list[str]:
+    """Lag correlations of the area-mean rain series."""
+    lag = metrics.get("lag_diagnostics")
+    lines = ["## Lag diagnostics (from the gridded data)", ""]
+    if not lag:
+        return lines + ["Left out: no --upstream-data (the joined-grid store) was given.", ""]
+    w = lag["along_axis_wind"]
+    lines += [f"Frames: {lag['frames']}, {lag['time_start']} .. {lag['time_end']} ({lag['n_frames']} frames). "
+              f"Series: {lag['series']}. Pearson correlation of the following region's rain at t + lag with the "
+              "leading region's rain at t. Peak of region 2 leading region 1: "
+              f"{lag['peak_lag_hours']} h (r = {_f(lag['peak_correlation'])}). Steering wind along region 2 -> "
+              f"region 1: mean {_f(w['mean_ms'], '+.1f')} m/s, from region 2 at {100 * w['fraction_from_region2']:.0f}% "
+              "of the frames.", "",
+              "| lag (h) | region 2 leads region 1 | region 1 leads region 2 | region-1 autocorrelation | "
+              "region 2 leads, flow from region 2 | pairs |", "|---|---|---|---|---|---|"]
+    keys = ("region2_leads_region1", "region1_leads_region2", "region1_autocorrelation", "flow_from_region2")
+    for k, h in enumerate(lag["lags_hours"]):
+        cells = " | ".join(_f(lag[key]["correlation"][k]) for key in keys)
+        lines.append(f"| {h} | {cells} | {lag['region2_leads_region1']['n_pairs'][k]} |")
+    return lines + [""]
+
+
 def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]]) -> str:
     exp, ref = metrics["exp"], metrics["reference_exp"]
     conf = f"{100 * metrics['bootstrap']['confidence']:g}%"
@@ -236,7 +325,7 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
     lines = [f"# Verification of {exp}" + (f" against {ref}" if ref else ""), ""]
     lines += ["## Verdict", ""] + [f"- {v}" for v in metrics["verdicts"]] + [""]
     lines += _samples(metrics) + _data_quality(metrics) + _continuous(metrics, models) + _categorical(metrics, models)
-    lines += _fss(metrics, models) + _comparison(comparison, conf)
+    lines += _fss(metrics, models) + _comparison(comparison, conf) + _flow_regimes(metrics) + _lags(metrics)
     lines += ["## Figures", ""]
     for caption, fname in figures:
         lines += [f"### {caption}", "", f"![{caption}]({fname})", ""]

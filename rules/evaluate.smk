@@ -47,6 +47,10 @@ rule compare_exp2:
     input:
         data=f"{WORK}/processed/region1.zarr",
         reference="results/exp1",
+        # the joined grid: steering wind and region-2 rain for the skill by flow regime and
+        # the lag diagnostics
+        upstream=f"{WORK}/processed/concat.zarr",
+        upstream_stats=f"{WORK}/processed/concat_stats.json",
         **_run_inputs("exp2"),
         **_baseline_inputs(),
     output:
@@ -57,7 +61,7 @@ rule compare_exp2:
             category="exp2: region 2 + region 1, compared with exp1",
         ),
     params:
-        settings=settings("evaluation", "splits"),
+        settings=settings("evaluation", "splits", "frames", "regions"),
         runs=" ".join(f"results/runs/exp2/seed{s}" for s in SEEDS),
         baselines=_baseline_args,
     resources:
@@ -67,4 +71,5 @@ rule compare_exp2:
     shell:
         "{PY} -m evaluation.evaluate --config {CFG} --exp exp2 --data {input.data}"
         " --runs {params.runs} --reference {input.reference} --baselines {params.baselines}"
+        " --upstream-data {input.upstream} --upstream-stats {input.upstream_stats}"
         " --out {output} --no-progress > {log} 2>&1"

@@ -93,3 +93,15 @@ def world(tmp_path_factory):
     }
     return {"root": root, "truth": truth, "data": root / "region1.zarr", "runs": runs,
             "config": write_config(root / "config.yaml")}
+
+
+@pytest.fixture(scope="session")
+def exp1_results(world):
+    """``results/exp1`` of the fixture world (no --reference, no --upstream-data), evaluated
+    once per session for every test that reads it or compares with it."""
+    from evaluation.evaluate import main
+
+    r1 = world["root"] / "results/exp1"
+    assert main(["--config", str(world["config"]), "--data", str(world["data"]), "--exp", "exp1",
+                 "--runs", *map(str, world["runs"]["exp1"]), "--out", str(r1)]) == 0
+    return r1
