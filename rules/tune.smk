@@ -6,14 +6,20 @@
 
 from training.tune import search_space  # noqa: E402
 
-try:
-    search_space(config)  # what the schema cannot check: low < high, choices that fit the model
-except ConfigError as err:
-    raise WorkflowError(f"Invalid configuration: {err}")
-
 TUNE = config["tune"]
 TUNE_DATA = f"{WORK}/processed/{EXPERIMENT_GRID[TUNE['experiment']]}.zarr"
 TUNE_SETTINGS = settings("tune", "model", "train", "frames", "splits")
+
+
+def _tune_data(wildcards):
+    """The tuned experiment's store. Checks first what the schema cannot (lr low < high,
+    choices that fit the model, e.g. widths and model.groups): a bad search space stops the
+    planning of results/tune, naming the key, and never the main job's."""
+    try:
+        search_space(config)
+    except ConfigError as err:
+        raise WorkflowError(f"Invalid configuration: {err}")
+    return TUNE_DATA
 
 
 wildcard_constraints:
@@ -27,7 +33,7 @@ wildcard_constraints:
 # job runs only the trials it had not finished.
 rule tune_worker:
     input:
-        TUNE_DATA,
+        _tune_data,
     output:
         "results/tune_study/worker{worker}.json",
     params:

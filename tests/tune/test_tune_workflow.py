@@ -57,10 +57,11 @@ def check_tune_results(workdir, configfile, tmp_path) -> None:
     assert yaml.safe_load(effective.read_text())["model"]["hidden"] == overlay["model"]["hidden"]
 
 
-def test_a_search_space_that_fits_no_trial_fails_at_parse_time_naming_it(tmp_path):
+def test_a_bad_search_space_stops_the_planning_of_results_tune_only(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", tune={**TUNE, "search_space": {"lr": {"low": 0.01, "high": 0.001}}})
-    proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
+    proc = snakemake(tmp_path, "-n", "results/tune", configfile=cfg, check=False)
     assert proc.returncode != 0 and "tune.search_space.lr" in proc.stdout + proc.stderr
+    snakemake(tmp_path, "-n", "results/exp2", configfile=cfg)  # the main job does not tune
 
 
 def test_tune_target_runs_parallel_workers_and_writes_an_overlay(tmp_path):
