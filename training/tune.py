@@ -352,6 +352,7 @@ def quiet_optuna() -> None:
 
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(logging.getLogger().getEffectiveLevel())
 
 
 # ------------------------------------------------------------------------- workers
