@@ -2,22 +2,25 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.common.config import load_config, schema_defaults, validate_config
+from pipeline.common.config import load_config, load_schema, schema_defaults, validate_config
 from pipeline.common.errors import ConfigError
 from tests.tune.conftest import tune_settings
 from training.config import TuneConfig, tune_config
 from training.tune import main, overlay, search_space, worker_slots
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_search_space_parses_into_the_documented_settings():
     cfg = load_config(ROOT / "config.yaml")
     assert tune_config(cfg) == TuneConfig() == tune_config(schema_defaults())  # defaults: the schema's
+    assert {f.name for f in dataclasses.fields(TuneConfig)} == set(load_schema()["properties"]["tune"]["properties"])
     space = {p.name: p for p in search_space(cfg)}
     assert list(space) == ["lr", "hidden", "attention", "norm", "loss"]
     assert (space["lr"].low, space["lr"].high, space["lr"].choices) == (0.0005, 0.005, ())
