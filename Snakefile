@@ -1,5 +1,6 @@
 # Upstream-rain workflow: raw soundings + gauges -> zarr tensors -> ConvLSTM U-Net -> verification.
-# Main job: `snakemake --cores 8 results/exp2`. See README.md and docs/contracts.md.
+# Main job: `snakemake --cores 8 results/exp2`; hyperparameter search: `snakemake --cores 2 results/tune`.
+# See README.md and docs/contracts.md.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -20,6 +21,7 @@ include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/baselines.smk"
+include: "rules/tune.smk"
 
 
 report: "report/workflow.rst"

@@ -33,12 +33,15 @@ COMMANDS = {  # module -> console script of [project.scripts]
     "training.predict": "upstream-rain-predict",
     "training.export": "upstream-rain-export",
     "training.memory": "upstream-rain-memory",
+    "training.tune": "upstream-rain-tune",
     "evaluation.evaluate": "upstream-rain-evaluate",
     "evaluation.advection": "upstream-rain-advection",
 }
 CONVENTION = sorted(COMMANDS)
-WITH_PROGRESS = ["pipeline.nature_run", "pipeline.dataset", "training.train", "training.predict", "evaluation.evaluate"]
-WITH_THREADS = ["pipeline.nature_run", "pipeline.gridding", "pipeline.dataset", "training.train", "training.predict"]
+WITH_PROGRESS = ["pipeline.nature_run", "pipeline.dataset", "training.train", "training.predict", "training.tune",
+                 "evaluation.evaluate"]
+WITH_THREADS = ["pipeline.nature_run", "pipeline.gridding", "pipeline.dataset", "training.train", "training.predict",
+                "training.tune"]
 
 
 def run(*args, cwd=None) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""Typed views of the ``frames``, ``model`` and ``train`` config sections.
+"""Typed views of the ``frames``, ``model``, ``train`` and ``tune`` config sections.
 
 The schema (``schemas/config.schema.yaml``) validates the YAML and fills defaults; these
 dataclasses are what the Python code passes around. Their defaults and enumerations are
@@ -43,6 +43,9 @@ TARGET_TRANSFORMS = _enum("train", "target_transform")
 AMPS = _enum("train", "amp")
 DEVICES = _enum("train", "device")
 SCHEDULES = _enum("train", "schedule")
+TUNE_OBJECTIVES = _enum("tune", "objective")
+TUNE_PRUNERS = _enum("tune", "pruner")
+TUNE_EXPERIMENTS = _enum("tune", "experiment")
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,28 @@ class TrainConfig:
         _check("train.schedule", self.schedule, SCHEDULES)
 
 
+@dataclass(frozen=True)
+class TuneConfig:
+    n_trials: int = _field("tune", "n_trials")  # trials in all, split between the workers
+    workers: int = _field("tune", "workers")  # parallel worker jobs sharing one storage
+    experiment: str = _field("tune", "experiment")  # exp1 | exp2
+    epochs: int = _field("tune", "epochs")  # epochs per trial (replaces train.epochs there)
+    seed: int = _field("tune", "seed")  # TPE seed; worker k uses seed + k
+    objective: str = _field("tune", "objective")  # crps | val_loss, on the validation split
+    pruner: str = _field("tune", "pruner")  # median | hyperband
+    pruner_startup_trials: int = _field("tune", "pruner_startup_trials")  # median: completed trials first
+    storage: str | None = _field("tune", "storage")  # None: the default journal file; journal:PATH; a URL
+    search_space: dict = field(default_factory=lambda: copy.deepcopy(_prop("tune", "search_space")["default"]))
+
+    def __post_init__(self):
+        _check("tune.objective", self.objective, TUNE_OBJECTIVES)
+        _check("tune.pruner", self.pruner, TUNE_PRUNERS)
+        _check("tune.experiment", self.experiment, TUNE_EXPERIMENTS)
+        for key in ("n_trials", "workers", "epochs"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"config key 'tune.{key}': need an integer >= 1, got {getattr(self, key)!r}")
+
+
 def _check(key: str, value, allowed) -> None:
     if value not in allowed:
         raise ConfigError(f"config key '{key}': {value!r} is not one of {list(allowed)}")
@@ -138,6 +163,10 @@ def train_config(config: dict) -> TrainConfig:
     return _from_section(TrainConfig, config.get("train"), "train")
 
 
+def tune_config(config: dict) -> TuneConfig:
+    return _from_section(TuneConfig, config.get("tune"), "tune")
+
+
 def as_dict(dc) -> dict:
     """Plain dict (lists, not tuples) for checkpoints and JSON."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(dc).items()}
@@ -147,8 +176,10 @@ __all__ = [
     "FramesConfig",
     "ModelConfig",
     "TrainConfig",
+    "TuneConfig",
     "frames_config",
     "model_config",
     "train_config",
+    "tune_config",
     "as_dict",
 ]

@@ -37,6 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -259,6 +260,10 @@ class Trainer:
     flops_forward: float
 
 
+#: ``on_epoch(epoch, row, trainer)`` of :func:`train`: called after each completed epoch (1-based).
+EpochCallback = Callable[[int, dict, Trainer], None]
+
+
 def _checkpoint_base(config: dict, ds, data_path, model, fc, mc, tc, exp: str, seed: int) -> dict:
     """The checkpoint header: model arguments, settings, normalisation, data identity and run key."""
     import json
@@ -375,9 +380,16 @@ def save_epoch(tr: Trainer, prog: Progress, out_dir: Path, improved: bool, title
 
 
 def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = False,
-          threads: int | None = None, stop_after_epochs: int | None = None, progress: bool = True) -> dict:
+          threads: int | None = None, stop_after_epochs: int | None = None, progress: bool = True,
+          on_epoch: EpochCallback | None = None) -> dict:
     """Train one model; returns a summary dict. ``stop_after_epochs`` ends this call early
-    (as if killed) after that many epochs in total — used to test resuming."""
+    (as if killed) after that many epochs in total — used to test resuming.
+
+    ``on_epoch(epoch, row, trainer)`` is called after every epoch, once its checkpoints and
+    log are written (``row``: the epoch's ``train_log.csv`` row; ``trainer``: the model and
+    the data). It may raise to end the run there (the tuner's pruning, ``training.tune``):
+    the exception propagates, and the run folder holds the complete outputs of the epochs
+    so far."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -412,6 +424,8 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         save_epoch(tr, prog, out_dir, improved, title)
         log.info(f"epoch {epoch + 1}: train {tl:.4f} val {vl:.4f} lr {lr:.2e} "
                  f"{prog.rows[-1]['seconds']:.1f} s{' *' if improved else ''}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, dict(prog.rows[-1]), tr)
     if stopped is None:
         stopped = "early stopping" if prog.bad_epochs >= tc.early_stopping_patience else "max epochs"
     if prog.rows and stopped != "interrupted":  # a run resumed after its last epoch still leaves its outputs
