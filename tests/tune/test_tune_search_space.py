@@ -46,8 +46,8 @@ def _with_space(space: dict) -> dict:
     ({"loss": ["cross_entropy", "huber"]}, "tune.search_space.loss", "'huber'"),
     ({"norm": ["group", "group"]}, "tune.search_space.norm", "non-unique"),
     ({"hidden": [[16, 0]]}, "tune.search_space.hidden", "0 is less than the minimum"),
-    ({"lr": {"low": 0.001}}, "tune.search_space.lr", "'high' is a required property"),
-    ({"depth": [1, 2]}, "tune.search_space", "'depth'"),
+    ({"lr": {"low": 0.001}}, "tune.search_space.lr.high", "required key is missing"),
+    ({"depth": [1, 2]}, "tune.search_space.depth", "unknown key (value [1, 2])"),
 ])
 def test_schema_rejects_a_bad_entry_naming_key_and_value(space, key, value):
     with pytest.raises(ConfigError) as err:
