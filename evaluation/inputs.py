@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.common import cli
-from pipeline.common.integrity import verify_store
+from pipeline.common.integrity import CorruptDataError, verify_store
 
 log = logging.getLogger("evaluation")
 
@@ -71,12 +71,22 @@ def open_zarr(path) -> xr.Dataset:
         return xr.open_zarr(path)
 
 
+def open_store(path, label: str) -> xr.Dataset:
+    """:func:`open_zarr` with errors that name the store as the user gave it (``label``); a
+    damaged store keeps its own error (:class:`CorruptDataError`, which says how to rebuild)."""
+    if not Path(path).exists():
+        raise EvaluationError(f"{label}: no such store")
+    try:
+        return open_zarr(path)
+    except CorruptDataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - re-raised with the path
+        raise EvaluationError(f"{label}: cannot open the store: {err}") from err
+
+
 def open_truth(path: str | Path) -> xr.Dataset:
     """The processed region-1 store: ``rain_mm`` (time, lat, lon) mm, ``valid``, ``loss_mask``."""
-    try:
-        ds = open_zarr(path)
-    except Exception as err:  # noqa: BLE001 - re-raised with the path
-        raise EvaluationError(f"{path}: cannot open the data store: {err}") from err
+    ds = open_store(path, f"{path} (data store)")
     for var in ("rain_mm", "valid", "loss_mask"):
         if var not in ds:
             raise EvaluationError(f"{path}: variable '{var}' missing (have {sorted(ds.data_vars)})")
@@ -218,12 +228,7 @@ def open_baseline(name: str, path: str | Path, truth: xr.Dataset, times: pd.Date
     store = Path(path)
     if store.is_dir() and not (store / "zarr.json").exists() and (store / "predictions.zarr").exists():
         store = store / "predictions.zarr"
-    if not store.exists():
-        raise EvaluationError(f"--baselines {name}={path}: no such store")
-    try:
-        ds = open_zarr(store)
-    except Exception as err:  # noqa: BLE001 - re-raised with the path
-        raise EvaluationError(f"--baselines {name}={path}: cannot open the store: {err}") from err
+    ds = open_store(store, f"--baselines {name}={path}")
     pred = check_grid(_prediction_var(ds, store), truth, str(store))
     missing = times.difference(pd.DatetimeIndex(pred["time"].values))
     if len(missing):

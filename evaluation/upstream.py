@@ -30,7 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from evaluation.advection import AdvectionDataError, _wind_stats
-from evaluation.inputs import EvaluationError, open_zarr
+from evaluation.inputs import EvaluationError, open_store
 from pipeline.gridding.geometry import region2_side
 
 log = logging.getLogger("evaluation")
@@ -133,12 +133,7 @@ def open_upstream(config: dict, path, stats_path=None, data_attrs: dict | None =
     whose ``config_hash`` must match."""
     path = Path(path)
     stats_path = Path(stats_path) if stats_path is not None else default_stats_path(path)
-    if not path.exists():
-        raise EvaluationError(f"--upstream-data {path}: no such store")
-    try:
-        ds = open_zarr(path)
-    except Exception as err:  # noqa: BLE001 - re-raised with the path
-        raise EvaluationError(f"{path}: cannot open the upstream data store: {err}") from err
+    ds = open_store(path, f"--upstream-data {path}")
     side, r1 = _check_store(ds, path, config, data_attrs)
     level = int(config["evaluation"]["advection_level_hpa"])
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.common.config import validate_config
-from tests.training.conftest import make_processed, tiny_config
+from tests.training.conftest import _one_thread, make_processed, tiny_config  # noqa: F401 - autouse fixture
 
 #: A small search space that fits the tiny model (model.groups 4).
 SPACE = {"lr": {"low": 0.001, "high": 0.01}, "hidden": [[8, 16], [4, 8]], "attention": ["none", "self"],
@@ -21,17 +21,6 @@ def tune_settings(**tune) -> dict:
     cfg = tiny_config(tune={"n_trials": 2, "workers": 2, "epochs": 2, **tune})
     cfg["tune"]["search_space"] = space
     return validate_config(cfg)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to other jobs on a shared machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
