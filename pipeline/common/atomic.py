@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import shutil
 import uuid
@@ -66,9 +67,14 @@ def recover(final: str | Path) -> None:
         _remove(tmp)
 
 
+@functools.lru_cache(maxsize=1)
+def _renameat2():
+    return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+
+
 def exchange(a: Path, b: Path) -> bool:
     """Atomically swap two existing paths; False where the OS or filesystem cannot."""
-    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    fn = _renameat2()
     if fn is None:
         return False
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
