@@ -83,7 +83,7 @@ def soundings_to_dataset(raw: igra2.RawSoundings, levels_hpa, qc_config: dict | 
                          month: str | None = None, stations: pd.DataFrame | None = None,
                          source_files=()) -> xr.Dataset:
     """Filter, QC, derive and interpolate soundings; the interim dataset (profile, level)."""
-    from pipeline.soundings import qc  # MetPy (about 2 s to import): only the soundings path needs it
+    from pipeline.soundings import qc  # only the soundings path needs it
 
     counts = dict(raw.counts)
     soundings, levels = raw.soundings, raw.levels

@@ -14,6 +14,8 @@ rule advection_baseline:
         mem_mb=1000,
     log:
         "logs/baselines/advection.log",
+    benchmark:
+        "logs/benchmarks/advection_baseline/advection.tsv"
     shell:
         "{PY} -m evaluation.advection --config {CFG} --data {input.zarr} --stats {input.stats}"
         " --level-hpa {params.level} --out {output} > {log} 2>&1"

@@ -14,6 +14,8 @@ rule build_dataset:
         mem_mb=2000,
     log:
         "logs/dataset/{grid}.log",
+    benchmark:
+        "logs/benchmarks/build_dataset/{grid}.tsv"
     shell:
         "{PY} -m pipeline.dataset --config {CFG} --grid {wildcards.grid} --out {output.zarr}"
         " --stats-out {output.stats} --threads {threads} --no-progress {input} > {log} 2>&1"

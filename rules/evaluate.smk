@@ -38,6 +38,8 @@ rule evaluate_exp1:
         mem_mb=2000,
     log:
         "logs/evaluate/exp1.log",
+    benchmark:
+        "logs/benchmarks/evaluate_exp1/exp1.tsv"
     shell:
         "{PY} -m evaluation.evaluate --config {CFG} --exp exp1 --data {input.data}"
         " --runs {params.runs} --out {output} --no-progress > {log} 2>&1"
@@ -68,6 +70,8 @@ rule compare_exp2:
         mem_mb=2000,
     log:
         "logs/evaluate/exp2.log",
+    benchmark:
+        "logs/benchmarks/compare_exp2/exp2.tsv"
     shell:
         "{PY} -m evaluation.evaluate --config {CFG} --exp exp2 --data {input.data}"
         " --runs {params.runs} --reference {input.reference} --baselines {params.baselines}"

@@ -18,6 +18,8 @@ rule grid_month:
         mem_mb=1500,
     log:
         "logs/grid/{month}.log",
+    benchmark:
+        "logs/benchmarks/grid_month/{month}.tsv"
     shell:
         "{PY} -m pipeline.gridding --config {CFG} --soundings {input.soundings} --gauges {input.gauges}"
         " --month {wildcards.month} --grid region1,concat --out {params.out} --threads {threads} > {log} 2>&1"

@@ -30,6 +30,8 @@ rule ingest_soundings:
         mem_mb=1000,
     log:
         "logs/ingest/soundings_{month}.log",
+    benchmark:
+        "logs/benchmarks/ingest_soundings/{month}.tsv"
     shell:
         "{PY} -m pipeline.ingest soundings --config {CFG} --format {SOUNDING_FORMAT}"
         " {params.station_list} --month {wildcards.month} --no-progress --out {output.data}"
@@ -50,6 +52,8 @@ rule ingest_gauges:
         mem_mb=1500,
     log:
         "logs/ingest/gauges_{month}.log",
+    benchmark:
+        "logs/benchmarks/ingest_gauges/{month}.tsv"
     shell:
         "{PY} -m pipeline.ingest gauges --config {CFG} --stations {input.stations}"
         " --month {wildcards.month} --out {output.data} {input.month} {input.previous} > {log} 2>&1"

@@ -12,6 +12,8 @@ if config["data"]["source"] == "synthetic":
             settings=settings("synthetic", "regions", "grid"),
         log:
             "logs/sources/network.log",
+        benchmark:
+            "logs/benchmarks/generate_network/network.tsv"
         shell:
             "{PY} -m pipeline.nature_run --config {CFG} --out {RAW} --network-only --no-progress > {log} 2>&1"
 
@@ -28,5 +30,7 @@ if config["data"]["source"] == "synthetic":
             start=config["period"]["start"],
         log:
             "logs/sources/month_{month}.log",
+        benchmark:
+            "logs/benchmarks/generate_month/{month}.tsv"
         shell:
             "{PY} -m pipeline.nature_run --config {CFG} --out {RAW} --month {wildcards.month} --no-progress > {log} 2>&1"

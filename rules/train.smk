@@ -20,6 +20,8 @@ rule train_model:
         runtime=120,
     log:
         "logs/train/{exp}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train_model/{exp}_seed{seed}.tsv"
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m training.train --config {CFG} --data {input}"
         " --exp {wildcards.exp} --seed {wildcards.seed} --out {params.out} --threads {threads} --resume"
@@ -37,6 +39,8 @@ rule predict_test:
         mem_mb=2000,
     log:
         "logs/predict/{exp}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/predict_test/{exp}_seed{seed}.tsv"
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m training.predict --checkpoint {input.checkpoint}"
         " --data {input.data} --split test --out {output} --threads {threads} --no-progress > {log} 2>&1"

@@ -46,12 +46,9 @@ import logging
 
 import numpy as np
 import pandas as pd
-from metpy.calc import (dewpoint_from_relative_humidity, potential_temperature, virtual_temperature_from_dewpoint,
-                        wind_components)
-from metpy.constants import Rd, g
-from metpy.units import units
-
 from pipeline.common.config import qc_settings
+from pipeline.soundings.thermo import (RD_OVER_G, dewpoint_from_relative_humidity, potential_temperature,
+                                       virtual_temperature_from_dewpoint, wind_components)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +59,6 @@ TEMPERATURE_RANGE_C = (-100.0, 60.0)
 DEWPOINT_RANGE_C = (-120.0, 40.0)
 HEIGHT_RANGE_M = (-500.0, 60000.0)
 DEWPOINT_ROUNDING_C = 0.05
-RD_OVER_G = float((Rd / g).to("m/K").magnitude)  # hypsometric factor, m K-1
 MIN_COMMON_LEVELS = 3  # levels two soundings must share for "identical" to mean anything
 
 VARIABLES = ["temperature", "dewpoint", "u", "v", "geopotential_height"]
@@ -71,11 +67,11 @@ VARIABLES = ["temperature", "dewpoint", "u", "v", "geopotential_height"]
 # --------------------------------------------------------------------------- derive
 
 def derive_variables(levels: pd.DataFrame) -> pd.DataFrame:
-    """Add dewpoint (degC), u and v (m/s) with MetPy.
+    """Add dewpoint (degC), u and v (m/s) with MetPy's formulas (:mod:`.thermo`).
 
     Dewpoint: the reported dewpoint if any, else temperature minus dewpoint depression,
-    else :func:`metpy.calc.dewpoint_from_relative_humidity`. Wind components:
-    :func:`metpy.calc.wind_components` from speed and the direction the wind blows from.
+    else MetPy's ``dewpoint_from_relative_humidity``. Wind components: MetPy's
+    ``wind_components`` from speed and the direction the wind blows from.
     """
     lv = levels.copy()
     t = lv["temperature"].to_numpy(float)
@@ -86,14 +82,11 @@ def derive_variables(levels: pd.DataFrame) -> pd.DataFrame:
     td[from_dpd] = t[from_dpd] - dpd[from_dpd]
     from_rh = np.isnan(td) & np.isfinite(t) & np.isfinite(rh) & (rh > 0) & (rh <= 110)
     if from_rh.any():
-        td[from_rh] = dewpoint_from_relative_humidity(
-            units.Quantity(t[from_rh], "degC"), units.Quantity(rh[from_rh], "percent")).to("degC").magnitude
+        td[from_rh] = dewpoint_from_relative_humidity(t[from_rh], rh[from_rh])
     lv["dewpoint"] = td
     speed = lv["wind_speed"].to_numpy(float)
     direction = lv["wind_direction"].to_numpy(float)
-    u, v = wind_components(units.Quantity(speed, "m/s"), units.Quantity(direction, "degree"))
-    lv["u"] = np.asarray(u.to("m/s").magnitude, dtype=float)
-    lv["v"] = np.asarray(v.to("m/s").magnitude, dtype=float)
+    lv["u"], lv["v"] = wind_components(speed, direction)
     return lv
 
 
@@ -133,11 +126,8 @@ def hypsometric_heights(profile: np.ndarray, pressure: np.ndarray, temperature: 
     if dewpoint is not None:
         ok = np.isfinite(dewpoint) & np.isfinite(temperature)
         if ok.any():
-            tv = virtual_temperature_from_dewpoint(units.Quantity(pressure[ok], "hPa"),
-                                                   units.Quantity(temperature[ok], "degC"),
-                                                   units.Quantity(dewpoint[ok], "degC"))
             t_k = t_k.copy()
-            t_k[ok] = tv.to("K").magnitude
+            t_k[ok] = virtual_temperature_from_dewpoint(pressure[ok], temperature[ok], dewpoint[ok])
     valid = np.isfinite(t_k) & np.isfinite(pressure) & (pressure > 0)
     prev = _previous_valid(profile, np.where(valid, t_k, np.nan))
     dz = np.zeros(profile.size)
@@ -252,8 +242,7 @@ def check_superadiabatic(prof, p_ok, t, surface_layer_hpa: float, tolerance_k: f
     t_ok = np.isfinite(t) & np.isfinite(p_ok)
     theta = np.full(t.size, np.nan)
     if t_ok.any():
-        theta[t_ok] = potential_temperature(units.Quantity(p_ok[t_ok], "hPa"),
-                                            units.Quantity(t[t_ok], "degC")).to("K").magnitude
+        theta[t_ok] = potential_temperature(p_ok[t_ok], t[t_ok])
     prev = _previous_valid(prof, theta)
     p_surface = pd.Series(np.where(t_ok, p_ok, -np.inf)).groupby(prof).transform("max").to_numpy()
     has = prev >= 0

@@ -1,0 +1,123 @@
+"""Data stages of the main job: wall time per month of data, and start-up vs work per rule.
+
+Runs the workflow on the embedded default (or --configfile) in a fresh working directory,
+up to the two processed stores (everything before `build_dataset` finishes), with the same
+`--cores` as the main job. Target of the project: at most 2.5 s of wall time per month of
+data on 2 cores.
+
+Per rule it reads the Snakemake `benchmark:` files (wall time and CPU time of each job) and
+times the rule's entry point doing nothing but start up (importing its modules, in a
+fresh interpreter, median of 5), so the JSON splits each rule's cost into start-up and work.
+
+    python benchmarks/bench_data_stages.py [--workdir DIR] [--configfile FILE] [--name NAME]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = ["data/processed/region1.zarr", "data/processed/concat.zarr"]
+# The modules each data rule imports before its work (the start-up a job pays).
+RULE_MODULES = {
+    "generate_network": ["pipeline.nature_run.generator"],
+    "generate_month": ["pipeline.nature_run.generator"],
+    "ingest_soundings": ["pipeline.ingest", "pipeline.soundings.qc"],
+    "ingest_gauges": ["pipeline.ingest"],
+    "grid_month": ["pipeline.gridding.cli"],
+    "build_dataset": ["pipeline.dataset.assemble"],
+}
+
+
+def startup_seconds(modules: list[str], repeats: int = 5) -> float:
+    """Median wall time of a fresh interpreter importing `modules` (the start-up of a job)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import " + ", ".join(modules)],
+                       check=True, cwd=REPO)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def rule_benchmarks(workdir: Path) -> dict[str, dict]:
+    """Sum the Snakemake benchmark files under logs/benchmarks/<rule>/ per rule."""
+    out: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0})
+    for tsv in sorted((workdir / "logs" / "benchmarks").glob("*/*.tsv")):
+        rows = list(csv.DictReader(tsv.open(), delimiter="\t"))
+        if not rows:
+            continue
+        entry = out[tsv.parent.name]
+        entry["jobs"] += 1
+        entry["wall_s"] += float(rows[-1]["s"])
+        entry["cpu_s"] += float(rows[-1]["cpu_time"])
+    return dict(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None, help="working directory (created; default: temporary)")
+    ap.add_argument("--configfile", type=Path, nargs="*", default=[REPO / "config.yaml"])
+    ap.add_argument("--cores", type=int, default=8, help="Snakemake --cores (the main job uses 8)")
+    ap.add_argument("--name", default="data_stages", help="name of the results JSON")
+    args = ap.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-data-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", *map(str, args.configfile), "--workflow-profile", str(REPO / "profiles" / "local"),
+           "--cores", str(args.cores), *TARGETS]
+    log = open(workdir / "bench.log", "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    ps = psutil.Process(proc.pid)
+    own_cpu = 0.0
+    while proc.poll() is None:
+        try:
+            t = ps.cpu_times()
+            own_cpu = t.user + t.system
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.25)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        sys.exit(f"workflow failed ({proc.returncode}); see {workdir / 'bench.log'}")
+    months = len(list((workdir / "data" / "gridded" / "region1").glob("*.nc")))
+    rules = rule_benchmarks(workdir)
+    for rule, entry in rules.items():
+        modules = RULE_MODULES.get(rule)
+        if modules:
+            entry["startup_s_per_job"] = round(startup_seconds(modules), 3)
+            entry["work_s_per_job"] = round(entry["wall_s"] / entry["jobs"] - entry["startup_s_per_job"], 3)
+        entry["wall_s"] = round(entry["wall_s"], 1)
+        entry["cpu_s"] = round(entry["cpu_s"], 1)
+    result = {
+        "wall_s": round(wall, 1),
+        "months": months,
+        "wall_s_per_month": round(wall / months, 2),
+        "snakemake_own_cpu_s": round(own_cpu, 1),
+        "cores_available": os.cpu_count(),
+        "snakemake_cores": args.cores,
+        "targets": {"wall_s_per_month": 2.5},
+        "rules": rules,
+        "configfiles": [str(Path(p).resolve().relative_to(REPO)) if Path(p).resolve().is_relative_to(REPO) else str(p)
+                        for p in args.configfile],
+    }
+    print(json.dumps(result, indent=2))
+    out = REPO / "benchmarks" / "results" / f"{args.name}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
