@@ -68,7 +68,7 @@ def open_zarr(path) -> xr.Dataset:
     verify_store(path, required=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*consolidated metadata.*", category=RuntimeWarning)
-        return xr.open_zarr(path)
+        return xr.open_zarr(path, chunks=None)  # NumPy-backed, lazily loaded: small reads need no dask graph
 
 
 def open_store(path, label: str) -> xr.Dataset:

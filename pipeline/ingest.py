@@ -171,7 +171,7 @@ def write_dataset(ds: xr.Dataset, out: str | Path) -> None:
         if out.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w")
         else:
-            enc = {v: {**integrity.NETCDF_CHECKSUM, **({"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
+            enc = {v: {**integrity.NETCDF_CHECKSUM, **({**cf.INTERMEDIATE_COMPRESSION, "_FillValue": np.float32(np.nan)}
                                                        if ds[v].dtype == np.float32 else {})}
                    for v in ds.data_vars if ds[v].dtype.kind in "fiub"}
             enc.update(cf.coordinate_encoding(ds))

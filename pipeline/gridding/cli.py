@@ -38,7 +38,7 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
     ds = ds.assign_coords({name: (ds[name].dims, values, ds[name].attrs) for name, values in text.items()})
     encoding = cf.coordinate_encoding(ds)  # no _FillValue on coordinates
     encoding["time"] = {**encoding["time"], **cf.TIME_ENCODING}
-    encoding["x"] = {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32",
+    encoding["x"] = {**cf.INTERMEDIATE_COMPRESSION, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32",
                      **integrity.NETCDF_CHECKSUM}
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
