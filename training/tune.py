@@ -335,15 +335,25 @@ def make_pruner(config: dict):
     return optuna.pruners.MedianPruner(n_startup_trials=tc.pruner_startup_trials, n_warmup_steps=0)
 
 
-def open_study(config: dict, data_path, worker: int = 0, storage=None):
-    """Create or load the study (TPE seeded with ``tune.seed + worker``, the configured pruner)."""
+def slot_sampler(config: dict, slot: int):
+    """TPE seeded with ``tune.seed + slot``: the settings a slot's trial gets depend on the
+    study's finished trials and the slot alone, not on how many suggestions this process has
+    made before. So a worker rerun after a kill suggests what the undisturbed run did (TPE
+    ignores the failed, interrupted trial)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=tune_config(config).seed + int(slot))
+
+
+def open_study(config: dict, data_path, storage=None):
+    """Create or load the study (the configured pruner; :func:`run_worker` sets the sampler of each slot)."""
     import optuna
 
     quiet_optuna()
     storage = storage if storage is not None else open_storage(storage_spec(config))
-    sampler = optuna.samplers.TPESampler(seed=tune_config(config).seed + int(worker))
-    return optuna.create_study(study_name=study_name(config, data_path), storage=storage, sampler=sampler,
-                               pruner=make_pruner(config), direction="minimize", load_if_exists=True)
+    return optuna.create_study(study_name=study_name(config, data_path), storage=storage,
+                               sampler=slot_sampler(config, 0), pruner=make_pruner(config), direction="minimize",
+                               load_if_exists=True)
 
 
 def quiet_optuna() -> None:
@@ -396,11 +406,12 @@ def run_worker(config: dict, data_path, worker: int, threads: int | None = None,
     space = search_space(config)
     slots = worker_slots(config, worker)
     spec = storage_spec(config)
-    study = open_study(config, data_path, worker, open_storage(spec))
+    study = open_study(config, data_path, open_storage(spec))
     todo = open_slots(study, slots)
     log.info(f"worker {worker} of {tune_config(config).workers}: study {study.study_name} in "
              f"{describe_storage(spec)}; slots {slots}, {len(todo)} to run")
     for slot in todo:
+        study.sampler = slot_sampler(config, slot)
         study.optimize(make_objective(config, data_path, space, worker, slot, threads, progress),
                        n_trials=1, catch=(TrainingDivergedError,))
         t = _last_trial_of(study, worker, slot)

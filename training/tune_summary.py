@@ -95,7 +95,7 @@ def provenance(config: dict, data_path, study, trials, best, counts: dict) -> di
         "experiment": tc.experiment, "data": str(data_path), "config_hash": config_hash(config),
         "objective": {"score": tc.objective, "split": "val", "direction": "minimize",
                       "value": "the score of the trial's epoch of lowest validation loss"},
-        "sampler": {"name": "TPESampler", "seed": tc.seed, "worker_seed": "seed + worker"},
+        "sampler": {"name": "TPESampler", "seed": tc.seed, "slot_seed": "seed + slot"},
         "pruner": {"name": tc.pruner, "startup_trials": tc.pruner_startup_trials if tc.pruner == "median" else None},
         "n_trials": tc.n_trials, "workers": tc.workers, "epochs_per_trial": tc.epochs,
         "search_space": tc.search_space, "trials": counts, "trials_per_worker": workers,

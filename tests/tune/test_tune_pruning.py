@@ -105,3 +105,28 @@ def test_a_diverged_trial_keeps_its_slot_and_another_failure_frees_it():
     for slot, attrs in ((0, {"diverged": "epoch 1: loss is nan"}), (2, {})):
         study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"slot": slot, **attrs}))
     assert open_slots(study, [0, 2]) == [2]
+
+
+def _slot_outcomes(record) -> dict:
+    """{slot: (state, value, params)} of a worker's finished, not interrupted trials."""
+    return {r["slot"]: (r["state"], r["value"], r["params"]) for r in record["trials"] if r["state"] != "FAIL"}
+
+
+def test_a_worker_rerun_after_a_kill_repeats_the_undisturbed_trials(tiny_store, tmp_path):
+    """One worker, 3 slots. Undisturbed, against a run killed during slot 1 (slot 0 finished,
+    slot 1's trial left running) and then rerun: every slot gets the same settings and score,
+    because each slot seeds its own sampler (tune.seed + slot)."""
+    def settings(name, n_trials):
+        return tune_settings(workers=1, n_trials=n_trials, epochs=1, storage=f"journal:{tmp_path / name}")
+
+    undisturbed = run_worker(settings("a.journal", 3), tiny_store, 0, threads=1, progress=False)
+    run_worker(settings("b.journal", 1), tiny_store, 0, threads=1, progress=False)  # slot 0, then the kill:
+    cfg = settings("b.journal", 3)
+    study = open_study(cfg, tiny_store)
+    left = study.ask()  # slot 1's trial, left running by the killed job
+    left.set_user_attr("slot", 1)
+    left.set_user_attr("worker", 0)
+    rerun = run_worker(cfg, tiny_store, 0, threads=1, progress=False)
+    assert [r["state"] for r in rerun["trials"] if r["slot"] == 1][0] == "FAIL"  # the interrupted one
+    assert len({p["lr"] for _, _, p in _slot_outcomes(undisturbed).values()}) == 3  # slots differ
+    assert _slot_outcomes(rerun) == _slot_outcomes(undisturbed)

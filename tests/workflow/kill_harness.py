@@ -11,9 +11,17 @@ those of an undisturbed run, by value:
   and verdicts (its provenance holds a creation time); training logs: every column but the
   epoch wall time.
 
+With ``--target tune`` the chains run ``results/tune`` instead (the tiny config with one
+tuning worker, :data:`TUNE_OVERLAY`): kills land in the dataset stages, in trials and in the
+summary. A killed trial is left in the study as failed (``interrupted``), so the tuning
+outputs are compared by what they decide: each trial slot's settings, state and score (the
+worker records and ``trials.csv`` without interrupted trials, trial numbers or times) and the
+best parameters (``best_params.yaml``, parsed).
+
 Used by ``test_kill_harness.py`` (slow) and runnable on its own::
 
     python -m tests.workflow.kill_harness --chains 5 --out kill_harness.json
+    python -m tests.workflow.kill_harness --target tune --chains 3 --out kill_harness_tune.json
 """
 from __future__ import annotations
 
@@ -32,14 +40,35 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "workflow" / "config.tiny.yaml"
-TARGET = "results/exp2"
+TARGETS = {"exp2": "results/exp2", "tune": "results/tune"}
+#: The tune chains: one worker (so the study is reproducible), 3 trial slots of 2 epochs in
+#: a space that fits the tiny model.
+TUNE_OVERLAY = {"tune": {"workers": 1, "n_trials": 3, "epochs": 2, "pruner_startup_trials": 1,
+                         "search_space": {"lr": {"low": 0.001, "high": 0.01}, "hidden": [[8, 16], [4, 8]],
+                                          "attention": ["none", "self"], "norm": ["group"],
+                                          "loss": ["cross_entropy", "weighted_mse"]}}}
 SKIP_DIRS = {".snakemake", "logs", "benchmarks"}
 TIME_COLUMNS = ("seconds", "epoch_seconds", "elapsed_s", "time_s")
+TARGET = TARGETS["exp2"]
+EXTRA_CONFIGS: list[str] = []
+
+
+def use_target(name: str, scratch: Path) -> None:
+    """Point the harness at ``results/<name>`` (``exp2`` or ``tune``); the tune overlay goes to ``scratch``."""
+    global TARGET, EXTRA_CONFIGS
+    TARGET = TARGETS[name]
+    EXTRA_CONFIGS = []
+    if name == "tune":
+        import yaml
+
+        overlay = scratch / "tune_overlay.yaml"
+        overlay.write_text(yaml.safe_dump(TUNE_OVERLAY))
+        EXTRA_CONFIGS = [str(overlay)]
 
 
 def _cmd(workdir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(TINY), "--cores", "2", *args]
+            "--configfile", str(TINY), *EXTRA_CONFIGS, "--cores", "2", *args]
 
 
 def _env() -> dict:
@@ -104,6 +133,27 @@ def _dataset_digest(ds) -> str:
     return h.hexdigest()
 
 
+def _tune_digest(path: Path) -> str | None:
+    """What a tuning output decides (see the module docstring); None for files not compared."""
+    if path.name == "best_params.yaml":
+        import yaml
+
+        decided = yaml.safe_load(path.read_text())
+    elif path.name == "trials.csv":
+        import pandas as pd
+
+        df = pd.read_csv(path)
+        df = df[df["state"] != "FAIL"].drop(columns=["number", "seconds", "interrupted"])
+        decided = df.sort_values("slot").to_csv(index=False)
+    elif path.parent.name == "tune_study" and path.suffix == ".json":
+        record = json.loads(path.read_text())
+        decided = sorted((t["slot"], t["state"], t["value"], sorted(t["params"].items()))
+                         for t in record["trials"] if t["state"] != "FAIL")
+    else:
+        return None
+    return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _file_digest(path: Path) -> str:
     import xarray as xr
 
@@ -146,7 +196,11 @@ def fingerprint(workdir: Path) -> dict[str, str]:
             rel = p.relative_to(workdir)
             if SKIP_DIRS & set(rel.parts) or any(part.startswith(".") for part in rel.parts):
                 continue
-            if p.is_dir() and p.suffix == ".zarr":
+            if rel.parts[:2] in (("results", "tune"), ("results", "tune_study")):
+                digest = _tune_digest(p) if p.is_file() else None
+                if digest is not None:
+                    out[str(rel)] = digest
+            elif p.is_dir() and p.suffix == ".zarr":
                 out[str(rel)] = _dataset_digest(xr.open_zarr(p, consolidated=False, decode_times=False).load())
             elif p.is_file() and ".zarr" not in str(rel) and (p.suffix in COMPARED_SUFFIXES or p.name == "metrics.json"):
                 if p.suffix == ".csv" and p.name != "train_log.csv":
@@ -166,16 +220,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="random seed of the kill delays")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", default=None, help="JSON record of every kill and the verdict")
+    ap.add_argument("--target", choices=sorted(TARGETS), default="exp2",
+                    help="the main job (results/exp2) or the hyperparameter search (results/tune)")
     args = ap.parse_args(argv)
     import tempfile
 
     base = Path(args.workdir or tempfile.mkdtemp(prefix="kill-harness-"))
+    base.mkdir(parents=True, exist_ok=True)
+    use_target(args.target, base)
     ref = base / "reference"
     ref.mkdir(parents=True, exist_ok=True)
     t_ref = run_to_end(ref)
     want = fingerprint(ref)
     rng = random.Random(args.seed)
-    record = {"reference_seconds": round(t_ref, 1), "outputs_compared": len(want), "chains": []}
+    record = {"target": TARGET, "reference_seconds": round(t_ref, 1), "outputs_compared": len(want),
+              "outputs": sorted(want), "chains": []}
     for c in range(args.chains):
         wd = base / f"chain{c}"
         wd.mkdir(parents=True, exist_ok=True)
