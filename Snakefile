@@ -1,5 +1,6 @@
 # Upstream-rain workflow: raw soundings + gauges -> zarr tensors -> ConvLSTM U-Net -> verification.
-# Main job: `snakemake --cores 8 results/exp2`; hyperparameter search: `snakemake --cores 2 results/tune`.
+# Main job: `snakemake --cores 8 results/exp2`; hyperparameter search: `snakemake --cores 2 results/tune`;
+# attribution of exp2's skill to region-2 inputs: `snakemake --cores 2 results/attribution`.
 # See README.md and docs/contracts.md.
 from snakemake.utils import min_version, validate
 
@@ -22,6 +23,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/baselines.smk"
 include: "rules/tune.smk"
+include: "rules/attribution.smk"
 
 
 report: "report/workflow.rst"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -158,9 +159,23 @@ def prediction_dataset(arrays: dict, times, lat, lon, rs: slice, cs: slice, edge
     return xr.Dataset(data, coords=coords)
 
 
-def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, threads: int | None = None,
-            progress: bool = True) -> xr.Dataset:
-    torch.set_num_threads(threads or default_threads())
+@dataclass
+class Loaded:
+    """A trained model and one split of a processed store, ready to predict."""
+    ck: dict
+    config: dict
+    fc: FramesConfig
+    tc: TrainConfig
+    device: torch.device
+    model: torch.nn.Module
+    ds: xr.Dataset
+    samples: object  # training.data.SplitSamples
+    dataset: WindowDataset
+
+
+def load_for_prediction(checkpoint, data_path, split: str) -> Loaded:
+    """Load ``checkpoint`` and the ``split`` samples of ``data_path``, checking that the store's
+    channels are the checkpoint's (and warning when its config hash differs)."""
     ck = ckpt_io.load(checkpoint)
     config = ck["config"]
     fc = FramesConfig(**ck["frames"])
@@ -179,6 +194,16 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
     if len(samples) == 0:
         raise TrainingDataError(f"{data_path}: split '{split}' has no complete samples")
     dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb)
+    return Loaded(ck, config, fc, tc, device, model, ds, samples, dataset)
+
+
+def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, threads: int | None = None,
+            progress: bool = True) -> xr.Dataset:
+    torch.set_num_threads(threads or default_threads())
+    ld = load_for_prediction(checkpoint, data_path, split)
+    ck, config, fc, tc, device, model, ds, samples, dataset = (ld.ck, ld.config, ld.fc, ld.tc, ld.device, ld.model,
+                                                              ld.ds, ld.samples, ld.dataset)
+    data_hash = str(ds.attrs.get("config_hash", ""))
     quantile, fit = ck["model"]["quantile"], None
     if model.head_kind == "bins" and quantile == "auto":
         quantile, fit = validation_quantile(model, ds, data_path, config, fc, tc, batch_size, device, progress)

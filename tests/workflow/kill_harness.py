@@ -142,7 +142,7 @@ def _tune_digest(path: Path) -> str | None:
     elif path.name == "trials.csv":
         import pandas as pd
 
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype=str)  # as written: a column with failed trials' blanks stays text
         df = df[df["state"] != "FAIL"].drop(columns=["number", "seconds", "interrupted"])
         decided = df.sort_values("slot").to_csv(index=False)
     elif path.parent.name == "tune_study" and path.suffix == ".json":

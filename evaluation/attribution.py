@@ -1,0 +1,264 @@
+"""What exp2's skill owes to region 2: permutation importance and occlusion of region-2 inputs.
+
+For a trained joined-grid model (exp2) on the test split, each *variant* modifies
+the model's inputs on region 2's cells only (the joined grid outside ``region1_mask``):
+
+- **permutation** of one group of inputs: a variable (rain, temperature, dewpoint, wind = u
+  and v, geopotential height), a level band (lower 1000-700 hPa, middle 500-300 hPa, upper
+  250-100 hPa), or one input frame (its lag before the target time). The group's values on
+  region 2 are taken from another test sample, drawn by one fixed random permutation of the
+  samples: whole frames move together, with the same permutation for every region-2 cell,
+  so each field keeps its spatial structure and only its link to the target is broken.
+  ``attribution.repeats`` permutations are averaged;
+- **occlusion**: every region-2 input replaced by its training mean (0 after the
+  normalisation with training statistics);
+- **all region 2 permuted**: every region-2 input of the sample taken from the partner sample.
+
+Each variant is scored like the models (the primary score CRPS, mm / 12 h, of the bins
+head's distribution, or the absolute error of a regression head's forecast, over the
+region-1 cells that the evaluation scores) and compared with the
+unmodified inputs by the evaluation's paired block bootstrap (same blocks, resamples, seed and
+confidence). The importance of a group is ``CRPS(variant) - CRPS(original)``: positive when the
+model uses that information. Region 1's inputs are never modified.
+
+    python -m evaluation.attribution --checkpoint results/runs/exp2/seed0/checkpoint.pt \\
+        --data data/processed/concat.zarr --out results/attribution
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.common import cli
+from pipeline.common.atomic import atomic_path
+from pipeline.common.config import config_hash
+from evaluation.inputs import EvaluationError
+from evaluation.metrics_json import versions
+from training import checkpoint as ckpt_io
+
+log = logging.getLogger("evaluation.attribution")
+
+#: Variable groups: name -> the ``variable`` coordinate values of its channels.
+VARIABLE_GROUPS = {"rain": ("rain",), "temperature": ("temperature",), "dewpoint": ("dewpoint",),
+                   "wind": ("u", "v"), "geopotential_height": ("geopotential_height",)}
+#: Level bands (hPa, inclusive): name -> (lowest pressure, highest pressure).
+LEVEL_BANDS = {"lower (1000-700 hPa)": (700.0, 1000.0), "middle (500-300 hPa)": (300.0, 500.0),
+               "upper (250-100 hPa)": (100.0, 250.0)}
+
+
+@dataclass
+class Variant:
+    """One modification of region 2's inputs: channels x input frames, permuted or occluded."""
+    kind: str  # variable | level band | lag | occlusion | all
+    name: str
+    channels: np.ndarray  # (C,) bool
+    frames: np.ndarray  # (T,) bool
+    occlude: bool = False
+
+
+def variants(ds, steps: int, step_hours: int) -> list[Variant]:
+    """Every variant for a store with ``ds``'s channel coordinates and ``steps`` input frames."""
+    var = np.array([str(v) for v in ds["variable"].values])
+    pressure = np.asarray(ds["pressure"].values, float)
+    every_frame, every_channel = np.ones(steps, bool), np.ones(var.size, bool)
+    out = [Variant("all", "all region-2 inputs", every_channel, every_frame),
+           Variant("occlusion", "region 2 at its training mean", every_channel, every_frame, occlude=True)]
+    for name, members in VARIABLE_GROUPS.items():
+        chans = np.isin(var, members)
+        if chans.any():
+            out.append(Variant("variable", name, chans, every_frame))
+    for name, (lo, hi) in LEVEL_BANDS.items():
+        with np.errstate(invalid="ignore"):
+            chans = (pressure >= lo) & (pressure <= hi)
+        if chans.any():
+            out.append(Variant("level band", name, chans, every_frame))
+    for j in range(steps):
+        frames = np.zeros(steps, bool)
+        frames[j] = True
+        out.append(Variant("lag", f"{(steps - j) * step_hours} h", every_channel, frames))
+    return out
+
+
+class ModifiedInputs(torch.utils.data.Dataset):
+    """The items of a :class:`training.data.WindowDataset` with one variant applied to region 2."""
+
+    def __init__(self, base, region2: np.ndarray, variant: Variant, partner: np.ndarray | None):
+        self.base = base
+        self.y = base.y
+        self.partner = partner
+        mask = (variant.frames[:, None, None, None] & variant.channels[None, :, None, None]
+                & np.asarray(region2, bool)[None, None])
+        self.mask = torch.from_numpy(mask)
+        self.occlude = variant.occlude
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y, m = self.base[i]
+        if self.occlude:
+            other = torch.zeros_like(x)
+        else:
+            other = self.base._read(int(self.base.samples.first[int(self.partner[i])]))
+        return torch.where(self.mask, other, x), y, m
+
+
+def crps_rows(arrays: dict, edges, rain: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample CRPS sums and cell counts over ``cells`` (N, H, W) of region 1: of the
+    distribution ``bin_prob`` (N, bins, H, W) when there is one, else of the deterministic
+    ``rain_mm`` (N, H, W), whose CRPS is its absolute error (as in the evaluation)."""
+    from evaluation.probabilistic import crps_binned
+    from training import bins
+
+    obs = np.where(cells, rain, 0.0)
+    if "bin_prob" in arrays:
+        lo, hi = bins.bounds(edges)
+        crps = crps_binned(arrays["bin_prob"], lo, hi, obs, axis=1)
+    else:
+        crps = np.abs(np.asarray(arrays["rain_mm"], np.float64) - obs)
+    return np.where(cells, crps, 0.0).sum(axis=(1, 2)), cells.sum(axis=(1, 2)).astype(np.float64)
+
+
+def importance(base: tuple, variant: tuple, weights: np.ndarray, confidence: float) -> dict:
+    """Paired bootstrap of ``CRPS(variant) - CRPS(base)`` from per-sample sums and counts."""
+    from evaluation.bootstrap import paired_difference
+
+    (sum_a, count), (sum_b, _) = base, variant
+    point_a, point_b = sum_a.sum() / count.sum(), sum_b.sum() / count.sum()
+    res_count = weights @ count
+    out = paired_difference((weights @ sum_a) / res_count, (weights @ sum_b) / res_count, point_a, point_b,
+                            confidence, relative=True)
+    return {"crps": float(point_b), **{k: float(v) for k, v in out.items()}}
+
+
+def _truth(ld, rs: slice, cs: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Observed rain (N, h, w) mm and the scored cells (valid, loss cells, finite) on region 1."""
+    ds, target = ld.ds, ld.samples.target
+    rain = ds["rain_mm"].isel(time=target).values[:, rs, cs].astype(np.float64)
+    cells = (ds["valid"].isel(time=target).values[:, rs, cs].astype(bool)
+             & ds["loss_mask"].values[rs, cs].astype(bool)[None] & np.isfinite(rain))
+    return rain, cells
+
+
+def attribute(checkpoint, data_path, repeats: int = 1, batch_size: int = 32, threads: int | None = None,
+              progress: bool = True) -> dict:
+    """Importance of every variant (see the module docstring); the JSON-ready result."""
+    from evaluation.compare import plan_bootstrap
+    from training.predict import load_for_prediction, predict_array, region1_window
+    from training.train import default_threads
+
+    torch.set_num_threads(threads or default_threads())
+    ld = load_for_prediction(checkpoint, data_path, "test")
+    region1 = ld.ds["region1_mask"].values.astype(bool)
+    if region1.all():
+        raise EvaluationError(f"{data_path}: no region-2 cells (a region-1 store); give the joined grid's store")
+    rs, cs = region1_window(region1, data_path)
+    edges = ld.model.args.get("bin_edges_mm")
+    rain, cells = _truth(ld, rs, cs)
+
+    def score(dataset) -> tuple[np.ndarray, np.ndarray]:
+        arrays = predict_array(ld.model, dataset, batch_size, ld.device, ld.tc.target_transform, progress)
+        return crps_rows({k: v[..., rs, cs] for k, v in arrays.items()}, edges, rain, cells)
+
+    boot = plan_bootstrap(ld.config, ld.samples.times)
+    base = score(ld.dataset)
+    rng = np.random.default_rng(ld.config["seed"])
+    partners = [rng.permutation(len(ld.samples)) for _ in range(max(1, repeats))]
+    rows = []
+    for v in variants(ld.ds, ld.fc.input_steps, ld.fc.step_hours):
+        runs = [score(ModifiedInputs(ld.dataset, ~region1, v, p)) for p in (partners[:1] if v.occlude else partners)]
+        mean = (np.mean([r[0] for r in runs], axis=0), runs[0][1])
+        row = {"kind": v.kind, "name": v.name, "channels": int(v.channels.sum()), "frames": int(v.frames.sum()),
+               **importance(base, mean, boot.weights, boot.confidence)}
+        rows.append(row)
+        log.info(f"{v.kind} {v.name}: CRPS {row['crps']:.4f} ({row['relative_pct']:+.1f}% "
+                 f"[{row['relative_ci_low']:+.1f}, {row['relative_ci_high']:+.1f}])")
+    return {"exp": str(ld.ck["exp"]), "seed": int(ld.ck["seed"]), "samples": len(ld.samples),
+            "primary_score": "crps", "crps_original": float(base[0].sum() / base[1].sum()),
+            "repeats": max(1, repeats), "bootstrap": boot.meta, "variants": rows,
+            "provenance": {"checkpoint": str(checkpoint), "checkpoint_sha256": ckpt_io.sha256_of(checkpoint),
+                           "data": str(data_path), "data_config_hash": str(ld.ds.attrs.get("config_hash", "")),
+                           "train_config_hash": config_hash(ld.config), "versions": versions(),
+                           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
+
+
+def report_lines(res: dict) -> list[str]:
+    """A markdown table of the importances."""
+    conf = f"{100 * res['bootstrap']['confidence']:g}%"
+    lines = [f"# Attribution of {res['exp']}'s skill to region-2 inputs (seed {res['seed']}, test split)", "",
+             f"CRPS with the original inputs: {res['crps_original']:.4f} mm / 12 h over {res['samples']} samples. "
+             f"Importance = CRPS with the variant minus CRPS with the original inputs (positive: the model uses "
+             f"that information); {conf} paired block bootstrap intervals; permutations averaged over "
+             f"{res['repeats']}.", "",
+             "| kind | inputs | CRPS | change | change % | interval % | p |", "|---|---|---|---|---|---|---|"]
+    for r in res["variants"]:
+        lines.append(f"| {r['kind']} | {r['name']} | {r['crps']:.4f} | {r['difference']:+.4f} | "
+                     f"{r['relative_pct']:+.2f} | [{r['relative_ci_low']:+.2f}, {r['relative_ci_high']:+.2f}] | "
+                     f"{r['p_value']:.3f} |")
+    return lines
+
+
+def figure(res: dict, path) -> None:
+    """Horizontal bars of the relative importance with their intervals, one panel per kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(dict.fromkeys(r["kind"] for r in res["variants"]))
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 1.2 + 0.45 * len(res["variants"])), squeeze=False,
+                             gridspec_kw={"height_ratios": [sum(r["kind"] == k for r in res["variants"]) for k in kinds]})
+    conf = f"{100 * res['bootstrap']['confidence']:g}%"
+    for ax, kind in zip(axes[:, 0], kinds):
+        rows = [r for r in res["variants"] if r["kind"] == kind]
+        y = np.arange(len(rows))
+        val = np.array([r["relative_pct"] for r in rows])
+        err = np.array([[r["relative_pct"] - r["relative_ci_low"], r["relative_ci_high"] - r["relative_pct"]]
+                        for r in rows]).T
+        ax.barh(y, val, xerr=err, color="tab:blue", capsize=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(y, [r["name"] for r in rows])
+        ax.invert_yaxis()
+        ax.set_title(kind, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel(f"CRPS change when region-2 inputs are permuted or occluded (%, {conf} interval)")
+    fig.suptitle(f"{res['exp']}: what its skill owes to region 2 (test split)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(res: dict, out) -> None:
+    from pathlib import Path
+
+    with atomic_path(Path(out)) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / "attribution.json").write_text(json.dumps(res, indent=1) + "\n")
+        (tmp / "attribution.md").write_text("\n".join(report_lines(res)) + "\n")
+        figure(res, tmp / "attribution.png")
+
+
+def main(argv=None) -> int:
+    ap = cli.parser("python -m evaluation.attribution", __doc__, progress=True,
+                    threads="torch CPU threads (default: the usable cores; the rule's threads in the workflow)")
+    ap.add_argument("--checkpoint", required=True, help="a joined-grid model's checkpoint.pt (exp2)")
+    ap.add_argument("--data", required=True, help="the joined grid's processed store (concat.zarr)")
+    ap.add_argument("--repeats", type=int, default=1, help="permutations averaged per variant (default 1)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--out", required=True, help="output folder (attribution.json, attribution.md, attribution.png)")
+
+    def body(args) -> int:
+        res = attribute(args.checkpoint, args.data, args.repeats, args.batch_size, args.threads, not args.no_progress)
+        write_outputs(res, args.out)
+        log.info(f"wrote {args.out}")
+        return 0
+
+    return cli.run(ap, body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+# Attribution of exp2's skill to region-2 inputs (README "Attribution"): permutation
+# importance by variable, level band and input lag, and occlusion of region 2, for the first
+# training seed's exp2 model on the test split. A separate target, not part of the main job:
+# `snakemake --cores 2 results/attribution` (about 35 test-split predictions).
+
+
+rule attribution:
+    input:
+        checkpoint=f"results/runs/exp2/seed{SEEDS[0]}/checkpoint.pt",
+        data=f"{WORK}/processed/concat.zarr",
+    output:
+        directory("results/attribution"),
+    params:
+        settings=settings("attribution", "evaluation", "seed"),
+        repeats=config["attribution"]["repeats"],
+    threads: 2
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/attribution/exp2.log",
+    benchmark:
+        "logs/benchmarks/attribution/exp2.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m evaluation.attribution --checkpoint {input.checkpoint} --data {input.data}"
+        " --repeats {params.repeats} --out {output} --threads {threads} --no-progress > {log} 2>&1"
