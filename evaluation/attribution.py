@@ -16,7 +16,9 @@ the model's inputs on region 2's cells only (the joined grid outside ``region1_m
 
 Each variant is scored like the models (the primary score CRPS, mm / 12 h, of the bins
 head's distribution, or the absolute error of a regression head's forecast, over the
-region-1 cells that the evaluation scores) and compared with the
+region-1 loss cells with a valid observation; the evaluation also leaves out the cell-times
+where persistence or climatology has no value, so its CRPS of the same model differs in the
+third digit) and compared with the
 unmodified inputs by the evaluation's paired block bootstrap (same blocks, resamples, seed and
 confidence). The importance of a group is ``CRPS(variant) - CRPS(original)``: positive when the
 model uses that information. Region 1's inputs are never modified.
