@@ -213,7 +213,7 @@ def figure(res: dict, path) -> None:
     import matplotlib.pyplot as plt
 
     kinds = list(dict.fromkeys(r["kind"] for r in res["variants"]))
-    fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 1.2 + 0.45 * len(res["variants"])), squeeze=False,
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 1.2 + 0.45 * len(res["variants"])), squeeze=False, sharex=True,
                              gridspec_kw={"height_ratios": [sum(r["kind"] == k for r in res["variants"]) for k in kinds]})
     conf = f"{100 * res['bootstrap']['confidence']:g}%"
     for ax, kind in zip(axes[:, 0], kinds):
@@ -226,9 +226,11 @@ def figure(res: dict, path) -> None:
         ax.axvline(0, color="k", lw=0.8)
         ax.set_yticks(y, [r["name"] for r in rows])
         ax.invert_yaxis()
-        ax.set_title(kind, fontsize=9, loc="left")
-    axes[-1, 0].set_xlabel(f"CRPS change when region-2 inputs are permuted or occluded (%, {conf} interval)")
-    fig.suptitle(f"{res['exp']}: what its skill owes to region 2 (test split)", fontsize=10)
+        ax.set_title(kind + (" (input frame, hours before the target time)" if kind == "lag" else ""),
+                     fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel(f"CRPS change (%), {conf} interval")
+    fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted or occluded (test split)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
