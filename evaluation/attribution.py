@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", required=True, help="a joined-grid model's checkpoint.pt (exp2)")
     ap.add_argument("--data", required=True, help="the joined grid's processed store (concat.zarr)")
     ap.add_argument("--repeats", type=int, default=1, help="permutations averaged per variant (default 1)")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=32, help="samples per prediction batch (default 32)")
     ap.add_argument("--out", required=True, help="output folder (attribution.json, attribution.md, attribution.png)")
 
     def body(args) -> int:

@@ -36,12 +36,13 @@ COMMANDS = {  # module -> console script of [project.scripts]
     "training.tune": "upstream-rain-tune",
     "evaluation.evaluate": "upstream-rain-evaluate",
     "evaluation.advection": "upstream-rain-advection",
+    "evaluation.attribution": "upstream-rain-attribution",
 }
 CONVENTION = sorted(COMMANDS)
 WITH_PROGRESS = ["pipeline.nature_run", "pipeline.dataset", "training.train", "training.predict", "training.tune",
-                 "evaluation.evaluate"]
+                 "evaluation.evaluate", "evaluation.attribution"]
 WITH_THREADS = ["pipeline.nature_run", "pipeline.gridding", "pipeline.dataset", "training.train", "training.predict",
-                "training.tune"]
+                "training.tune", "evaluation.attribution"]
 
 
 def run(*args, cwd=None) -> subprocess.CompletedProcess:
