@@ -26,6 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import psutil
+from workflow_run import start_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["data/processed/region1.zarr", "data/processed/concat.zarr"]
@@ -74,13 +75,8 @@ def main() -> None:
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", *map(str, args.configfile), "--workflow-profile", str(REPO / "profiles" / "local"),
-           "--cores", str(args.cores), *TARGETS]
-    log = open(workdir / "bench.log", "w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = start_workflow(workdir, args.configfile, args.cores, TARGETS)
     ps = psutil.Process(proc.pid)
     own_cpu = 0.0
     while proc.poll() is None:

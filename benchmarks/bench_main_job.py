@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
+from workflow_run import start_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,15 +40,9 @@ def main() -> None:
     ap.add_argument("--name", default="main_job", help="name of the results JSON")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-main-"))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(args.configfile), "--workflow-profile", str(REPO / "profiles" / "local"),
-           "--cores", "8", "results/exp2"]
-    if args.config:
-        cmd += ["--config", *args.config]
-    log = open(workdir / "bench.log", "w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = start_workflow(workdir, [args.configfile], 8, ["results/exp2"],
+                          ["--config", *args.config] if args.config else [])
     ps = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from evaluation.inputs import EvaluationError
+from evaluation.metrics_json import versions
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import config_hash
-from evaluation.inputs import EvaluationError
-from evaluation.metrics_json import versions
 from training import checkpoint as ckpt_io
 
 log = logging.getLogger("evaluation.attribution")
@@ -103,10 +103,7 @@ class ModifiedInputs(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         x, y, m = self.base[i]
-        if self.occlude:
-            other = torch.zeros_like(x)
-        else:
-            other = self.base._read(int(self.base.samples.first[int(self.partner[i])]))
+        other = torch.zeros_like(x) if self.occlude else self.base[int(self.partner[i])][0]
         return torch.where(self.mask, other, x), y, m
 
 

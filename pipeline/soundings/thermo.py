@@ -3,7 +3,7 @@
 Each function is MetPy's own formula with MetPy's constants (``metpy.constants``, MetPy
 1.7), written without units. Why not call MetPy: importing ``metpy.calc`` (pint's unit
 registry, SciPy) costs about 1 s, and the soundings step runs once per month of data, so
-that start-up was a large share of every ingest job. ``tests/soundings/test_thermo.py``
+that start-up was a large share of every ingest job. ``tests/ingest/test_ingest_thermo.py``
 checks every function against MetPy to 1e-9 relative.
 """
 from __future__ import annotations
