@@ -46,6 +46,7 @@ from pipeline.common.config import load_config, split_of_times
 from pipeline.common.errors import ConfigError
 from pipeline.common.integrity import verify_store
 from pipeline.common.provenance import package_versions
+from pipeline.dataset import layout
 
 log = logging.getLogger("evaluation.advection")
 
@@ -201,11 +202,11 @@ def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700
         ds = xr.open_zarr(data_path, consolidated=False)
     except (OSError, ValueError, KeyError) as err:
         raise AdvectionDataError(f"{data_path}: cannot open the processed store ({err})") from None
-    for var in ("x", "rain_mm", "region1_mask"):
+    for var in (layout.UPPER_AIR, "rain_mm", "region1_mask"):
         if var not in ds:
             raise AdvectionDataError(f"{data_path}: variable {var!r} missing (docs/contracts.md section 4)")
     wind = _wind_stats(stats_path, level_hpa)
-    channels = [str(c) for c in ds["channel"].values]
+    channels = layout.channel_names(ds)
     for comp, (name, _, _) in wind.items():
         if name not in channels:
             raise AdvectionDataError(f"{data_path}: no channel {name!r}")
@@ -226,8 +227,8 @@ def advection_forecast(config: dict, data_path, stats_path, level_hpa: int = 700
         lat, lon = lat[rs], lon[cs]
         rs, cs = slice(0, lat.size), slice(0, lon.size)
     rain = sub["rain_mm"].values.astype(float)
-    xu = sub["x"].sel(channel=wind["u"][0]).values.astype(float)
-    xv = sub["x"].sel(channel=wind["v"][0]).values.astype(float)
+    xu = layout.channel(sub, wind["u"][0]).values.astype(float)
+    xv = layout.channel(sub, wind["v"][0]).values.astype(float)
     u_ms = xu * wind["u"][2] + wind["u"][1]
     v_ms = xv * wind["v"][2] + wind["v"][1]
     pred = np.empty((len(targets), rs.stop - rs.start, cs.stop - cs.start), np.float32)

@@ -41,6 +41,7 @@ from evaluation.metrics_json import versions
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import config_hash
+from pipeline.dataset import layout
 from training import checkpoint as ckpt_io
 
 log = logging.getLogger("evaluation.attribution")
@@ -65,8 +66,7 @@ class Variant:
 
 def variants(ds, steps: int, step_hours: int) -> list[Variant]:
     """Every variant for a store with ``ds``'s channel coordinates and ``steps`` input frames."""
-    var = np.array([str(v) for v in ds["variable"].values])
-    pressure = np.asarray(ds["pressure"].values, float)
+    var, pressure = layout.channel_coordinates(ds)
     every_frame, every_channel = np.ones(steps, bool), np.ones(var.size, bool)
     out = [Variant("all", "all region-2 inputs", every_channel, every_frame),
            Variant("occlusion", "region 2 at its training mean", every_channel, every_frame, occlude=True)]

@@ -32,6 +32,7 @@ import xarray as xr
 from evaluation.advection import AdvectionDataError, _wind_stats
 from evaluation.inputs import EvaluationError, open_store
 from pipeline.gridding.geometry import region2_side
+from pipeline.dataset import layout
 
 log = logging.getLogger("evaluation")
 
@@ -95,8 +96,8 @@ def default_stats_path(data) -> Path:
 
 
 def _area_mean_wind(ds: xr.Dataset, wind: dict) -> tuple[np.ndarray, np.ndarray]:
-    names = [wind["u"][0], wind["v"][0]]
-    xm = ds["x"].sel(channel=names).mean(("lat", "lon")).transpose("time", "channel").values.astype(np.float64)
+    xm = np.stack([layout.channel(ds, wind[c][0]).mean(("lat", "lon")).values for c in ("u", "v")],
+                  axis=1).astype(np.float64)
     # de-normalising is linear, so the mean of the winds is the de-normalised mean
     return xm[:, 0] * wind["u"][2] + wind["u"][1], xm[:, 1] * wind["v"][2] + wind["v"][1]
 
@@ -108,7 +109,7 @@ def _region_means(rain: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _check_store(ds: xr.Dataset, path, config: dict, data_attrs: dict | None) -> tuple[str, np.ndarray]:
-    for var in ("x", "rain_mm", "region1_mask"):
+    for var in (layout.UPPER_AIR, "rain_mm", "region1_mask"):
         if var not in ds:
             raise EvaluationError(f"{path}: variable '{var}' missing (docs/contracts.md section 4)")
     r1 = ds["region1_mask"].values.astype(bool)
@@ -140,7 +141,7 @@ def open_upstream(config: dict, path, stats_path=None, data_attrs: dict | None =
         wind = _wind_stats(stats_path, level)
     except AdvectionDataError as err:
         raise EvaluationError(f"{err} (config key evaluation.advection_level_hpa = {level})") from None
-    channels = [str(c) for c in ds["channel"].values]
+    channels = layout.channel_names(ds)
     for name, _, _ in wind.values():
         if name not in channels:
             raise EvaluationError(f"{path}: no channel {name!r} (config key evaluation.advection_level_hpa = {level})")

@@ -1,7 +1,8 @@
 """Samples of the processed zarr as a torch Dataset.
 
-A sample is ``frames.input_steps`` consecutive frames of ``x`` and the rain of the frame
-``frames.lead_steps`` after the last input (the target). It belongs to split S when every
+A sample is ``frames.input_steps`` consecutive frames of the inputs (``x`` and
+``x_rain``, as one (time, channel, lat, lon) tensor: :mod:`pipeline.dataset.layout`) and
+the rain of the frame ``frames.lead_steps`` after the last input (the target). It belongs to split S when every
 one of its frames lies in S's date range (:func:`pipeline.common.config.split_of_times`); frames
 must be contiguous in time, so a window across a missing frame time is dropped. Because
 the frame times are sorted, a window is a contiguous slice of the time axis, which both
@@ -38,10 +39,12 @@ from pipeline.common import cf, cli
 from pipeline.common.config import describe_times, split_of_times
 from pipeline.common.errors import NonFiniteDataError
 from pipeline.common.integrity import verify_store
+from pipeline.dataset import layout
 from training.config import FramesConfig
 
 REQUIRED_VARS = {
-    "x": ("time", "channel", "lat", "lon"),
+    layout.UPPER_AIR: layout.UPPER_AIR_DIMS,
+    layout.RAIN_INPUT: layout.RAIN_INPUT_DIMS,
     "rain_mm": ("time", "lat", "lon"),
     "valid": ("time", "lat", "lon"),
     "loss_mask": ("lat", "lon"),
@@ -165,7 +168,7 @@ def check_finite_inputs(path, ds: xr.Dataset, lo: int, hi: int, x: np.ndarray | 
     :class:`NonFiniteDataError` names the store, the channel, the time, the cell and the value.
 
     ``x``: those frames already in memory (one min/max pass, no temporary); else they are
-    read from the store chunk by chunk (dask).
+    read from the store in blocks of frames.
     """
     if x is not None:
         with np.errstate(invalid="ignore"):
@@ -173,14 +176,18 @@ def check_finite_inputs(path, ds: xr.Dataset, lo: int, hi: int, x: np.ndarray | 
                 return
         bad_frames = ~np.isfinite(x).all(axis=(1, 2, 3))
     else:
-        bad_frames = (~np.isfinite(ds["x"].isel(time=slice(lo, hi)))).any(("channel", "lat", "lon")).values
+        step = layout.READ_BLOCK_FRAMES
+        bad_frames = np.concatenate([~np.isfinite(layout.read_inputs(ds, a, min(a + step, hi))).all(axis=(1, 2, 3))
+                                     for a in range(lo, hi, step)] or [np.zeros(0, bool)])
     if not bad_frames.any():
         return
     k = int(np.flatnonzero(bad_frames)[0])
-    frame = np.asarray(ds["x"].isel(time=lo + k).values if x is None else x[k])
+    frame = layout.read_inputs(ds, lo + k, lo + k + 1)[0] if x is None else np.asarray(x[k])
     c, i, j = np.argwhere(~np.isfinite(frame))[0]
+    name = layout.channel_names(ds)[c]
+    var = layout.RAIN_INPUT if name == "rain" else layout.UPPER_AIR
     raise NonFiniteDataError(
-        f"{path}: variable 'x' channel '{ds['channel'].values[c]}' at time "
+        f"{path}: variable '{var}' channel '{name}' at time "
         f"{pd.Timestamp(ds['time'].values[lo + k]).isoformat()} holds {frame[c, i, j]} (cell lat "
         f"{float(ds['lat'].values[i]):g}, lon {float(ds['lon'].values[j]):g}); NaN or inf in "
         f"{int(bad_frames.sum())} of the {hi - lo} frames checked. The processed x must be finite (missing inputs "
@@ -228,9 +235,9 @@ class WindowDataset(torch.utils.data.Dataset):
         self.offset = 0
         if len(samples):
             lo, hi = int(samples.first.min()), int(samples.first.max()) + self.steps
-            nbytes = (hi - lo) * int(np.prod(ds["x"].shape[1:])) * 4
+            nbytes = (hi - lo) * layout.n_channels(ds) * ds.sizes["lat"] * ds.sizes["lon"] * 4
             if nbytes <= preload_max_gb * 1e9:
-                x = np.ascontiguousarray(ds["x"].isel(time=slice(lo, hi)).values, np.float32)
+                x = layout.read_inputs(ds, lo, hi)
                 check_finite_inputs(path, ds, lo, hi, x)
                 self._x = torch.from_numpy(x)
                 self.offset = lo
@@ -251,8 +258,8 @@ class WindowDataset(torch.utils.data.Dataset):
         if self._lazy is None:  # opened once per worker process
             import zarr
 
-            self._lazy = zarr.open_group(self.path, mode="r")["x"]
-        return torch.from_numpy(np.asarray(self._lazy[first : first + self.steps], np.float32))
+            self._lazy = zarr.open_group(self.path, mode="r")
+        return torch.from_numpy(layout.read_inputs(self._lazy, first, first + self.steps))
 
     def __getitem__(self, i: int):
         return self._read(int(self.samples.first[i])), self.y[i], self.mask[i]

@@ -37,6 +37,7 @@ from pipeline.common.atomic import atomic_path
 from pipeline.common.cf import with_json_attrs
 from pipeline.common.config import config_hash
 from pipeline.common.errors import GridError
+from pipeline.dataset import layout
 from pipeline.gridding.geometry import mask_slices
 from training import checkpoint as ckpt_io
 from training.config import FramesConfig, TrainConfig
@@ -183,7 +184,7 @@ def load_for_prediction(checkpoint, data_path, split: str) -> Loaded:
     device = pick_device("auto" if tc.device == "auto" else tc.device)
     model = ckpt_io.model_from_checkpoint(ck, device)
     ds = open_processed(data_path)
-    channels = [str(c) for c in ds["channel"].values]
+    channels = layout.channel_names(ds)
     if channels != ck["data"]["channels"]:
         raise TrainingDataError(f"{data_path}: channels {channels} differ from the checkpoint's {ck['data']['channels']}")
     data_hash = str(ds.attrs.get("config_hash", ""))

@@ -47,6 +47,7 @@ from pipeline.common import cli
 from pipeline.common.atomic import atomic_path, write_bytes_if_changed
 from pipeline.common.config import load_config
 from pipeline.common.errors import TrainingDivergedError
+from pipeline.dataset import layout
 from training import checkpoint as ckpt_io
 from training.config import as_dict, frames_config, model_config, train_config
 from training.data import TrainingDataError, WindowDataset, make_loader, normalisation_of, open_processed, split_samples
@@ -275,7 +276,7 @@ def _checkpoint_base(config: dict, ds, data_path, model, fc, mc, tc, exp: str, s
         "normalisation": json.dumps(ckpt_io.plain(normalisation_of(ds))),
         "data": {
             "path": str(data_path), "config_hash": str(ds.attrs.get("config_hash", "")),
-            "channels": [str(c) for c in ds["channel"].values], "grid": [int(ds.sizes["lat"]), int(ds.sizes["lon"])],
+            "channels": layout.channel_names(ds), "grid": [int(ds.sizes["lat"]), int(ds.sizes["lon"])],
             "lat": [float(v) for v in ds["lat"].values], "lon": [float(v) for v in ds["lon"].values],
         },
         "exp": exp, "seed": int(seed),
@@ -297,7 +298,7 @@ def build_trainer(config: dict, data_path, exp: str, seed: int) -> Trainer:
                                     f"(dates {config['splits'][s]}, {fc.input_steps} input frames)")
     sets = {s: WindowDataset(data_path, ds, smp, fc, tc.target_transform, tc.preload_max_gb)
             for s, smp in samples.items()}
-    n_chan, n_lat, n_lon = ds.sizes["channel"], ds.sizes["lat"], ds.sizes["lon"]
+    n_chan, n_lat, n_lon = layout.n_channels(ds), ds.sizes["lat"], ds.sizes["lon"]
 
     model = ConvLSTMUNet.from_config(n_chan, mc).to(device)
     n_params = count_parameters(model)

@@ -11,13 +11,14 @@ text under its usual name, and the global attribute ``json_attributes`` lists th
 names (space-separated), so a reader decodes them with :func:`decode_json_attrs` (or
 :func:`json_attribute` for one of them) or ``json.loads``.
 
-Channels: besides its name, every channel carries the coordinates ``variable``,
-``pressure`` (hPa, NaN for rain) and ``units`` (physical units before normalisation),
-so a channel is selected by what it is::
+Channels: a processed store keeps the upper-air inputs with their own ``variable`` and
+``pressure`` dimensions, so ``xr.open_zarr(store).x.sel(variable="temperature",
+pressure=850)`` works (:mod:`pipeline.dataset.layout`). The monthly gridded fragments keep
+one ``channel`` axis, where every channel carries the coordinates ``variable``,
+``pressure`` (hPa, NaN for rain) and ``units`` (physical units)::
 
-    x = xr.open_zarr(store)["x"]
+    x = xr.open_dataset(fragment)["x"]
     x.set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)
-    x.sel(channel=(x["variable"] == "temperature") & (x["pressure"] == 850))  # no index needed
 """
 from __future__ import annotations
 
@@ -58,6 +59,19 @@ JSON_ATTRS_KEY = "json_attributes"
 def channel_units(variable: str) -> str:
     """Physical units of a channel's variable ('rain' or a sounding variable)."""
     return RAIN_ATTRS["units"] if variable == RAIN_VARIABLE else VARIABLE_ATTRS[variable]["units"]
+
+
+def channel_name(variable: str, pressure: float) -> str:
+    """``temperature_850hPa``: the name of one upper-air input channel."""
+    level = str(int(pressure)) if float(pressure).is_integer() else str(pressure)
+    return f"{variable}_{level}hPa"
+
+
+def upper_air_names(variables: Iterable[str], levels: Iterable[float]) -> list[str]:
+    """Upper-air channel names in tensor order (variable-major: every level of the first
+    variable, then the next variable)."""
+    levels = list(levels)
+    return [channel_name(v, p) for v in variables for p in levels]
 
 
 def time_bounds(times, hours: float) -> np.ndarray:

@@ -4,8 +4,9 @@
         --out processed/GRID.zarr --stats-out processed/GRID_stats.json [--threads N] [--no-progress] \
         gridded/GRID/*.nc
 
-Output (docs/contracts.md section 4): ``x`` normalised float32 (time, channel, lat, lon)
-with NaN -> 0, ``rain_mm`` target in mm, ``valid``, ``loss_mask``, ``region1_mask``.
+Output (docs/contracts.md section 4): the normalised float32 inputs with NaN -> 0, ``x``
+(time, variable, pressure, lat, lon) and ``x_rain`` (time, lat, lon), laid out by
+:mod:`pipeline.dataset.layout`; ``rain_mm`` target in mm, ``valid``, ``loss_mask``, ``region1_mask``.
 
 Built lazily with dask from the fragments (one task per month for the statistics, then a
 streamed write chunk by chunk), so peak memory does not grow with the period. Statistics
@@ -50,8 +51,9 @@ from pipeline.common.provenance import package_versions as _package_versions
 from pipeline.common.compute import dask_scheduler
 from pipeline.common.config import config_hash, load_config, split_of_times, time_periods
 from pipeline.common.errors import GridError, NormalisationError
-from pipeline.gridding.geometry import (COVERAGE_ATTRS, Grid, channel_coordinates, channel_names, coverage_variables,
+from pipeline.gridding.geometry import (COVERAGE_ATTRS, Grid, channel_names, coverage_variables,
                                        frames_without, make_grid, region2_side, region_masks)
+from pipeline.dataset import layout
 from pipeline.dataset.normalise import Moments, NormStats, finalise, moments_of, normalise
 
 log = logging.getLogger("pipeline.dataset")
@@ -215,18 +217,17 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
     x = x.chunk({"time": chunk, "channel": -1, "lat": -1, "lon": -1})
     z = normalise(x.data, stats)
     z = da.where(da.isnan(z), 0.0, z).astype(np.float32)
+    if list(stats.channels) != channel_names(config):
+        raise NormalisationError(f"statistics channels {list(stats.channels)[:3]}... differ from the config's")
+    inputs, input_coords = layout.input_variables(z, config["variables"], config["levels_hpa"])
     rain = x.sel(channel=cf.RAIN_VARIABLE).data.astype(np.float32)
     dims3 = ("time", "lat", "lon")
-    channels = np.asarray(stats.channels, dtype=object)
     regions = list(region_masks(grid))
     coverage = {name: (("time", "region"), np.concatenate([ds[name].sel(region=regions).values for _, ds in fragments])
                        .astype(np.float32), attrs) for name, attrs in COVERAGE_ATTRS.items()}
     out = xr.Dataset(
         {
-            "x": (("time", "channel", "lat", "lon"), z, {
-                "long_name": "normalised inputs (see attrs normalisation); 0 where missing",
-                "units": "1",
-                "comment": "physical units of each channel before normalisation in the coordinate 'units'"}),
+            **inputs,
             "rain_mm": (dims3, rain, {**cf.RAIN_ATTRS,
                                       "long_name": "gauge rain in the 12 h ending at time (objective analysis)"}),
             "valid": (dims3, da.isfinite(rain), {"long_name": "rain_mm exists at this cell and time"}),
@@ -237,8 +238,7 @@ def assemble(fragments, config: dict, grid_name: str, stats: NormStats, loss_mas
         },
         coords={
             "time": ("time", x["time"].values.astype("datetime64[ns]"), {"standard_name": "time"}),
-            "channel": ("channel", channels, {"long_name": "channel name"}),
-            **channel_coordinates(config),
+            **input_coords,
             "region": ("region", np.asarray(regions, dtype=object), {"long_name": "region of the grid"}),
             "lat": ("lat", grid.lat, cf.LAT_ATTRS),
             "lon": ("lon", grid.lon, cf.LON_ATTRS),
@@ -258,7 +258,7 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict:
     enc = cf.coordinate_encoding(ds)  # no _FillValue on coordinates; time_bnds in the units of time
     enc["time"].update(cf.TIME_ENCODING)
     enc["time_bnds"]["chunks"] = (min(chunk, max(ds.sizes["time"], 1)), 2)  # written block by block with the data
-    for name in ("x", "rain_mm", "valid", *COVERAGE_ATTRS):
+    for name in (layout.UPPER_AIR, layout.RAIN_INPUT, "rain_mm", "valid", *COVERAGE_ATTRS):
         var = ds[name]
         enc[name] = {"compressors": comp, "chunks": (min(chunk, max(var.shape[0], 1)),) + var.shape[1:]}
     return enc
@@ -350,7 +350,7 @@ def build_dataset(paths: list[str], config: dict, grid_name: str, out: str | Pat
             warn_data_quality(quality, out)
             ds.attrs = processed_attrs(config, grid_name, stats, mask_info, [Path(p).name for p, _ in fragments],
                                        ds["loss_mask"].shape, int(len(gaps)), quality)
-            log.info("writing %s (%d frames, %d channels, %dx%d cells)", out, ds.sizes["time"], ds.sizes["channel"],
+            log.info("writing %s (%d frames, %d channels, %dx%d cells)", out, ds.sizes["time"], layout.n_channels(ds),
                      ds.sizes["lat"], ds.sizes["lon"])
             write_zarr(ds, tmp, int(config["compute"]["zarr_time_chunk"]))
     finally:

@@ -125,12 +125,7 @@ def channel_names(config: dict) -> list[str]:
 
     Order: variable-major, e.g. temperature_1000hPa, temperature_925hPa, ..., then rain.
     """
-    names = [f"{v}_{_fmt_level(p)}hPa" for v in config["variables"] for p in config["levels_hpa"]]
-    return names + ["rain"]
-
-
-def _fmt_level(p: float) -> str:
-    return str(int(p)) if float(p).is_integer() else str(p)
+    return cf.upper_air_names(config["variables"], config["levels_hpa"]) + [cf.RAIN_VARIABLE]
 
 
 def channel_coordinates(config: dict) -> dict[str, tuple]:

@@ -15,6 +15,7 @@ import zarr
 from pipeline.common import cf
 from pipeline.common.config import load_config
 from pipeline.common.errors import ConfigError
+from pipeline.dataset import layout
 from pipeline.dataset.assemble import build_dataset
 from pipeline.gridding.geometry import channel_names, region2_side
 
@@ -51,35 +52,49 @@ def test_axes_resolve_by_cf_attributes(built):
         assert ds.cf["lwe_thickness_of_precipitation_amount"].name == "rain_mm"
 
 
-def test_channel_coordinates_and_selection_idiom(built):
+def test_inputs_select_by_variable_and_pressure(built):
+    """``xr.open_zarr(store).x.sel(variable=..., pressure=...)`` works on the stored
+    inputs, and gives the fragment's physical values normalised with the store's statistics."""
+    stores, config, paths = built
+    ds = xr.open_zarr(stores["concat"])
+    assert ds["x"].dims == ("time", "variable", "pressure", "lat", "lon")
+    assert ds["x_rain"].dims == ("time", "lat", "lon")
+    assert list(ds["variable"].values) == VARIABLES
+    assert list(ds["pressure"].values) == [float(p) for p in LEVELS] and ds["pressure"].attrs["units"] == "hPa"
+    assert dict(zip(ds["variable"].values, ds["units"].values)) == {
+        "temperature": "degC", "dewpoint": "degC", "u": "m s-1", "v": "m s-1", "geopotential_height": "m"}
+    assert ds.cf["air_pressure"].name == "pressure"
+    t850 = ds.x.sel(variable="temperature", pressure=850)
+    assert t850.dims == ("time", "lat", "lon")
+    stats = json.loads(stores["concat"].with_name("concat_stats.json").read_text())
+    phys = xr.concat([xr.open_dataset(p)["x"] for p in paths], dim="time")
+    for name, got in (("temperature_850hPa", t850), ("rain", ds["x_rain"])):
+        k = stats["channels"].index(name)
+        raw = phys.sel(channel=name).values.astype(np.float64)
+        raw = np.log1p(raw) if stats["transform"][k] == "log1p_zscore" else raw
+        want = np.nan_to_num((raw - stats["mean"][k]) / stats["std"][k], nan=0.0)
+        np.testing.assert_allclose(got.values, want, rtol=1e-5, atol=1e-5)
+    u = ds.x.sel(variable="u")  # every level of one variable, bottom up
+    assert u.dims == ("time", "pressure", "lat", "lon") and list(u["pressure"].values) == [float(p) for p in LEVELS]
+
+
+def test_model_channel_order_is_the_statistics_order(built):
+    """The (time, channel) tensor the model reads: upper-air channels variable-major, then rain,
+    in the order of the normalisation statistics, each one the stored variable."""
     stores, config, _ = built
     ds = xr.open_zarr(stores["concat"])
-    names = channel_names(config)
-    assert list(ds["channel"].values) == names and len(names) == 56
-    assert list(ds["variable"].values) == [v for v in VARIABLES for _ in LEVELS] + ["rain"]
-    np.testing.assert_array_equal(ds["pressure"].values[:-1], np.tile(LEVELS, len(VARIABLES)).astype(float))
-    assert np.isnan(ds["pressure"].values[-1]) and ds["pressure"].attrs["units"] == "hPa"
-    units = dict(zip(ds["channel"].values, ds["units"].values))
-    assert units["temperature_850hPa"] == "degC" and units["dewpoint_100hPa"] == "degC"
-    assert units["u_500hPa"] == "m s-1" and units["geopotential_height_1000hPa"] == "m" and units["rain"] == "mm"
-    # the documented idiom: an index over (variable, pressure)
-    x = ds["x"]
-    t850 = x.set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)
-    assert t850.dims == ("time", "lat", "lon")
-    np.testing.assert_array_equal(t850.values, x.sel(channel="temperature_850hPa").values)
-    # the same without an index: a boolean selection along channel keeps the channel name
-    mask = (x["variable"] == "temperature") & (x["pressure"] == 850)
-    picked = x.sel(channel=mask)
-    assert list(picked["channel"].values) == ["temperature_850hPa"]
-    np.testing.assert_array_equal(picked.values[:, 0], t850.values)
-    # every level of one variable, in level order
-    u = x.sel(channel=x["variable"] == "u")
-    assert list(u["pressure"].values) == LEVELS and list(u["units"].values) == ["m s-1"] * len(LEVELS)
-    # .where with drop: open_zarr reads non-index coordinates lazily, so compute the condition first
-    cond = ((x["variable"] == "temperature") & (x["pressure"] == 850)).compute()
-    np.testing.assert_array_equal(x.where(cond, drop=True).values, picked.values)
-    rain = x.set_xindex(["variable", "pressure"]).sel(variable="rain")
-    np.testing.assert_array_equal(rain.values[:, 0], x.sel(channel="rain").values)
+    names = layout.channel_names(ds)
+    assert names == channel_names(config) == json.loads(ds.attrs["normalisation"])["channels"]
+    var, pressure = layout.channel_coordinates(ds)
+    assert list(var) == [v for v in VARIABLES for _ in LEVELS] + ["rain"] and np.isnan(pressure[-1])
+    frames = layout.read_inputs(ds, 3, 9)
+    assert frames.shape == (6, 56, ds.sizes["lat"], ds.sizes["lon"]) and frames.flags["C_CONTIGUOUS"]
+    for k in (0, 13, 38, 54, 55):
+        v, p = var[k], pressure[k]
+        want = ds["x_rain"] if v == "rain" else ds.x.sel(variable=v, pressure=p)
+        np.testing.assert_array_equal(frames[:, k], want.values[3:9], err_msg=names[k])
+    np.testing.assert_array_equal(layout.channel(ds, "dewpoint_925hPa").values,
+                                  ds.x.sel(variable="dewpoint", pressure=925).values)
 
 
 def test_rain_time_bounds_are_the_12_hours_ending_at_time(built):
@@ -110,7 +125,7 @@ def test_coordinates_have_no_fill_value(built):
     for store in stores.values():
         ds = xr.open_zarr(store)
         g = zarr.open_group(str(store), mode="r")
-        for name in ("time", "channel", "variable", "pressure", "units", "region", "lat", "lon", "time_bnds"):
+        for name in ("time", "variable", "pressure", "units", "region", "lat", "lon", "time_bnds"):
             assert "_FillValue" not in g[name].attrs, name
             assert "_FillValue" not in ds[name].attrs and ds[name].encoding.get("_FillValue") is None, name
         assert "_FillValue" in g["rain_mm"].attrs  # data keep theirs: NaN marks missing rain
@@ -171,8 +186,8 @@ def test_processed_store_round_trips_through_netcdf(built, tmp_path):
     assert cf.decode_json_attrs(back.attrs)["normalisation"] == cf.decode_json_attrs(ds.attrs)["normalisation"]
     assert [float(v) for v in back.attrs["region2_box"]] == ds.attrs["region2_box"]
     np.testing.assert_array_equal(back["time_bnds"].values[:, 0], back["time"].values - np.timedelta64(12, "h"))
-    t850 = back["x"].set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)
-    np.testing.assert_array_equal(t850.values, ds["x"].sel(channel="temperature_850hPa").values)
+    t850 = back.x.sel(variable="temperature", pressure=850)
+    np.testing.assert_array_equal(t850.values, ds.x.isel(variable=0, pressure=2).values)
     # with the project's coordinate encoding, the copy keeps coordinates free of _FillValue too
     ds.to_netcdf(tmp_path / "cf.nc", encoding=cf.coordinate_encoding(ds))
     import netCDF4

@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 import zarr
 
+from pipeline.dataset import layout
 from pipeline.dataset import assemble as dataset_mod
 from pipeline.dataset.assemble import FragmentError, build_dataset, load_stats, main
 from pipeline.common.config import deep_update
@@ -79,6 +80,11 @@ def test_mismatched_axes_error(tmp_path):
         build_dataset(p, config, "concat", tmp_path / "x.zarr", tmp_path / "x.json")
 
 
+def _inputs(ds) -> np.ndarray:
+    """Every input channel of a store as (time, channel, lat, lon), in tensor order."""
+    return layout.read_inputs(ds, 0, ds.sizes["time"])
+
+
 def test_values_statistics_and_inverse(tmp_path):
     _, config = dataset_config(tmp_path)
     ds, stats_json, paths = build(tmp_path, config, MONTHS)
@@ -97,7 +103,7 @@ def test_values_statistics_and_inverse(tmp_path):
     # target in mm, valid mask, NaN -> 0 in x, inverse transform recovers physical values
     np.testing.assert_array_equal(ds["rain_mm"].values, phys[:, -1].astype(np.float32))
     np.testing.assert_array_equal(ds["valid"].values, np.isfinite(phys[:, -1]))
-    x = ds["x"].values
+    x = _inputs(ds)
     assert x.dtype == np.float32 and np.isfinite(x).all()
     assert (x[~np.isfinite(phys)] == 0).all()
     back = invert(x.astype(np.float64), load_stats(ds.attrs["normalisation"]))
@@ -110,7 +116,8 @@ def test_values_statistics_and_inverse(tmp_path):
     # zarr v3, chunked along time, compressed
     g = zarr.open_group(str(tmp_path / "concat_a.zarr"), mode="r")
     assert g.metadata.zarr_format == 3
-    assert g["x"].chunks == (16, 56, 4, 12) and g["x"].compressors
+    assert g["x"].chunks == (16, 5, 11, 4, 12) and g["x"].compressors
+    assert g["x_rain"].chunks == (16, 4, 12) and g["x_rain"].compressors
     for key in ("region1_box", "region2_box", "grid", "data_source", "fragments", "config_hash", "versions",
                 "created", "normalisation", "gridding"):
         assert key in ds.attrs
@@ -123,7 +130,7 @@ def test_statistics_unchanged_when_test_months_added(tmp_path):
     assert b.sizes["time"] == a.sizes["time"] + 60
     assert sa["mean"] == sb["mean"] and sa["std"] == sb["std"] and sa["count"] == sb["count"]
     n = a.sizes["time"]
-    np.testing.assert_array_equal(a["x"].values, b["x"].values[:n])  # bit-identical
+    np.testing.assert_array_equal(_inputs(a), _inputs(b)[:n])  # bit-identical
     np.testing.assert_array_equal(a["loss_mask"].values, b["loss_mask"].values)
     np.testing.assert_array_equal(a["rain_mm"].values, b["rain_mm"].values[:n])
 
@@ -134,7 +141,7 @@ def test_cli_and_atomic_write(tmp_path, monkeypatch):
     out, stats = tmp_path / "processed" / "concat.zarr", tmp_path / "processed" / "concat_stats.json"
     assert main(["--config", str(cfg_path), "--grid", "concat", "--out", str(out), "--stats-out", str(stats),
                  "--threads", "2", *paths]) == 0
-    first = xr.open_zarr(out)["x"].values
+    first = _inputs(xr.open_zarr(out))
 
     def failing(x, s):  # a chunk fails half-way through the write
         def boom(block, block_info=None):
@@ -147,7 +154,7 @@ def test_cli_and_atomic_write(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         build_dataset(paths, config, "concat", out, stats)
     # the previous complete store is untouched and no temporary is left behind
-    np.testing.assert_array_equal(xr.open_zarr(out)["x"].values, first)
+    np.testing.assert_array_equal(_inputs(xr.open_zarr(out)), first)
     assert sorted(p.name for p in out.parent.iterdir()) == ["concat.zarr", "concat_stats.json"]
     fresh = tmp_path / "processed" / "fresh.zarr"
     with pytest.raises(RuntimeError):
@@ -175,6 +182,6 @@ def test_distributed_scheduler_builds_the_same_store(tmp_path):
                                    name="remote.yaml")
         build_dataset(paths, remote, "concat", tmp_path / "remote.zarr", tmp_path / "remote.json")
     got = xr.open_zarr(tmp_path / "remote.zarr")
-    np.testing.assert_array_equal(got["x"].values, local["x"].values)
+    np.testing.assert_array_equal(_inputs(got), _inputs(local))
     np.testing.assert_array_equal(got["loss_mask"].values, local["loss_mask"].values)
     assert got.attrs["normalisation"] == local.attrs["normalisation"]

@@ -11,6 +11,7 @@ import yaml
 
 from evaluation import advection
 from tests.evaluation.conftest import REPO
+from pipeline.dataset import layout
 
 H, W = 40, 48
 
@@ -105,11 +106,12 @@ def _store(tmp_path, u_cells_per_12h=1.0):
     rain[:, 1, 8] = 4.0
     r1 = np.zeros((8, 12), bool)
     r1[:, 6:] = True
+    inputs, input_coords = layout.input_variables(x, ["u", "v"], [700.0])  # u_700hPa, v_700hPa, rain
     ds = xr.Dataset(
-        {"x": (("time", "channel", "lat", "lon"), x), "rain_mm": (("time", "lat", "lon"), rain),
+        {**inputs, "rain_mm": (("time", "lat", "lon"), rain),
          "valid": (("time", "lat", "lon"), np.isfinite(rain)),
          "loss_mask": (("lat", "lon"), r1.astype(np.uint8)), "region1_mask": (("lat", "lon"), r1)},
-        coords={"time": times, "channel": channels, "lat": lat, "lon": lon},
+        coords={"time": times, **input_coords, "lat": lat, "lon": lon},
         attrs={"config_hash": "feedfacecafe0000", "grid": "concat"},
     )
     ds.chunk({"time": 32}).to_zarr(tmp_path / "concat.zarr", mode="w", consolidated=False)

@@ -18,10 +18,9 @@ VARS = ["temperature", "dewpoint", "u", "v", "geopotential_height"]
 
 
 def _store() -> xr.Dataset:
-    var = [v for v in VARS for _ in LEVELS] + ["rain"]
-    pres = [float(p) for _ in VARS for p in LEVELS] + [np.nan]
-    return xr.Dataset(coords={"channel": [f"{v}_{p}" for v, p in zip(var, pres)],
-                              "variable": ("channel", var), "pressure": ("channel", pres)})
+    """The input coordinates of a processed store (no data needed)."""
+    return xr.Dataset({"x": (("variable", "pressure"), np.zeros((len(VARS), len(LEVELS))))},
+                      coords={"variable": VARS, "pressure": [float(p) for p in LEVELS]})
 
 
 def test_variants_cover_variables_level_bands_lags_and_occlusion():

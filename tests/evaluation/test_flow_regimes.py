@@ -17,6 +17,7 @@ from evaluation.regimes import analysis_wind, regime_block, stratum_scores
 from evaluation.report import validate_metrics
 from evaluation.scores import Verifier
 from evaluation.upstream import Upstream, sector_of, wind_direction
+from pipeline.dataset import layout
 
 BOOT = {"samples": 200, "block_frames": 5, "scheme": "circular", "confidence": 0.95, "seed": 0}
 DIRECTIONS = {"N": 0.0, "E": 90.0, "S": 180.0, "W": 270.0}
@@ -184,11 +185,12 @@ def make_concat(root, truth: xr.Dataset):
     r1 = np.zeros((lat.size, lon.size), bool)
     r1[:, n_r2:] = True
     rain = np.concatenate([rain2, rain1], axis=2)
+    inputs, input_coords = layout.input_variables(x, ["u", "v"], [700.0])  # u_700hPa, v_700hPa, rain
     ds = xr.Dataset(
-        {"x": (("time", "channel", "lat", "lon"), x), "rain_mm": (("time", "lat", "lon"), rain),
+        {**inputs, "rain_mm": (("time", "lat", "lon"), rain),
          "valid": (("time", "lat", "lon"), np.isfinite(rain)),
          "loss_mask": (("lat", "lon"), r1.astype(np.uint8)), "region1_mask": (("lat", "lon"), r1)},
-        coords={"time": times, "channel": ["u_700hPa", "v_700hPa", "rain"], "lat": lat, "lon": lon},
+        coords={"time": times, **input_coords, "lat": lat, "lon": lon},
         attrs={"config_hash": truth.attrs["config_hash"], "grid": "concat", "region2_side": "west"},
     )
     ds.chunk({"time": 64}).to_zarr(root / "concat.zarr", mode="w", consolidated=False)

@@ -12,6 +12,7 @@ import yaml
 
 from pipeline.common import cf
 from pipeline.common.config import deep_update, validate_config
+from pipeline.dataset import layout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ def tiny_config(**overrides) -> dict:
 
 def make_processed(path, n_lat=5, n_lon=9, n_channels=4, region1_cols=None, seed=0, drop_times=(),
                    start="2020-01-01", end="2020-02-29T12:00") -> Path:
-    """Write a processed zarr: x normalised (NaN -> 0), rain_mm (NaN where missing), valid,
+    """Write a processed zarr: the inputs x and x_rain normalised (NaN -> 0), rain_mm (NaN where missing), valid,
     loss_mask (region 1 only), region1_mask, attrs normalisation and config_hash.
 
     Region 1 is the eastern ``region1_cols`` columns (all columns if None). Rain at t is a
@@ -73,16 +74,18 @@ def make_processed(path, n_lat=5, n_lon=9, n_channels=4, region1_cols=None, seed
     valid = rng.random((nt, n_lat, n_lon)) > 0.1
     rain[~valid] = np.nan
     loss_mask = (r1 & (rng.random((n_lat, n_lon)) > 0.1)).astype(np.uint8)
-    channels = [f"c{i}" for i in range(n_channels - 1)] + ["rain"]
+    levels = [1000.0 - 50.0 * i for i in range(n_channels - 1)]  # upper-air channels: temperature at these levels
+    inputs, input_coords = layout.input_variables(x, ["temperature"], levels)
+    channels = cf.upper_air_names(["temperature"], levels) + ["rain"]
     ds = xr.Dataset(
         {
-            "x": (("time", "channel", "lat", "lon"), x),
+            **inputs,
             "rain_mm": (("time", "lat", "lon"), rain),
             "valid": (("time", "lat", "lon"), valid),
             "loss_mask": (("lat", "lon"), loss_mask),
             "region1_mask": (("lat", "lon"), r1),
         },
-        coords={"time": times, "channel": channels, "lat": lat, "lon": lon},
+        coords={"time": times, **input_coords, "lat": lat, "lon": lon},
         attrs=cf.with_json_attrs({  # the processed-store layout: nested attributes as JSON text
             "config_hash": "0123456789abcdef",
             "grid": "concat" if region1_cols else "region1",

@@ -25,11 +25,11 @@ def _dataset(path, preload_max_gb=4.0):
 @pytest.mark.parametrize("value, preload", [(np.nan, 4.0), (np.inf, 4.0), (-np.inf, 0.0)])
 def test_non_finite_input_names_store_channel_and_time(tmp_path, value, preload):
     path = make_processed(tmp_path / "bad.zarr")
-    zarr.open_group(str(path), mode="r+")["x"][10, 2, 1, 3] = value  # 2020-01-06T00:00, channel c2
+    zarr.open_group(str(path), mode="r+")["x"][10, 0, 2, 1, 3] = value  # 2020-01-06T00:00, temperature at 900 hPa
     with pytest.raises(NonFiniteDataError) as err:
         _dataset(path, preload)
     msg = str(err.value)
-    assert msg.startswith(f"{path}: variable 'x' channel 'c2' at time 2020-01-06T00:00:00 holds {value}")
+    assert msg.startswith(f"{path}: variable 'x' channel 'temperature_900hPa' at time 2020-01-06T00:00:00 holds {value}")
     assert "(cell lat 28.375, lon 106.875); NaN or inf in 1 of the 47 frames checked" in msg
 
 

@@ -53,7 +53,9 @@ def test_dataset_items_and_region2_masked(processed_concat):
     x, y, mask = dset[3]
     assert x.shape == (6, 4, 5, 9) and y.shape == (1, 5, 9) and mask.shape == (1, 5, 9)
     t = smp.target[3]
-    np.testing.assert_array_equal(x.numpy(), ds["x"].values[smp.first[3] : smp.first[3] + 6])
+    frames = slice(smp.first[3], smp.first[3] + 6)  # upper-air channels variable-major, then rain
+    want = np.concatenate([ds["x"].values[frames].reshape(6, 3, 5, 9), ds["x_rain"].values[frames][:, None]], axis=1)
+    np.testing.assert_array_equal(x.numpy(), want)
     assert (mask[0, :, :4] == 0).all()  # region 2 (western 4 columns) never in the loss
     lm = ds["loss_mask"].values.astype(bool) & ds["valid"].values[t]
     np.testing.assert_array_equal(mask[0].numpy() > 0, lm)
@@ -141,7 +143,7 @@ def test_checkpoint_round_trip(trained, processed_concat):
     model = ckpt_io.model_from_checkpoint(ck)
     assert ck["exp"] == "exp2" and ck["seed"] == 0 and ck["config"]["model"]["hidden"] == [8, 16]
     assert json.loads(ck["normalisation"])["method"] == "zscore"
-    assert ck["data"]["channels"] == ["c0", "c1", "c2", "rain"]
+    assert ck["data"]["channels"] == ["temperature_1000hPa", "temperature_950hPa", "temperature_900hPa", "rain"]
     last = ckpt_io.load(out / "checkpoint_last.pt")
     assert {"optimizer", "scheduler", "scaler", "rng", "epoch"} <= set(last)
     x = torch.randn(2, 6, 4, 5, 9)
@@ -203,7 +205,9 @@ def test_predict_crops_to_region1(trained, processed_concat, tmp_path):
     # same numbers as the model on the full grid, cropped
     ck = ckpt_io.load(out / "checkpoint.pt")
     model = ckpt_io.model_from_checkpoint(ck)
-    x = torch.from_numpy(src["x"].sel(time=slice("2020-02-12", "2020-02-14T12:00")).values)[None]
+    window = src.sel(time=slice("2020-02-12", "2020-02-14T12:00"))
+    x = torch.from_numpy(np.concatenate([window["x"].values.reshape(6, 3, 5, 9), window["x_rain"].values[:, None]],
+                                        axis=1))[None]
     with torch.no_grad():
         full = torch.expm1(model(x))[0, 0].numpy()
     np.testing.assert_allclose(back["rain_mm_pred"].values[0], full[:, 4:], rtol=1e-5, atol=1e-6)

@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from tests.workflow.conftest import job_counts, snakemake, write_config
+from pipeline.dataset import layout
 
 
 def test_main_job_writes_results_reports_and_logs(tiny_run):
@@ -31,16 +32,18 @@ def test_main_job_writes_results_reports_and_logs(tiny_run):
     rules = {p.parent.name for p in logs}
     assert {"sources", "ingest", "grid", "dataset", "train", "predict", "evaluate"} <= rules
     assert all(p.stat().st_size > 0 for p in logs)
-    # Processed tensors follow the contract: 56 channels, region-2 cells never in the loss.
+    # Processed tensors follow the contract: 5 variables x 11 levels + rain = 56 channels,
+    # region-2 cells never in the loss.
     concat = xr.open_zarr(workdir / "data" / "processed" / "concat.zarr")
     region1 = xr.open_zarr(workdir / "data" / "processed" / "region1.zarr")
-    assert concat.sizes["channel"] == 56 and region1.sizes["channel"] == 56
+    assert concat["x"].shape[1:3] == (5, 11) and region1["x"].shape[1:3] == (5, 11)
+    assert len(layout.channel_names(concat)) == 56 == len(layout.channel_names(region1))
     assert concat.sizes["lon"] == 2 * region1.sizes["lon"]
     assert int(concat["loss_mask"].where(~concat["region1_mask"], 0).sum()) == 0
     # Fair comparison (gridding.concat_analysis: separate): the region-1 part of the joined
     # grid is the region-1 grid, value for value, inputs and target alike.
     part = concat.sel(lat=region1["lat"], lon=region1["lon"])
-    for name in ("x", "rain_mm", "valid", "loss_mask"):
+    for name in ("x", "x_rain", "rain_mm", "valid", "loss_mask"):
         np.testing.assert_array_equal(part[name].values, region1[name].values, err_msg=name)
 
 
@@ -56,8 +59,9 @@ def test_outputs_carry_cf_metadata(tiny_run, tmp_path):
     for grid in ("region1", "concat"):
         ds = xr.open_zarr(data / "processed" / f"{grid}.zarr")
         assert (ds.cf["latitude"].name, ds.cf["longitude"].name, ds.cf["time"].name) == ("lat", "lon", "time")
-        t850 = ds["x"].set_xindex(["variable", "pressure"]).sel(variable="temperature", pressure=850)
-        np.testing.assert_array_equal(t850.values, ds["x"].sel(channel="temperature_850hPa").values)
+        t850 = ds.x.sel(variable="temperature", pressure=850)  # no index to set: variable and pressure are dims
+        np.testing.assert_array_equal(t850.values, ds["x"].values[:, 0, 2])
+        assert ds.cf["air_pressure"].name == "pressure"
         np.testing.assert_array_equal(ds["time_bnds"].values[:, 0], ds["time"].values - np.timedelta64(12, "h"))
         np.testing.assert_array_equal(ds["time_bnds"].values[:, 1], ds["time"].values)
         attrs = cf.decode_json_attrs(ds.attrs)
@@ -121,7 +125,8 @@ def test_adding_a_month_reprocesses_only_that_month(tiny_run, tmp_path):
     assert stats_after == stats_before  # means, stds, counts, fitted_on: identical
     new = xr.open_zarr(data / "processed" / "concat.zarr")
     assert new.sizes["time"] == old.sizes["time"] + 60
-    np.testing.assert_array_equal(new["x"].isel(time=slice(0, old.sizes["time"])).values, old["x"].values)
+    for name in ("x", "x_rain"):
+        np.testing.assert_array_equal(new[name].isel(time=slice(0, old.sizes["time"])).values, old[name].values)
 
     again = snakemake(workdir, "-n", "results/exp2", configfile=cfg)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -162,7 +167,7 @@ def test_interrupted_assembly_leaves_nothing_a_rerun_trusts(tiny_run, tmp_path):
     snakemake(workdir, "--unlock")  # a killed Snakemake leaves its lock, as after a power loss
     snakemake(workdir, "data/processed/region1.zarr")
     rebuilt = xr.open_zarr(processed / "region1.zarr").load()
-    np.testing.assert_array_equal(rebuilt["x"].values, reference["x"].values)
+    xr.testing.assert_equal(rebuilt[["x", "x_rain", "rain_mm"]], reference[["x", "x_rain", "rain_mm"]])
 
 
 def test_snakemake_report_holds_figures_and_tables_of_both_experiments(tiny_run):
