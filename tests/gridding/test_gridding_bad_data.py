@@ -88,7 +88,7 @@ def test_store_flags_frames_and_training_knows(built, caplog):
     ds = xr.open_zarr(stores["concat"]).load()
     feb = pd.DatetimeIndex(ds["time"].values).month == 2
     assert not ds["valid"].values[feb].any() and np.isnan(ds["rain_mm"].values[feb]).all()
-    assert (ds["x"].sel(channel="rain").values[feb] == 0).all()  # the documented 0 of a missing input
+    assert (ds["x_rain"].values[feb] == 0).all()  # the documented 0 of a missing input
     assert ds["valid"].values[~feb].any(axis=(1, 2)).all()
     assert ds.attrs["frames_without_rain"] == 58 and ds.attrs["frames_without_soundings"] == 14
     quality = cf.json_attribute(ds.attrs, "data_quality")
