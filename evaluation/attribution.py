@@ -41,17 +41,12 @@ from evaluation.metrics_json import versions
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import config_hash
+from pipeline.common.experiments import LEVEL_BANDS, VARIABLE_GROUPS, band_label
 from pipeline.dataset import layout
 from training import checkpoint as ckpt_io
 
 log = logging.getLogger("evaluation.attribution")
 
-#: Variable groups: name -> the ``variable`` coordinate values of its channels.
-VARIABLE_GROUPS = {"rain": ("rain",), "temperature": ("temperature",), "dewpoint": ("dewpoint",),
-                   "wind": ("u", "v"), "geopotential_height": ("geopotential_height",)}
-#: Level bands (hPa, inclusive): name -> (lowest pressure, highest pressure).
-LEVEL_BANDS = {"lower (1000-700 hPa)": (700.0, 1000.0), "middle (500-300 hPa)": (300.0, 500.0),
-               "upper (250-100 hPa)": (100.0, 250.0)}
 
 
 @dataclass
@@ -78,7 +73,7 @@ def variants(ds, steps: int, step_hours: int) -> list[Variant]:
         with np.errstate(invalid="ignore"):
             chans = (pressure >= lo) & (pressure <= hi)
         if chans.any():
-            out.append(Variant("level band", name, chans, every_frame))
+            out.append(Variant("level band", band_label(name), chans, every_frame))
     for j in range(steps):
         frames = np.zeros(steps, bool)
         frames[j] = True

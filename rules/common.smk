@@ -11,9 +11,14 @@ sys.path.insert(0, workflow.basedir)
 
 from pipeline.common.config import check_consistency, config_hash, period_months  # noqa: E402
 from pipeline.common.errors import ConfigError  # noqa: E402
+from pipeline.common.experiments import describe, experiments_config, frame_indices  # noqa: E402
 
 try:
     check_consistency(config)
+    # experiments: declared input sets (config key experiments; exp1 and exp2 by default)
+    EXPERIMENTS = experiments_config(config)
+    for _e in EXPERIMENTS.values():
+        frame_indices(_e, **{k: config["frames"][k] for k in ("input_steps", "step_hours", "lead_steps")})
 except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}")
 
@@ -22,7 +27,7 @@ PY = sys.executable
 RAW = config["data"]["raw_dir"].rstrip("/")
 WORK = config["data"]["work_dir"].rstrip("/")
 SOUNDING_FORMAT = config["data"]["sounding_format"]
-EXPERIMENT_GRID = {"exp1": "region1", "exp2": "concat"}
+EXPERIMENT_GRID = {name: e.grid for name, e in EXPERIMENTS.items()}
 SEEDS = config["train"]["seeds"]
 
 
@@ -80,5 +85,5 @@ MONTHS = discover_months()
 wildcard_constraints:
     month=r"\d{4}-\d{2}",
     grid="region1|concat",
-    exp="exp1|exp2",
+    exp="|".join(EXPERIMENTS),
     seed=r"\d+",

@@ -1,10 +1,11 @@
-# Verification: scores, baselines, exp2-vs-exp1 bootstrap comparison, figures, report.
+# Verification: scores, baselines, the comparison of an experiment with its reference
+# (config key experiments: exp2 with exp1 by default), figures, report.
 
 
 def _baseline_inputs():
     """Precomputed baselines (config key evaluation.extra_baselines) as named inputs. They
-    need the joined grid, so only the comparison (results/exp2) scores them: results/exp1
-    alone stays on region 1."""
+    need the joined grid, so only a comparison (results/exp2) scores them: an experiment
+    without reference (results/exp1) stays on region 1."""
     return {f"baseline_{b}": f"results/baselines/{b}/predictions.zarr" for b in config["evaluation"]["extra_baselines"]}
 
 
@@ -20,60 +21,80 @@ def _run_inputs(exp):
     }
 
 
-rule evaluate_exp1:
+def _names(with_reference):
+    """Wildcard pattern of the declared experiments with (or without) a reference."""
+    names = [n for n, e in EXPERIMENTS.items() if (e.reference is not None) == with_reference]
+    return "|".join(names) or "(?!)"
+
+
+def _describe(wildcards):
+    return describe(EXPERIMENTS[wildcards.exp])
+
+
+rule evaluate_experiment:
     input:
         data=f"{WORK}/processed/region1.zarr",
-        **_run_inputs("exp1"),
+        predictions=lambda wc: _run_inputs(wc.exp)["predictions"],
+        logs=lambda wc: _run_inputs(wc.exp)["logs"],
     output:
         report(
-            directory("results/exp1"),
+            directory("results/{exp}"),
             patterns=["{name}.png", "{name}.csv"],
-            caption="../report/exp1.rst",
-            category="exp1: region 1 only",
+            caption="../report/experiment.rst",
+            category=lambda wc, params: params.title,
         ),
+    wildcard_constraints:
+        exp=_names(False),
     params:
         settings=settings("evaluation", "splits"),
-        runs=" ".join(f"results/runs/exp1/seed{s}" for s in SEEDS),
+        runs=lambda wc: " ".join(f"results/runs/{wc.exp}/seed{s}" for s in SEEDS),
+        title=_describe,
     resources:
         mem_mb=2000,
     log:
-        "logs/evaluate/exp1.log",
+        "logs/evaluate/{exp}.log",
     benchmark:
-        "logs/benchmarks/evaluate_exp1/exp1.tsv"
+        "logs/benchmarks/evaluate_experiment/{exp}.tsv"
     shell:
-        "{PY} -m evaluation.evaluate --config {CFG} --exp exp1 --data {input.data}"
+        "{PY} -m evaluation.evaluate --config {CFG} --exp {wildcards.exp} --data {input.data}"
         " --runs {params.runs} --out {output} --no-progress > {log} 2>&1"
 
 
-rule compare_exp2:
+rule compare_experiment:
     input:
         data=f"{WORK}/processed/region1.zarr",
-        reference="results/exp1",
+        reference=lambda wc: f"results/{EXPERIMENTS[wc.exp].reference}",
         # the joined grid: steering wind and region-2 rain for the skill by flow regime and
         # the lag diagnostics
         upstream=f"{WORK}/processed/concat.zarr",
         upstream_stats=f"{WORK}/processed/concat_stats.json",
-        **_run_inputs("exp2"),
+        predictions=lambda wc: _run_inputs(wc.exp)["predictions"],
+        logs=lambda wc: _run_inputs(wc.exp)["logs"],
         **_baseline_inputs(),
     output:
         report(
-            directory("results/exp2"),
+            directory("results/{exp}"),
             patterns=["{name}.png", "{name}.csv"],
-            caption="../report/exp2.rst",
-            category="exp2: region 2 + region 1, compared with exp1",
+            caption="../report/comparison.rst",
+            category=lambda wc, params: params.title,
         ),
+    wildcard_constraints:
+        exp=_names(True),
     params:
         settings=settings("evaluation", "splits", "frames", "regions"),
-        runs=" ".join(f"results/runs/exp2/seed{s}" for s in SEEDS),
+        runs=lambda wc: " ".join(f"results/runs/{wc.exp}/seed{s}" for s in SEEDS),
         baselines=_baseline_args,
+        title=_describe,
+        exp=lambda wc: wc.exp,
+        reference=lambda wc: EXPERIMENTS[wc.exp].reference,
     resources:
         mem_mb=2000,
     log:
-        "logs/evaluate/exp2.log",
+        "logs/evaluate/{exp}.log",
     benchmark:
-        "logs/benchmarks/compare_exp2/exp2.tsv"
+        "logs/benchmarks/compare_experiment/{exp}.tsv"
     shell:
-        "{PY} -m evaluation.evaluate --config {CFG} --exp exp2 --data {input.data}"
+        "{PY} -m evaluation.evaluate --config {CFG} --exp {wildcards.exp} --data {input.data}"
         " --runs {params.runs} --reference {input.reference} --baselines {params.baselines}"
         " --upstream-data {input.upstream} --upstream-stats {input.upstream_stats}"
         " --out {output} --no-progress > {log} 2>&1"

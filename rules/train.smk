@@ -1,4 +1,5 @@
-# Train the ConvLSTM U-Net per experiment and seed, then predict the test period.
+# Train the ConvLSTM U-Net per experiment (config key experiments) and seed, on the
+# experiment's grid and input selection, then predict the test period.
 
 
 # --resume: a killed training job (whose declared outputs Snakemake removes) continues from
@@ -13,6 +14,8 @@ rule train_model:
         curve=f"results/runs/{{exp}}/seed{{seed}}/loss_curve.png",
     params:
         settings=settings("model", "train", "frames", "splits"),
+        # the experiment's own entry: changing another experiment re-runs nothing here
+        experiment=lambda wc: json.dumps(EXPERIMENTS[wc.exp].as_dict(), sort_keys=True),
         out=lambda wc: f"results/runs/{wc.exp}/seed{wc.seed}",
     threads: 2
     resources:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.common.config import load_config, load_schema, validate_config
+from pipeline.common.config import deep_update, load_config, load_schema, validate_config
 from pipeline.common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -454,8 +454,8 @@ def test_default_config_validates_unchanged():
     """The generator starts from a valid config (else every case would pass vacuously)."""
     config = validate_config(copy.deepcopy(BASE))
     assert config == load_config(ROOT / "config.yaml")
-    for k, v in BASE.items():  # validation only adds defaults
-        assert config[k] == ({**config[k], **v} if isinstance(v, dict) else v)
+    for k, v in BASE.items():  # validation only adds defaults (also inside experiments' entries)
+        assert config[k] == (deep_update(config[k], v) if isinstance(v, dict) else v)
 
 
 def test_every_mutation_class_has_cases():

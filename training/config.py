@@ -42,6 +42,7 @@ LOSSES = _enum("train", "loss")
 TARGET_TRANSFORMS = _enum("train", "target_transform")
 AMPS = _enum("train", "amp")
 DEVICES = _enum("train", "device")
+DISTRIBUTED_BACKENDS = _enum("train", "distributed_backend")
 SCHEDULES = _enum("train", "schedule")
 TUNE_OBJECTIVES = _enum("tune", "objective")
 TUNE_PRUNERS = _enum("tune", "pruner")
@@ -90,6 +91,7 @@ class TrainConfig:
     batch_size: int = _field("train", "batch_size")  # samples per forward/backward pass
     grad_accumulation: int = _field("train", "grad_accumulation")  # batches summed per optimiser step
     lr: float = _field("train", "lr")  # AdamW peak learning rate
+    lr_reference_batch: int | None = _field("train", "lr_reference_batch")  # linear lr scaling; None = off
     weight_decay: float = _field("train", "weight_decay")  # AdamW decoupled weight decay
     schedule: str = _field("train", "schedule")  # cosine decay to 0 after warm-up, or constant
     warmup_fraction: float = _field("train", "warmup_fraction")  # linear warm-up, fraction of all steps
@@ -100,6 +102,7 @@ class TrainConfig:
     amp: str = _field("train", "amp")  # auto | off | bf16
     early_stopping_patience: int = _field("train", "early_stopping_patience")  # epochs without val gain
     device: str = _field("train", "device")  # auto picks cuda, then mps, then cpu
+    distributed_backend: str = _field("train", "distributed_backend")  # torchrun: auto = nccl on cuda, else gloo
     num_workers: int = _field("train", "num_workers")  # DataLoader worker processes (0: main process)
     deterministic: bool = _field("train", "deterministic")  # deterministic kernels, exact resume on CPU
     seeds: tuple[int, ...] = _field("train", "seeds")  # training seeds per experiment
@@ -112,6 +115,7 @@ class TrainConfig:
         _check("train.target_transform", self.target_transform, TARGET_TRANSFORMS)
         _check("train.amp", self.amp, AMPS)
         _check("train.device", self.device, DEVICES)
+        _check("train.distributed_backend", self.distributed_backend, DISTRIBUTED_BACKENDS)
         _check("train.schedule", self.schedule, SCHEDULES)
 
 

@@ -37,8 +37,9 @@ import xarray as xr
 
 from pipeline.common import cf, cli
 from pipeline.common.config import describe_times, split_of_times
-from pipeline.common.errors import NonFiniteDataError
+from pipeline.common.errors import ConfigError, NonFiniteDataError
 from pipeline.common.integrity import verify_store
+from pipeline.common import experiments as experiments_mod
 from pipeline.dataset import layout
 from training.config import FramesConfig
 
@@ -221,14 +222,79 @@ def target_arrays(ds: xr.Dataset, target: np.ndarray, transform: str, path=None)
     return y, torch.from_numpy(valid.astype(np.float32)).unsqueeze(1)
 
 
+@dataclass
+class InputSelection:
+    """What an experiment (:mod:`pipeline.common.experiments`) takes of a store's input tensor."""
+
+    channels: np.ndarray  # (C,) int: the store's tensor channels used, in tensor order
+    frames: np.ndarray  # (T,) int: the input frames used, oldest first
+    region2_zero: np.ndarray  # (C,) bool: used channels held at 0 (the training mean) on region-2 cells
+    names: list  # (C,) the used channels' names
+    identity: bool  # every channel and frame, nothing held at 0
+
+    def as_dict(self) -> dict:
+        return {"channels": list(self.names), "frames": [int(j) for j in self.frames],
+                "region2_zero": [n for n, z in zip(self.names, self.region2_zero) if z]}
+
+
+def _group_channels(var: np.ndarray, pressure: np.ndarray, groups, bands) -> np.ndarray:
+    """(C,) bool: channels in ``groups`` (None = all) and, for upper-air ones, in ``bands`` (None = all)."""
+    keep = np.ones(var.size, bool)
+    if groups is not None:
+        keep &= np.isin(var, [v for g in groups for v in experiments_mod.VARIABLE_GROUPS[g]])
+    if bands is not None:
+        with np.errstate(invalid="ignore"):
+            in_band = np.zeros(var.size, bool)
+            for b in bands:
+                lo, hi = experiments_mod.LEVEL_BANDS[b]
+                in_band |= (pressure >= lo) & (pressure <= hi)
+        keep &= in_band | np.isnan(pressure)
+    return keep
+
+
+def input_selection(ds, exp: "experiments_mod.Experiment", frames: FramesConfig) -> InputSelection:
+    """The channels (by :func:`pipeline.dataset.layout.channel_coordinates`) and frames of ``ds``
+    that ``exp`` uses, and which of them region 2 holds at 0. A group, band or lag that selects
+    nothing in this store is a :class:`~pipeline.common.errors.ConfigError` naming the key."""
+    var, pressure = layout.channel_coordinates(ds)
+    key = f"config key 'experiments.{exp.name}"
+    for field in ("variables", "levels", "region2_variables", "region2_levels"):
+        for g in getattr(exp, field) or ():
+            if "variables" in field:
+                found = np.isin(var, experiments_mod.VARIABLE_GROUPS[g]).any()
+            else:
+                found = (_group_channels(var, pressure, None, (g,)) & ~np.isnan(pressure)).any()
+            if not found:
+                raise ConfigError(f"{key}.{field}': group {g!r} has no input channel in the store (channels "
+                                  f"{layout.channel_names(ds)})")
+    used = _group_channels(var, pressure, exp.variables, exp.levels)
+    if not used.any():
+        raise ConfigError(f"{key}': variables {exp.variables} and levels {exp.levels} select no input channel")
+    given = _group_channels(var, pressure, exp.region2_variables, exp.region2_levels)
+    channels = np.flatnonzero(used)
+    idx = np.asarray(experiments_mod.frame_indices(exp, frames.input_steps, frames.step_hours, frames.lead_steps))
+    zero = ~given[channels]
+    names = [layout.channel_names(ds)[c] for c in channels]
+    identity = bool(used.all() and not zero.any() and idx.size == frames.input_steps)
+    return InputSelection(channels, idx, zero, names, identity)
+
+
 class WindowDataset(torch.utils.data.Dataset):
-    """Items: (x (T, C, H, W) float32, y (1, H, W) target scale, mask (1, H, W) float32)."""
+    """Items: (x (T, C, H, W) float32, y (1, H, W) target scale, mask (1, H, W) float32).
+
+    With a ``selection`` (:func:`input_selection`), x holds only its channels and frames, and
+    its ``region2_zero`` channels are 0 on region-2 cells (outside ``region1_mask``)."""
 
     def __init__(self, path, ds: xr.Dataset, samples: SplitSamples, frames: FramesConfig,
-                 transform: str, preload_max_gb: float = 4.0):
+                 transform: str, preload_max_gb: float = 4.0, selection: InputSelection | None = None):
         self.path = str(path)
         self.samples = samples
         self.steps = frames.input_steps
+        self.selection = None if selection is None or selection.identity else selection
+        self._zero = None  # (C, H, W) bool: held at 0
+        if self.selection is not None and self.selection.region2_zero.any():
+            region2 = ~ds["region1_mask"].values.astype(bool)
+            self._zero = torch.from_numpy(self.selection.region2_zero[:, None, None] & region2[None])
         self.y, self.mask = target_arrays(ds, samples.target, transform, path)
         self._x = None  # in-memory (time, C, H, W) or None (lazy)
         self._lazy = None
@@ -261,8 +327,15 @@ class WindowDataset(torch.utils.data.Dataset):
             self._lazy = zarr.open_group(self.path, mode="r")
         return torch.from_numpy(layout.read_inputs(self._lazy, first, first + self.steps))
 
+    def _select(self, x: torch.Tensor) -> torch.Tensor:
+        sel = self.selection
+        if sel is None:
+            return x
+        x = x[torch.from_numpy(sel.frames)][:, torch.from_numpy(sel.channels)]
+        return x if self._zero is None else x.masked_fill(self._zero, 0.0)
+
     def __getitem__(self, i: int):
-        return self._read(int(self.samples.first[i])), self.y[i], self.mask[i]
+        return self._select(self._read(int(self.samples.first[i]))), self.y[i], self.mask[i]
 
     def __getstate__(self):  # a worker re-opens the store itself
         state = dict(self.__dict__)

@@ -41,7 +41,9 @@ from pipeline.dataset import layout
 from pipeline.gridding.geometry import mask_slices
 from training import checkpoint as ckpt_io
 from training.config import FramesConfig, TrainConfig
-from training.data import TrainingDataError, WindowDataset, make_loader, open_processed, split_samples
+from pipeline.common.experiments import Experiment
+from training.data import (InputSelection, TrainingDataError, WindowDataset, input_selection, make_loader,
+                           open_processed, split_samples)
 from training.losses import to_mm
 from training.train import default_threads, pick_device
 
@@ -121,12 +123,12 @@ def fit_quantile(probs: np.ndarray, edges, rain: np.ndarray, valid: np.ndarray, 
 
 
 def validation_quantile(model, ds, data_path, config, fc: FramesConfig, tc: TrainConfig, batch_size: int,
-                        device, progress: bool) -> tuple[float, dict]:
+                        device, progress: bool, selection: InputSelection | None = None) -> tuple[float, dict]:
     """:func:`fit_quantile` on the model's validation split, over its valid region-1 cells."""
     samples = split_samples(ds, config, fc, "val", drop_empty=True)
     if len(samples) == 0:
         raise TrainingDataError(f"{data_path}: quantile auto needs validation samples; split 'val' has none")
-    dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb)
+    dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb, selection)
     probs = predict_array(model, dataset, batch_size, device, tc.target_transform, progress)["bin_prob"]
     rain = ds["rain_mm"].isel(time=samples.target).values.astype(np.float32)
     valid = (ds["valid"].isel(time=samples.target).values.astype(bool)
@@ -172,6 +174,22 @@ class Loaded:
     ds: xr.Dataset
     samples: object  # training.data.SplitSamples
     dataset: WindowDataset
+    selection: InputSelection | None = None  # the experiment's channels and frames (None: all)
+
+
+def checkpoint_selection(ck: dict, ds, fc: FramesConfig, data_path) -> InputSelection | None:
+    """The input selection recorded in the checkpoint, applied to ``ds`` (None for a checkpoint
+    written before experiments were recorded: every channel and frame)."""
+    rec = ck.get("experiment")
+    if rec is None:
+        return None
+    entry = Experiment(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec.items()
+                          if k in Experiment.__dataclass_fields__})
+    sel = input_selection(ds, entry, fc)
+    if sel.as_dict() != {k: rec[k] for k in sel.as_dict()}:
+        raise TrainingDataError(f"{data_path}: experiment {entry.name!r} selects {sel.as_dict()} in this store, "
+                                f"the checkpoint was trained on {({k: rec[k] for k in sel.as_dict()})}")
+    return sel
 
 
 def load_for_prediction(checkpoint, data_path, split: str) -> Loaded:
@@ -194,8 +212,9 @@ def load_for_prediction(checkpoint, data_path, split: str) -> Loaded:
     samples = split_samples(ds, config, fc, split, drop_empty=False)
     if len(samples) == 0:
         raise TrainingDataError(f"{data_path}: split '{split}' has no complete samples")
-    dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb)
-    return Loaded(ck, config, fc, tc, device, model, ds, samples, dataset)
+    selection = checkpoint_selection(ck, ds, fc, data_path)
+    dataset = WindowDataset(data_path, ds, samples, fc, tc.target_transform, tc.preload_max_gb, selection)
+    return Loaded(ck, config, fc, tc, device, model, ds, samples, dataset, selection)
 
 
 def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, threads: int | None = None,
@@ -207,7 +226,8 @@ def predict(checkpoint, data_path, split: str, out, batch_size: int = 32, thread
     data_hash = str(ds.attrs.get("config_hash", ""))
     quantile, fit = ck["model"]["quantile"], None
     if model.head_kind == "bins" and quantile == "auto":
-        quantile, fit = validation_quantile(model, ds, data_path, config, fc, tc, batch_size, device, progress)
+        quantile, fit = validation_quantile(model, ds, data_path, config, fc, tc, batch_size, device, progress,
+                                            ld.selection)
     arrays = predict_array(model, dataset, batch_size, device, tc.target_transform, progress, float(quantile)
                            if model.head_kind == "bins" else 0.5)
     rs, cs = region1_window(ds["region1_mask"].values.astype(bool), data_path)

@@ -49,8 +49,11 @@ from pipeline.common.config import load_config
 from pipeline.common.errors import TrainingDivergedError
 from pipeline.dataset import layout
 from training import checkpoint as ckpt_io
+from training import distributed
 from training.config import as_dict, frames_config, model_config, train_config
-from training.data import TrainingDataError, WindowDataset, make_loader, normalisation_of, open_processed, split_samples
+from pipeline.common.experiments import experiment as declared_experiment
+from training.data import (TrainingDataError, WindowDataset, input_selection, make_loader, normalisation_of,
+                           open_processed, split_samples)
 from training.losses import make_loss
 from training.model import ConvLSTMUNet, count_flops, count_parameters
 
@@ -135,12 +138,15 @@ def lr_lambda(total_steps: int, schedule: str, warmup_fraction: float = 0.0):
 
 # -------------------------------------------------------------------- epoch loops
 def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, scheduler=None, scaler=None,
-              desc: str = "", progress: bool = True) -> float:
+              desc: str = "", progress: bool = True, dist_ctx: distributed.Context | None = None) -> float:
     """One pass; trains when ``optimizer`` is given. Returns the mask-weighted mean loss.
 
     A batch whose loss is NaN or inf stops the run (:class:`TrainingDivergedError`, naming
     the epoch, the batch, the value and whether inputs, targets or weights are to blame)
-    before the optimiser steps on it."""
+    before the optimiser steps on it.
+
+    ``dist_ctx`` (under ``torchrun``): each rank's batch is its shard of the global batch;
+    the loss is normalised by the global batch's cells and the mean is over all ranks."""
     train = optimizer is not None
     model.train(train)
     total, cells = 0.0, 0.0
@@ -164,7 +170,7 @@ def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, sch
             cells += n
             if train:
                 # the mean over this batch's cells, split evenly over the accumulated batches
-                loss = loss_sum / max(n, 1.0) / accum
+                loss = loss_sum / (max(n, 1.0) if dist_ctx is None else dist_ctx.mean_cells(n)) / accum
                 scaler.scale(loss).backward()
                 if (k + 1) % accum == 0 or k + 1 == n_batches:
                     if tc.grad_clip > 0:
@@ -175,6 +181,8 @@ def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, sch
                     optimizer.zero_grad(set_to_none=True)
                     scheduler.step()
             bar.set_postfix(loss=f"{total / max(cells, 1.0):.4f}")
+    if dist_ctx is not None:
+        total, cells = dist_ctx.sum(total, cells)
     return total / max(cells, 1.0)
 
 
@@ -229,7 +237,7 @@ def run_key(base: dict, config: dict) -> str:
     import hashlib
     import json
 
-    key = {k: base[k] for k in ("model_args", "frames", "train", "model", "exp", "seed")}
+    key = {k: base.get(k) for k in ("model_args", "frames", "train", "model", "exp", "experiment", "seed")}
     key["splits"] = ckpt_io.plain(config.get("splits"))
     key["data"] = {k: base["data"][k] for k in ("config_hash", "channels", "grid")}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -296,13 +304,15 @@ def build_trainer(config: dict, data_path, exp: str, seed: int) -> Trainer:
         if len(smp) == 0:
             raise TrainingDataError(f"{data_path}: split '{s}' has no samples with a valid target "
                                     f"(dates {config['splits'][s]}, {fc.input_steps} input frames)")
-    sets = {s: WindowDataset(data_path, ds, smp, fc, tc.target_transform, tc.preload_max_gb)
+    entry = declared_experiment(config, exp)
+    selection = input_selection(ds, entry, fc)
+    sets = {s: WindowDataset(data_path, ds, smp, fc, tc.target_transform, tc.preload_max_gb, selection)
             for s, smp in samples.items()}
-    n_chan, n_lat, n_lon = layout.n_channels(ds), ds.sizes["lat"], ds.sizes["lon"]
+    n_chan, n_lat, n_lon = len(selection.channels), ds.sizes["lat"], ds.sizes["lon"]
 
     model = ConvLSTMUNet.from_config(n_chan, mc).to(device)
     n_params = count_parameters(model)
-    shape1 = (1, fc.input_steps, n_chan, n_lat, n_lon)
+    shape1 = (1, len(selection.frames), n_chan, n_lat, n_lon)
     fwd = count_flops(model, shape1)
     step_flops = count_flops(model, shape1, backward=True)
     log.info(f"{exp} seed {seed}: {n_params:,} parameters; {fwd / 1e9:.2f} GFLOP forward and "
@@ -310,7 +320,8 @@ def build_trainer(config: dict, data_path, exp: str, seed: int) -> Trainer:
              f"device {device}, amp {amp_dtype}, threads {torch.get_num_threads()}; samples train "
              f"{len(sets['train'])}, val {len(sets['val'])} ({'in memory' if sets['train'].in_memory else 'lazy zarr'})")
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=distributed.scaled_lr(tc), weight_decay=tc.weight_decay)
+    log.info(distributed.lr_rule_text(tc))
     n_batches = math.ceil(len(sets["train"]) / tc.batch_size)
     steps_per_epoch = math.ceil(n_batches / tc.grad_accumulation)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -318,10 +329,12 @@ def build_trainer(config: dict, data_path, exp: str, seed: int) -> Trainer:
     loss_fn = make_loss(tc.loss, mc.head, tc.loss_alpha, tc.target_transform, mc.bin_edges_mm)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     base = _checkpoint_base(config, ds, data_path, model, fc, mc, tc, exp, seed)
+    base["experiment"] = {**entry.as_dict(), **selection.as_dict()}  # prediction applies the same selection
+    base["run_key"] = run_key(base, config)
     return Trainer(sets, model, optimizer, scheduler, scaler, loss_fn, device, amp_dtype, base, n_params, fwd)
 
 
-def resume_progress(tr: Trainer, out_dir: Path, resume: bool) -> Progress:
+def resume_progress(tr: Trainer, out_dir: Path, resume: bool, main: bool = True) -> Progress:
     """The progress of an earlier attempt of the same run (``checkpoint_last.pt``, its
     states loaded into ``tr``), or a fresh start."""
     last_path, best_path = out_dir / "checkpoint_last.pt", out_dir / "checkpoint.pt"
@@ -343,7 +356,7 @@ def resume_progress(tr: Trainer, out_dir: Path, resume: bool) -> Progress:
     tr.scaler.load_state_dict(st["scaler"])
     ckpt_io.set_rng_state(st["rng"])
     prog = Progress(st["epoch"], st["best_val"], st["bad_epochs"], list(st["log"]), st.get("best_checkpoint"))
-    if prog.best_state is not None and not best_path.is_file():  # removed with a killed job's outputs
+    if main and prog.best_state is not None and not best_path.is_file():  # removed with a killed job's outputs
         ckpt_io.save(best_path, prog.best_state)
     log.info(f"resumed from {last_path} after epoch {prog.epoch}")
     return prog
@@ -395,25 +408,28 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tc = train_config(config)
+    ctx = distributed.setup(tc, pick_device(tc.device).type)  # a single process outside torchrun
+    progress, ddp = progress and ctx.is_main, ctx if ctx.distributed else None
     torch.set_num_threads(threads or default_threads())
     set_determinism(seed, tc.deterministic)
     tr = build_trainer(config, data_path, exp, seed)
-    prog = resume_progress(tr, out_dir, resume)
+    model = distributed.wrap_model(tr.model, ctx, tr.device)
+    prog = resume_progress(tr, out_dir, resume, ctx.is_main)
     start_epoch, title = prog.epoch, f"{exp} seed {seed}"
     cuda = tr.device.type == "cuda"
-    val_loader = make_loader(tr.sets["val"], tc.batch_size, None, tc.num_workers, cuda)
+    val_loader = distributed.loader(tr.sets["val"], tc, ctx, None, cuda)
     stopped = None
     for epoch in range(start_epoch, tc.epochs):
-        stopped = stop_before(epoch, prog, tc, start_epoch, t_start, stop_after_epochs)
+        stopped = ctx.agree(stop_before(epoch, prog, tc, start_epoch, t_start, stop_after_epochs))
         if stopped is not None:
             break
         t0 = time.perf_counter()
-        loader = make_loader(tr.sets["train"], tc.batch_size, seed * 100_003 + epoch, tc.num_workers, cuda)
+        loader = distributed.loader(tr.sets["train"], tc, ctx, seed * 100_003 + epoch, cuda)
         lr = tr.optimizer.param_groups[0]["lr"]
-        tl = run_epoch(tr.model, loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, tr.optimizer, tr.scheduler,
-                       tr.scaler, desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress)
+        tl = run_epoch(model, loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, tr.optimizer, tr.scheduler,
+                       tr.scaler, desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress, dist_ctx=ddp)
         vl = run_epoch(tr.model, val_loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, desc="  val",
-                       progress=progress)
+                       progress=progress, dist_ctx=ddp)
         if not math.isfinite(tl) or not math.isfinite(vl):  # the batches were finite: the sum overflowed
             raise TrainingDivergedError(f"epoch {epoch + 1}: non-finite mean loss (train {tl}, val {vl}); "
                                         f"lower train.lr ({tc.lr:g})")
@@ -422,20 +438,23 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
                           "seconds": round(time.perf_counter() - t0, 3)})
         improved = vl < prog.best_val
         prog.best_val, prog.bad_epochs = (vl, 0) if improved else (prog.best_val, prog.bad_epochs + 1)
-        save_epoch(tr, prog, out_dir, improved, title)
+        if ctx.is_main:  # rank 0 alone writes; the others wait
+            save_epoch(tr, prog, out_dir, improved, title)
+        ctx.barrier()
         log.info(f"epoch {epoch + 1}: train {tl:.4f} val {vl:.4f} lr {lr:.2e} "
                  f"{prog.rows[-1]['seconds']:.1f} s{' *' if improved else ''}")
         if on_epoch is not None:
             on_epoch(epoch + 1, dict(prog.rows[-1]), tr)
     if stopped is None:
         stopped = "early stopping" if prog.bad_epochs >= tc.early_stopping_patience else "max epochs"
-    if prog.rows and stopped != "interrupted":  # a run resumed after its last epoch still leaves its outputs
+    if ctx.is_main and prog.rows and stopped != "interrupted":  # a run resumed after its last epoch still leaves its outputs
         write_log_csv(out_dir / "train_log.csv", prog.rows)
         if not (out_dir / "loss_curve.png").is_file():
             plot_loss_curve(out_dir / "loss_curve.png", prog.rows, title)
     summary = {"epochs": len(prog.rows), "best_val": prog.best_val, "stopped": stopped, "parameters": tr.n_params,
                "flops_forward": tr.flops_forward, "seconds": time.perf_counter() - t_start}
     log.info(f"done ({stopped}): {len(prog.rows)} epochs, best val {prog.best_val:.4f}, {summary['seconds']:.1f} s")
+    distributed.shutdown(ctx)
     return summary
 
 
@@ -444,7 +463,7 @@ def main(argv=None) -> int:
                     threads="torch CPU threads (default: the usable cores; the rule's threads in the workflow)")
     cli.add_config(ap, required=True)
     ap.add_argument("--data", required=True, help="processed zarr (region1.zarr or concat.zarr)")
-    ap.add_argument("--exp", required=True, choices=["exp1", "exp2"], help="experiment name (recorded)")
+    ap.add_argument("--exp", required=True, help="experiment: a name declared in the config's experiments")
     ap.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     ap.add_argument("--out", required=True, help="run folder")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint_last.pt if present")

@@ -27,8 +27,8 @@ def test_dry_run_of_main_job_has_every_stage_per_month(tmp_path):
         "train_model": 2,  # exp1 and exp2, one seed
         "predict_test": 2,
         "advection_baseline": 1,
-        "evaluate_exp1": 1,
-        "compare_exp2": 1,
+        "evaluate_experiment": 1,
+        "compare_experiment": 1,
     }
 
 
@@ -41,7 +41,7 @@ def test_several_seeds_multiply_training_jobs(tmp_path):
 def test_results_exp1_alone_skips_the_joined_grid(tmp_path):
     counts = job_counts(snakemake(tmp_path, "-n", "results/exp1").stdout)
     assert counts["build_dataset"] == 1 and counts["train_model"] == 1
-    assert "compare_exp2" not in counts
+    assert "compare_experiment" not in counts
 
 
 def test_unknown_key_fails_at_parse_time_naming_it(tmp_path):
@@ -49,6 +49,13 @@ def test_unknown_key_fails_at_parse_time_naming_it(tmp_path):
     proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
     assert proc.returncode != 0
     assert "resolutoin_deg" in proc.stdout + proc.stderr
+
+
+def test_experiment_reference_cycle_fails_at_parse_time_naming_the_key(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", experiments={"exp1": {"grid": "region1", "reference": "exp2"}})
+    proc = snakemake(tmp_path, "-n", "results/exp2", configfile=cfg, check=False)
+    assert proc.returncode != 0
+    assert "config key 'experiments.exp1.reference': reference cycle exp1 -> exp2 -> exp1" in proc.stdout + proc.stderr
 
 
 def test_wrong_type_fails_at_parse_time_naming_the_key(tmp_path):

@@ -108,8 +108,8 @@ def test_adding_a_month_reprocesses_only_that_month(tiny_run, tmp_path):
         "train_model": 2,
         "predict_test": 2,
         "advection_baseline": 1,
-        "evaluate_exp1": 1,
-        "compare_exp2": 1,
+        "evaluate_experiment": 1,
+        "compare_experiment": 1,
     }
     assert "2020-04" in dry.stdout and "month=2020-03" not in dry.stdout
 

@@ -1,0 +1,129 @@
+"""Experiments declared in the config: the channels, frames and region-2 cells an experiment
+selects from a processed store (values checked against the store), its errors, and a model
+trained on a selection that prediction applies again."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from pipeline.common.errors import ConfigError
+from pipeline.common.experiments import experiment, experiments_config, frame_lags
+from pipeline.dataset import layout
+from tests.training.conftest import tiny_config
+from training.config import FramesConfig
+from training.data import SplitSamples, WindowDataset, input_selection
+
+VARIABLES = ["temperature", "u", "v"]
+LEVELS = [1000.0, 850.0, 500.0, 200.0]
+FRAMES = FramesConfig(input_steps=3, step_hours=12, lead_steps=1)
+
+
+def _store(n_time=6, n_lat=3, n_lon=4) -> xr.Dataset:
+    """A joined-grid store in memory: region 1 is the eastern 2 columns; every input value distinct."""
+    rng = np.random.default_rng(3)
+    z = rng.uniform(1.0, 2.0, (n_time, len(VARIABLES) * len(LEVELS) + 1, n_lat, n_lon)).astype(np.float32)
+    inputs, coords = layout.input_variables(z, VARIABLES, LEVELS)
+    r1 = np.zeros((n_lat, n_lon), bool)
+    r1[:, 2:] = True
+    ds = xr.Dataset({**inputs,
+                     "rain_mm": (("time", "lat", "lon"), np.ones((n_time, n_lat, n_lon), np.float32)),
+                     "valid": (("time", "lat", "lon"), np.ones((n_time, n_lat, n_lon), bool)),
+                     "loss_mask": (("lat", "lon"), r1.astype(np.uint8)),
+                     "region1_mask": (("lat", "lon"), r1)},
+                    coords={"time": pd.date_range("2020-01-01", periods=n_time, freq="12h"), **coords,
+                            "lat": np.arange(n_lat, dtype=float), "lon": np.arange(n_lon, dtype=float)})
+    return ds
+
+
+def _items(ds, exp) -> tuple[np.ndarray, np.ndarray, object]:
+    """(items x (N, T, C, H, W) of the selection, the store's full windows (N, 3, 13, H, W), selection)."""
+    sel = input_selection(ds, exp, FRAMES)
+    smp = SplitSamples("test", np.array([0, 2]), np.array([3, 5]), pd.DatetimeIndex(ds["time"].values[[3, 5]]))
+    dset = WindowDataset("mem", ds, smp, FRAMES, "log1p", selection=sel)
+    full = layout.read_inputs(ds, 0, ds.sizes["time"])
+    return (np.stack([dset[i][0].numpy() for i in range(2)]),
+            np.stack([full[f:f + 3] for f in smp.first]), sel)
+
+
+def _exp(name="abl", **entry):
+    return experiment({"experiments": {name: entry}}, name)
+
+
+def test_defaults_are_exp1_and_exp2_and_select_everything():
+    exps = experiments_config({})
+    assert {n: (e.grid, e.reference) for n, e in exps.items()} == {"exp1": ("region1", None), "exp2": ("concat", "exp1")}
+    ds = _store()
+    x, full, sel = _items(ds, exps["exp2"])
+    assert sel.identity and sel.names == layout.channel_names(ds)
+    np.testing.assert_array_equal(x, full)  # the same tensor, value for value
+
+
+def test_upstream_rain_only_zeroes_region2_except_rain():
+    ds = _store()
+    x, full, sel = _items(ds, _exp(grid="concat", region2_variables=["rain"], reference="exp1"))
+    assert x.shape == full.shape == (2, 3, 13, 3, 4)  # region 1 keeps every channel
+    assert sel.names[-1] == "rain" and not sel.region2_zero[-1] and sel.region2_zero[:-1].all()
+    np.testing.assert_array_equal(x[..., 2:], full[..., 2:])  # region 1 untouched
+    np.testing.assert_array_equal(x[:, :, -1], full[:, :, -1])  # region-2 rain kept
+    assert (x[:, :, :-1, :, :2] == 0).all() and (full[:, :, :-1, :, :2] >= 1).all()
+
+
+def test_variable_groups_level_bands_and_lags_select_channels_and_frames():
+    ds = _store()
+    x, full, sel = _items(ds, _exp(grid="region1", variables=["wind"], levels=["lower"], lags_hours=[12, 36]))
+    assert frame_lags(3, 12, 1) == [36, 24, 12]
+    assert sel.names == ["u_1000hPa", "u_850hPa", "v_1000hPa", "v_850hPa"]
+    assert list(sel.frames) == [0, 2]
+    np.testing.assert_array_equal(x, full[:, [0, 2]][:, :, [4, 5, 8, 9]])
+    _, _, sel = _items(ds, _exp(grid="concat", variables=["wind", "rain"], levels=["upper"],
+                                region2_levels=["upper"], region2_variables=["wind"]))
+    assert sel.names == ["u_200hPa", "v_200hPa", "rain"]
+    assert list(sel.region2_zero) == [False, False, True]
+
+
+@pytest.mark.parametrize("entry,key,words", [
+    ({"abl": {"grid": "concat", "variables": ["humidity"]}}, "experiments.abl.variables", "'humidity'"),
+    ({"abl": {"grid": "concat", "region2_levels": ["stratosphere"]}}, "experiments.abl.region2_levels",
+     "'stratosphere'"),
+    ({"abl": {"grid": "concat", "reference": "exp9"}}, "experiments.abl.reference", "'exp9'"),
+    ({"a": {"grid": "concat", "reference": "b"}, "b": {"grid": "region1", "reference": "a"}},
+     "experiments.a.reference", "a -> b -> a"),
+    ({"abl": {"grid": "region1", "region2_variables": ["rain"]}}, "experiments.abl.region2_variables", "region1"),
+    ({"runs": {"grid": "region1"}}, "experiments.runs", "runs"),
+])
+def test_config_errors_are_one_line_naming_the_key(entry, key, words):
+    with pytest.raises(ConfigError) as err:
+        experiments_config({"experiments": entry})
+    msg = str(err.value)
+    assert f"'{key}" in msg and words in msg and "\n" not in msg
+
+
+def test_store_dependent_errors_name_the_key():
+    ds = _store()
+    with pytest.raises(ConfigError, match=r"'experiments.abl.lags_hours': 48 h is not an input frame"):
+        input_selection(ds, _exp(grid="concat", lags_hours=[48]), FRAMES)
+    with pytest.raises(ConfigError, match=r"'experiments.abl.variables': group 'dewpoint' has no input channel"):
+        input_selection(ds, _exp(grid="concat", variables=["dewpoint"]), FRAMES)
+
+
+def test_training_and_prediction_use_the_recorded_selection(processed_concat, tmp_path):
+    from training import checkpoint as ckpt_io
+    from training.predict import load_for_prediction
+    from training.train import train
+
+    cfg = tiny_config(train={"epochs": 1},
+                      experiments={"rain_last": {"grid": "concat", "variables": ["rain"], "lags_hours": [12, 24],
+                                                 "reference": "exp1"}})
+    train(cfg, processed_concat, "rain_last", 0, tmp_path, threads=1, progress=False)
+    ck = ckpt_io.load(tmp_path / "checkpoint.pt")
+    assert ck["model_args"]["in_channels"] == 1
+    assert ck["experiment"]["channels"] == ["rain"] and ck["experiment"]["frames"] == [4, 5]
+    ld = load_for_prediction(tmp_path / "checkpoint.pt", processed_concat, "test")
+    x = ld.dataset[0][0]
+    full = torch.from_numpy(layout.read_inputs(ld.ds, int(ld.samples.first[0]), int(ld.samples.first[0]) + 6))
+    torch.testing.assert_close(x, full[4:, -1:], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="experiments.nope"):
+        train(cfg, processed_concat, "nope", 0, tmp_path / "x", threads=1, progress=False)
