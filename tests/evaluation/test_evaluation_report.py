@@ -10,8 +10,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_snakemake_caption_uses_the_configured_confidence():
-    text = (REPO / "report" / "exp2.rst").read_text()
+    text = (REPO / "report" / "comparison.rst").read_text()
+    params = SimpleNamespace(title="exp2", exp="exp2", reference="exp1")
     for conf, pct in ((0.95, "95%"), (0.9, "90%"), (0.995, "99.5%")):
-        fake = SimpleNamespace(config={"evaluation": {"confidence": conf}})
-        rendered = jinja2.Template(text).render(snakemake=fake)
-        assert f"{pct} paired" in rendered.replace("\n", " "), rendered
+        fake = SimpleNamespace(config={"evaluation": {"confidence": conf}}, params=params)
+        rendered = jinja2.Template(text).render(snakemake=fake).replace("\n", " ")
+        assert f"{pct} paired" in rendered and "exp2-vs-exp1 comparison" in rendered, rendered
