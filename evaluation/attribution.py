@@ -41,12 +41,11 @@ from evaluation.metrics_json import versions
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path
 from pipeline.common.config import config_hash
-from pipeline.common.experiments import LEVEL_BANDS, VARIABLE_GROUPS, band_label
+from pipeline.common.experiments import LEVEL_BANDS, VARIABLE_GROUPS, band_label, band_mask, group_mask
 from pipeline.dataset import layout
 from training import checkpoint as ckpt_io
 
 log = logging.getLogger("evaluation.attribution")
-
 
 
 @dataclass
@@ -65,13 +64,12 @@ def variants(ds, steps: int, step_hours: int) -> list[Variant]:
     every_frame, every_channel = np.ones(steps, bool), np.ones(var.size, bool)
     out = [Variant("all", "all region-2 inputs", every_channel, every_frame),
            Variant("occlusion", "region 2 at its training mean", every_channel, every_frame, occlude=True)]
-    for name, members in VARIABLE_GROUPS.items():
-        chans = np.isin(var, members)
+    for name in VARIABLE_GROUPS:
+        chans = group_mask(var, (name,))
         if chans.any():
             out.append(Variant("variable", name, chans, every_frame))
-    for name, (lo, hi) in LEVEL_BANDS.items():
-        with np.errstate(invalid="ignore"):
-            chans = (pressure >= lo) & (pressure <= hi)
+    for name in LEVEL_BANDS:
+        chans = band_mask(pressure, (name,))
         if chans.any():
             out.append(Variant("level band", band_label(name), chans, every_frame))
     for j in range(steps):

@@ -241,14 +241,9 @@ def _group_channels(var: np.ndarray, pressure: np.ndarray, groups, bands) -> np.
     """(C,) bool: channels in ``groups`` (None = all) and, for upper-air ones, in ``bands`` (None = all)."""
     keep = np.ones(var.size, bool)
     if groups is not None:
-        keep &= np.isin(var, [v for g in groups for v in experiments_mod.VARIABLE_GROUPS[g]])
+        keep &= experiments_mod.group_mask(var, groups)
     if bands is not None:
-        with np.errstate(invalid="ignore"):
-            in_band = np.zeros(var.size, bool)
-            for b in bands:
-                lo, hi = experiments_mod.LEVEL_BANDS[b]
-                in_band |= (pressure >= lo) & (pressure <= hi)
-        keep &= in_band | np.isnan(pressure)
+        keep &= experiments_mod.band_mask(pressure, bands) | np.isnan(pressure)
     return keep
 
 
@@ -260,10 +255,8 @@ def input_selection(ds, exp: "experiments_mod.Experiment", frames: FramesConfig)
     key = f"config key 'experiments.{exp.name}"
     for field in ("variables", "levels", "region2_variables", "region2_levels"):
         for g in getattr(exp, field) or ():
-            if "variables" in field:
-                found = np.isin(var, experiments_mod.VARIABLE_GROUPS[g]).any()
-            else:
-                found = (_group_channels(var, pressure, None, (g,)) & ~np.isnan(pressure)).any()
+            mask = experiments_mod.group_mask if "variables" in field else experiments_mod.band_mask
+            found = mask(var if "variables" in field else pressure, (g,)).any()
             if not found:
                 raise ConfigError(f"{key}.{field}': group {g!r} has no input channel in the store (channels "
                                   f"{layout.channel_names(ds)})")
@@ -274,7 +267,8 @@ def input_selection(ds, exp: "experiments_mod.Experiment", frames: FramesConfig)
     channels = np.flatnonzero(used)
     idx = np.asarray(experiments_mod.frame_indices(exp, frames.input_steps, frames.step_hours, frames.lead_steps))
     zero = ~given[channels]
-    names = [layout.channel_names(ds)[c] for c in channels]
+    all_names = layout.channel_names(ds)
+    names = [all_names[c] for c in channels]
     identity = bool(used.all() and not zero.any() and idx.size == frames.input_steps)
     return InputSelection(channels, idx, zero, names, identity)
 
@@ -305,7 +299,7 @@ class WindowDataset(torch.utils.data.Dataset):
             if nbytes <= preload_max_gb * 1e9:
                 x = layout.read_inputs(ds, lo, hi)
                 check_finite_inputs(path, ds, lo, hi, x)
-                self._x = torch.from_numpy(x)
+                self._x = self._select_channels(torch.from_numpy(x))  # once, not per sample
                 self.offset = lo
             else:
                 check_finite_inputs(path, ds, lo, hi)
@@ -327,15 +321,20 @@ class WindowDataset(torch.utils.data.Dataset):
             self._lazy = zarr.open_group(self.path, mode="r")
         return torch.from_numpy(layout.read_inputs(self._lazy, first, first + self.steps))
 
-    def _select(self, x: torch.Tensor) -> torch.Tensor:
-        sel = self.selection
-        if sel is None:
+    def _select_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """The selection's channels of (time, C, H, W) frames, region-2 cells held at 0 where asked."""
+        if self.selection is None:
             return x
-        x = x[torch.from_numpy(sel.frames)][:, torch.from_numpy(sel.channels)]
+        x = x[:, torch.from_numpy(self.selection.channels)]
         return x if self._zero is None else x.masked_fill(self._zero, 0.0)
 
     def __getitem__(self, i: int):
-        return self._select(self._read(int(self.samples.first[i]))), self.y[i], self.mask[i]
+        x = self._read(int(self.samples.first[i]))
+        if self.selection is not None:
+            if self._x is None:  # read lazily: the channels are selected per sample
+                x = self._select_channels(x)
+            x = x[torch.from_numpy(self.selection.frames)]
+        return x, self.y[i], self.mask[i]
 
     def __getstate__(self):  # a worker re-opens the store itself
         state = dict(self.__dict__)

@@ -26,6 +26,8 @@ import copy
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from pipeline.common.config import load_schema
 from pipeline.common.errors import ConfigError
 
@@ -43,6 +45,22 @@ def band_label(name: str) -> str:
     """``lower (1000-700 hPa)``: a level band with its pressures, as reports print it."""
     lo, hi = LEVEL_BANDS[name]
     return f"{name} ({hi:g}-{lo:g} hPa)"
+
+
+def group_mask(variables: np.ndarray, groups) -> np.ndarray:
+    """(C,) bool: channels whose variable belongs to one of the variable ``groups``."""
+    return np.isin(variables, [v for g in groups for v in VARIABLE_GROUPS[g]])
+
+
+def band_mask(pressure: np.ndarray, bands) -> np.ndarray:
+    """(C,) bool: upper-air channels at a level in one of the level ``bands`` (rain, whose
+    pressure is NaN, is in none)."""
+    out = np.zeros(np.shape(pressure), bool)
+    with np.errstate(invalid="ignore"):
+        for b in bands:
+            lo, hi = LEVEL_BANDS[b]
+            out |= (pressure >= lo) & (pressure <= hi)
+    return out
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,23 @@ def test_training_and_prediction_use_the_recorded_selection(processed_concat, tm
     torch.testing.assert_close(x, full[4:, -1:], rtol=0, atol=0)
     with pytest.raises(ConfigError, match="experiments.nope"):
         train(cfg, processed_concat, "nope", 0, tmp_path / "x", threads=1, progress=False)
+
+
+def test_lazy_and_in_memory_reads_give_the_same_selected_items(tmp_path):
+    """The selection is applied once to frames held in memory and per sample when read lazily
+    from the store: both give the same items."""
+    ds = _store()
+    ds.to_zarr(tmp_path / "s.zarr", mode="w", consolidated=True)
+    exp = _exp(grid="concat", variables=["wind", "rain"], region2_variables=["rain"], lags_hours=[36, 12],
+               reference="exp1")
+    sel = input_selection(ds, exp, FRAMES)
+    smp = SplitSamples("test", np.array([0, 2]), np.array([3, 5]), pd.DatetimeIndex(ds["time"].values[[3, 5]]))
+    got = {}
+    for preload in (4.0, 0.0):
+        dset = WindowDataset(tmp_path / "s.zarr", xr.open_zarr(tmp_path / "s.zarr"), smp, FRAMES, "log1p",
+                             preload, sel)
+        assert dset.in_memory == (preload > 0)
+        got[preload] = np.stack([dset[i][0].numpy() for i in range(2)])
+    np.testing.assert_array_equal(got[4.0], got[0.0])
+    assert got[0.0].shape == (2, 2, 9, 3, 4)  # frames 36 h and 12 h before the target; u, v at 4 levels + rain
+    assert (got[0.0][:, :, :-1, :, :2] == 0).all() and (got[0.0][:, :, -1, :, :2] >= 1).all()
