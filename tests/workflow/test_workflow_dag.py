@@ -106,3 +106,21 @@ def test_make_targets_parse_and_pick_their_config(tmp_path, target, section, key
     assert job_counts(proc.stdout)["train_model"] == n_train
     (effective,) = (tmp_path / "data" / ".config").glob("config-*.yaml")
     assert yaml.safe_load(effective.read_text())[section][key] == value
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_training_job_launches_data_parallel_processes_from_its_resource(tmp_path, processes):
+    """resources.ddp_processes of train_model (README "Several GPUs"): 1 is a plain process
+    with the job's threads; N > 1 launches torchrun with N processes on the node, the
+    threads shared among them, and the same training arguments."""
+    proc = snakemake(tmp_path, "-n", "-p", "results/exp1", "--set-resources", f"train_model:ddp_processes={processes}")
+    lines = [ln for ln in proc.stdout.splitlines() if "-m training.train" in ln]
+    assert len(lines) == 1, proc.stdout[-3000:]
+    if processes == 1:
+        assert "OMP_NUM_THREADS=2 " in lines[0] and "-m training.train --threads 2 --config" in lines[0]
+        assert "torch.distributed.run" not in lines[0]
+    else:
+        assert ("-m torch.distributed.run --standalone --nnodes 1 --nproc-per-node 2 -m training.train "
+                "--threads 1 --config") in lines[0]
+        assert "OMP_NUM_THREADS=1 " in lines[0]
+    assert "--exp exp1 --seed 0 --out results/runs/exp1/seed0 --resume" in lines[0]
