@@ -23,6 +23,18 @@ unmodified inputs by the evaluation's paired block bootstrap (same blocks, resam
 confidence). The importance of a group is ``CRPS(variant) - CRPS(original)``: positive when the
 model uses that information. Region 1's inputs are never modified.
 
+- **relearned** (``attribution.relearn``, ``--relearn``): for a variable group g, exp2
+  retrained with region 2 contributing every group but g (the experiment
+  ``exp2_without_g``), compared with exp2 on the test split by the evaluation's comparison
+  (``results/exp2_without_g/comparison.json``): ``CRPS(exp2_without_g) - CRPS(exp2)``.
+  Permutation and occlusion measure how much *this model relies on* an input; an input
+  that repeats what other inputs already carry (region-2 cells next to region 1 analysed
+  from the same stations, the steering flow seen in both regions) is relied on without
+  adding information, and breaking its link to the other inputs hurts. Retraining without
+  it measures the information it *adds*. The relearned rows are scored over the
+  evaluation's cells and every training seed, so their CRPS differs slightly from the
+  permutation rows' own.
+
     python -m evaluation.attribution --checkpoint results/runs/exp2/seed0/checkpoint.pt \\
         --data data/processed/concat.zarr --out results/attribution
 """
@@ -179,6 +191,27 @@ def attribute(checkpoint, data_path, repeats: int = 1, batch_size: int = 32, thr
                            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
 
 
+def relearn_rows(comparisons: dict[str, str]) -> list[dict]:
+    """Rows of kind ``relearned``: group -> the comparison.json of ``exp2_without_group``
+    against exp2; the primary score's difference, interval and p-value."""
+    rows = []
+    for group, path in comparisons.items():
+        try:
+            with open(path) as f:
+                comp = json.load(f)
+            primary = comp["primary_score"]
+            row = next((r for r in comp["scores"] if r["score"] == primary and r.get("role") == "primary"), None)
+        except (OSError, ValueError, KeyError) as err:
+            raise EvaluationError(f"{path}: not a readable comparison.json ({err})") from err
+        if row is None:
+            raise EvaluationError(f"{path}: no primary-score ({primary}) row in its scores")
+        rows.append({"kind": "relearned", "name": group, "experiment": comp["b"], "reference": comp["a"],
+                     "crps": row["b"], "difference": row["difference"], "ci_low": row["ci_low"],
+                     "ci_high": row["ci_high"], "p_value": row["p_value"], "relative_pct": row["relative_pct"],
+                     "relative_ci_low": row["relative_ci_low"], "relative_ci_high": row["relative_ci_high"]})
+    return rows
+
+
 def report_lines(res: dict) -> list[str]:
     """A markdown table of the importances."""
     conf = f"{100 * res['bootstrap']['confidence']:g}%"
@@ -188,6 +221,11 @@ def report_lines(res: dict) -> list[str]:
              f"that information); {conf} paired block bootstrap intervals; permutations averaged over "
              f"{res['repeats']}.", "",
              "| kind | inputs | CRPS | change | change % | interval % | p |", "|---|---|---|---|---|---|---|"]
+    if any(r["kind"] == "relearned" for r in res["variants"]):
+        lines[-2:-2] = ["Relearned rows: exp2 retrained without the group's region-2 inputs and compared with exp2: "
+                        "the information the group adds. Permuted and occluded rows: how much the trained exp2 "
+                        "model relies on the inputs, which includes information repeated elsewhere in its inputs.",
+                        ""]
     for r in res["variants"]:
         lines.append(f"| {r['kind']} | {r['name']} | {r['crps']:.4f} | {r['difference']:+.4f} | "
                      f"{r['relative_pct']:+.2f} | [{r['relative_ci_low']:+.2f}, {r['relative_ci_high']:+.2f}] | "
@@ -219,7 +257,9 @@ def figure(res: dict, path) -> None:
         ax.set_title(kind + (" (input frame, hours before the target time)" if kind == "lag" else ""),
                      fontsize=9, loc="left")
     axes[-1, 0].set_xlabel(f"CRPS change (%), {conf} interval")
-    fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted or occluded (test split)",
+    fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted, occluded or dropped and "
+                 f"relearned (test split)" if "relearned" in kinds else
+                 f"{res['exp']}: CRPS change when region-2 inputs are permuted or occluded (test split)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -244,9 +284,20 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="permutations averaged per variant (default 1)")
     ap.add_argument("--batch-size", type=int, default=32, help="samples per prediction batch (default 32)")
     ap.add_argument("--out", required=True, help="output folder (attribution.json, attribution.md, attribution.png)")
+    ap.add_argument("--relearn", nargs="*", default=[], metavar="GROUP=COMPARISON",
+                    help="relearned rows: a variable group and the comparison.json of exp2 retrained without it")
 
     def body(args) -> int:
+        comparisons = {}
+        for item in args.relearn:
+            group, sep, path = item.partition("=")
+            if not sep or group not in VARIABLE_GROUPS:
+                raise EvaluationError(f"--relearn {item!r}: need GROUP=comparison.json with GROUP one of "
+                                      f"{list(VARIABLE_GROUPS)}")
+            comparisons[group] = path
+        relearned = relearn_rows(comparisons)  # before the predictions: a bad file fails fast
         res = attribute(args.checkpoint, args.data, args.repeats, args.batch_size, args.threads, not args.no_progress)
+        res["variants"] += relearned
         write_outputs(res, args.out)
         log.info(f"wrote {args.out}")
         return 0

@@ -11,7 +11,7 @@ sys.path.insert(0, workflow.basedir)
 
 from pipeline.common.config import check_consistency, config_hash, period_months  # noqa: E402
 from pipeline.common.errors import ConfigError  # noqa: E402
-from pipeline.common.experiments import describe, experiments_config, frame_indices  # noqa: E402
+from pipeline.common.experiments import RELEARN_PREFIX, describe, experiments_config, frame_indices  # noqa: E402
 
 try:
     check_consistency(config)

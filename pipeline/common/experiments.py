@@ -23,6 +23,7 @@ The store-dependent part (which tensor channels and frames) is
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -128,8 +129,51 @@ def experiments_config(config: dict) -> dict[str, Experiment]:
             raise ConfigError(f"config key 'experiments.{name}': not a usable experiment name (letters, digits, "
                               f"_ or -, starting with a letter; not one of {list(RESERVED)})")
         exps[name] = _entry(name, raw, fields)
+    exps.update(relearn_experiments(config, exps))
     _check_references(exps)
     return exps
+
+
+#: Name prefix of the experiments that the relearned attribution declares.
+RELEARN_PREFIX = "exp2_without_"
+
+
+def relearn_experiments(config: dict, exps: dict[str, Experiment]) -> dict[str, Experiment]:
+    """The experiments of ``attribution.relearn``: for each listed variable group g,
+    ``exp2_without_g`` is exp2 retrained with region 2 contributing every group of exp2's
+    but g (g held at the training mean on region-2 cells), compared with exp2.
+
+    Retraining without a group measures the information the group adds beyond the other
+    inputs; permuting it in a trained model measures how much that model relies on it,
+    which is also positive for inputs that merely repeat information found elsewhere
+    (README "Attribution")."""
+    groups = list((config.get("attribution") or {}).get("relearn") or [])
+    if not groups:
+        return {}
+    key = "attribution.relearn"
+    base = exps["exp2"]
+    if base.grid != "concat":
+        raise ConfigError(f"config key '{key}': exp2 must be on the joined grid (concat) to drop region-2 inputs, "
+                          f"its grid is {base.grid!r}")
+    available = base.region2_variables or base.variables or tuple(VARIABLE_GROUPS)
+    out = {}
+    for g in groups:
+        if groups.count(g) > 1:
+            raise ConfigError(f"config key '{key}': {g!r} is listed {groups.count(g)} times")
+        if g not in VARIABLE_GROUPS:
+            raise ConfigError(f"config key '{key}': unknown group {g!r} (known: {list(VARIABLE_GROUPS)})")
+        if g not in available:
+            raise ConfigError(f"config key '{key}': exp2's region 2 has no {g!r} inputs (it contributes "
+                              f"{list(available)})")
+        name = RELEARN_PREFIX + g
+        if name in exps:
+            raise ConfigError(f"config key 'experiments.{name}': the name is taken by attribution.relearn; "
+                              f"rename the experiment")
+        rest = tuple(v for v in available if v != g)
+        if not rest:
+            raise ConfigError(f"config key '{key}': without {g!r} region 2 contributes nothing: that is exp1")
+        out[name] = dataclasses.replace(base, name=name, region2_variables=rest, reference="exp2")
+    return out
 
 
 def experiment(config: dict, name: str) -> Experiment:

@@ -147,3 +147,33 @@ def test_lazy_and_in_memory_reads_give_the_same_selected_items(tmp_path):
     np.testing.assert_array_equal(got[4.0], got[0.0])
     assert got[0.0].shape == (2, 2, 9, 3, 4)  # frames 36 h and 12 h before the target; u, v at 4 levels + rain
     assert (got[0.0][:, :, :-1, :, :2] == 0).all() and (got[0.0][:, :, -1, :, :2] >= 1).all()
+
+
+def test_relearn_declares_exp2_without_each_group_compared_with_exp2():
+    exps = experiments_config(tiny_config(attribution={"relearn": ["rain", "wind"]}))
+    assert set(exps) == {"exp1", "exp2", "exp2_without_rain", "exp2_without_wind"}
+    e = exps["exp2_without_rain"]
+    assert (e.grid, e.reference, e.variables, e.lags_hours) == ("concat", "exp2", None, None)
+    assert e.region2_variables == ("temperature", "dewpoint", "wind", "geopotential_height")
+    assert exps["exp2_without_wind"].region2_variables == ("rain", "temperature", "dewpoint", "geopotential_height")
+    # an exp2 restricted to some groups: the relearned experiment drops one of those
+    cfg = tiny_config(experiments={"exp2": {"grid": "concat", "region2_variables": ["rain", "wind"],
+                                            "reference": "exp1"}}, attribution={"relearn": ["wind"]})
+    assert experiments_config(cfg)["exp2_without_wind"].region2_variables == ("rain",)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"attribution": {"relearn": ["rain", "rain"]}}, "'rain' is listed 2 times"),
+    ({"experiments": {"exp2": {"grid": "region1"}}, "attribution": {"relearn": ["rain"]}},
+     "exp2 must be on the joined grid"),
+    ({"experiments": {"exp2": {"grid": "concat", "region2_variables": ["rain"]}},
+      "attribution": {"relearn": ["wind"]}}, "exp2's region 2 has no 'wind' inputs"),
+    ({"experiments": {"exp2": {"grid": "concat", "region2_variables": ["rain"]}},
+      "attribution": {"relearn": ["rain"]}}, "region 2 contributes nothing"),
+    ({"experiments": {"exp2_without_rain": {"grid": "region1"}}, "attribution": {"relearn": ["rain"]}},
+     "the name is taken by attribution.relearn"),
+])
+def test_relearn_errors_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match="config key '(attribution.relearn|experiments.exp2_without_rain)'") as err:
+        experiments_config(tiny_config(**overrides))
+    assert message in str(err.value)
