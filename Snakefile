@@ -17,7 +17,6 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/sources.smk"
 include: "rules/ingest.smk"
-include: "rules/grid.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

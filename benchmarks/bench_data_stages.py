@@ -34,9 +34,8 @@ TARGETS = ["data/processed/region1.zarr", "data/processed/concat.zarr"]
 RULE_MODULES = {
     "generate_network": ["pipeline.nature_run.generator"],
     "generate_month": ["pipeline.nature_run.generator"],
-    "ingest_soundings": ["pipeline.ingest", "pipeline.soundings.qc"],
-    "ingest_gauges": ["pipeline.ingest"],
-    "grid_month": ["pipeline.gridding.cli"],
+    # ingest soundings, ingest gauges and grid in one process (python -m pipeline.steps)
+    "prepare_month": ["pipeline.steps", "pipeline.ingest", "pipeline.soundings.qc", "pipeline.gridding.cli"],
     "build_dataset": ["pipeline.dataset.assemble"],
 }
 

@@ -2,6 +2,7 @@
 # months to process, and per-stage settings hashes that make Snakemake re-run a step
 # only when a setting that step reads has changed.
 import json
+import shlex
 import sys
 from pathlib import Path
 

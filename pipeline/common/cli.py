@@ -56,6 +56,7 @@ PROJECT_ERRORS: tuple[type[BaseException], ...] = (
     errors.NormalisationError,
     errors.NonFiniteDataError,
     errors.TrainingDivergedError,
+    FileNotFoundError,  # a missing input; the message names the path
 )
 
 

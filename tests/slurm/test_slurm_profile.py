@@ -53,7 +53,7 @@ def test_tiny_workflow_runs_through_sbatch(slurm_cluster, tmp_path):
     assert proc.returncode == 0, log[-6000:]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
     sbatch_calls = re.findall(r"sbatch call: .*", log)
-    # Monthly ingest+grid jobs are grouped into one submission; every other job is its own.
+    # A month's generation and preparation jobs are grouped into one submission; every other job is its own.
     assert len(submitted) == len(sbatch_calls) >= 10
     assert len(submitted) < n_jobs  # grouping reduced the submissions
     assert "(100%) done" in log

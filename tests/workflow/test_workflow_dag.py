@@ -20,9 +20,7 @@ def test_dry_run_of_main_job_has_every_stage_per_month(tmp_path):
     assert counts == {
         "generate_network": 1,
         "generate_month": months,
-        "ingest_soundings": months,
-        "ingest_gauges": months,
-        "grid_month": months,  # both grids in one job
+        "prepare_month": months,  # ingest soundings and gauges, grid both grids: one process
         "build_dataset": 2,  # region1 and concat
         "train_model": 2,  # exp1 and exp2, one seed
         "predict_test": 2,

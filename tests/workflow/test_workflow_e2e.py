@@ -30,8 +30,12 @@ def test_main_job_writes_results_reports_and_logs(tiny_run):
     # Every rule wrote a log, and the logs show progress, not just silence.
     logs = sorted((workdir / "logs").rglob("*.log"))
     rules = {p.parent.name for p in logs}
-    assert {"sources", "ingest", "grid", "dataset", "train", "predict", "evaluate"} <= rules
+    assert {"sources", "prepare", "dataset", "train", "predict", "evaluate"} <= rules
     assert all(p.stat().st_size > 0 for p in logs)
+    # a month's preparation log holds each of its three steps and its exit status
+    prep = (workdir / "logs" / "prepare" / "2020-01.log").read_text()
+    for i, step in enumerate(("pipeline.ingest soundings", "pipeline.ingest gauges", "pipeline.gridding"), 1):
+        assert f"[step {i}/3] python -m {step} " in prep and f"[step {i}/3] exit status 0" in prep
     # Processed tensors follow the contract: 5 variables x 11 levels + rain = 56 channels,
     # region-2 cells never in the loss.
     concat = xr.open_zarr(workdir / "data" / "processed" / "concat.zarr")
@@ -101,9 +105,7 @@ def test_adding_a_month_reprocesses_only_that_month(tiny_run, tmp_path):
     dry = snakemake(workdir, "-n", "results/exp2", configfile=cfg)
     assert job_counts(dry.stdout) == {
         "generate_month": 1,
-        "ingest_soundings": 1,
-        "ingest_gauges": 1,
-        "grid_month": 1,
+        "prepare_month": 1,  # ingest soundings, ingest gauges and grid, in one process
         "build_dataset": 2,
         "train_model": 2,
         "predict_test": 2,
