@@ -1,4 +1,6 @@
 """Figures of the verification (PNG). Every panel of a figure shares one colour scale.
+Maps have latitude/longitude axes in degrees at the aspect 1 / cos(mean latitude) (no
+coastlines: nothing is downloaded); rain maps use the fixed levels :data:`RAIN_LEVELS_MM`.
 
 - ``cases.png``: truth | experiments | persistence for the heaviest-rain test cases and one
   random case (rain, sequential palette, one scale for all panels);
@@ -8,7 +10,8 @@
   with two experiments, ``|err2| - |err1|`` (blue: the second experiment is better);
 - ``categorical_scores.png``: CSI, POD, FAR by threshold with bootstrap whiskers and seed dots;
 - ``performance_diagram.png``: Roebber (2009) diagram (success ratio, POD, CSI, bias);
-- ``fss.png``: FSS against window size per threshold;
+- ``fss.png``: FSS against the neighbourhood size in km per threshold, with the "useful
+  skill" line 0.5 + f0/2;
 - ``loss_curves.png``: training and validation loss of every run;
 - ``flow_regimes.png`` (with ``--upstream-data`` and ``--reference``): relative difference
   of the primary score with bootstrap whiskers per wind-direction sector and speed tercile;
@@ -22,6 +25,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.colors  # noqa: E402
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
@@ -51,25 +56,88 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _grid_axes(nrows, ncols, size=2.6):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.2, size * nrows + 0.4), squeeze=False,
-                             sharex=True, sharey=True, layout="constrained")
+#: Rain levels of the map colour scale (mm / 12 h): fixed, so that maps of different cases,
+#: runs and worlds read alike; below the first level is dry (white).
+RAIN_LEVELS_MM = (0.1, 1.0, 5.0, 15.0, 30.0, 50.0)
+#: Length of one degree of latitude (km; mean Earth radius 6371.0 km).
+KM_PER_DEG_LAT = 6371.0 * np.pi / 180.0
+
+
+def rain_norm():
+    """Colour map and norm of rain maps: one colour per band between the fixed levels
+    :data:`RAIN_LEVELS_MM`, white below 0.1 mm (dry), one colour above 50 mm, grey where
+    there is no value."""
+    bounds = [0.0, *RAIN_LEVELS_MM]
+    base = plt.get_cmap("YlGnBu")
+    colors = ["white"] + [base(x) for x in np.linspace(0.2, 1.0, len(RAIN_LEVELS_MM) - 1)]
+    cmap = matplotlib.colors.ListedColormap(colors).with_extremes(bad="0.85", over="#d7301f")
+    return cmap, matplotlib.colors.BoundaryNorm(bounds, cmap.N)
+
+
+def _rain_colorbar(fig, mesh, axes, units="mm / 12 h"):
+    cb = fig.colorbar(mesh, ax=axes, shrink=0.8, extend="max", spacing="uniform", label=f"rain ({units})")
+    cb.set_ticks([0.0, *RAIN_LEVELS_MM], labels=["0", *(f"{v:g}" for v in RAIN_LEVELS_MM)])
+    return cb
+
+
+def _lon_label(x, _pos=None):
+    return f"{abs(x):g}°{'E' if x > 0 else 'W' if x < 0 else ''}"
+
+
+def _lat_label(y, _pos=None):
+    return f"{abs(y):g}°{'N' if y > 0 else 'S' if y < 0 else ''}"
+
+
+def geo_axes(ax, lat, box_list=(), label_x=True, label_y=True):
+    """A latitude/longitude map without downloads: axes in degrees (°N, °E), aspect
+    1 / cos(mean latitude) so that a kilometre is as long east-west as north-south, and the
+    region ``box_list`` (``(name, [lat_min, lat_max, lon_min, lon_max])``) outlined."""
+    lat = np.asarray(lat, dtype=np.float64)
+    mean_lat = float(np.nanmean(lat)) if lat.size else 0.0
+    ax.set_aspect(1.0 / max(np.cos(np.deg2rad(mean_lat)), 0.05), adjustable="box")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_lon_label))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_lat_label))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+    ax.tick_params(labelsize=7)
+    if label_x:
+        ax.set_xlabel("longitude", fontsize=7)
+    if label_y:
+        ax.set_ylabel("latitude", fontsize=7)
+    for name, (la0, la1, lo0, lo1) in box_list:
+        ax.add_patch(matplotlib.patches.Rectangle((lo0, la0), lo1 - lo0, la1 - la0, fill=False,
+                                                  edgecolor="black", lw=0.9, ls="--"))
+        ax.text(lo0, la1, f" {name}", fontsize=6, va="top", ha="left")
+    return ax
+
+
+def _grid_axes(nrows, ncols, size=2.6, lat=None, lon=None):
+    """Panels sized to the map's shape at the correct aspect (``lat``, ``lon``: its coordinates)."""
+    width, height = size, size
+    if lat is not None and lon is not None and len(lat) > 1 and len(lon) > 1:
+        dy = (np.ptp(lat) + abs(lat[1] - lat[0])) / np.cos(np.deg2rad(np.mean(lat)))
+        dx = np.ptp(lon) + abs(lon[1] - lon[0])
+        ratio = float(np.clip(dy / dx, 0.25, 4.0))
+        width, height = (size, size * ratio) if ratio <= 1 else (size / ratio, size)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 1.4, (height + 0.5) * nrows + 0.5),
+                             squeeze=False, sharex=True, sharey=True, layout="constrained")
+    for i in range(nrows):
+        for j in range(ncols):
+            geo_axes(axes[i, j], lat if lat is not None else [0.0], label_x=i == nrows - 1, label_y=j == 0)
     return fig, axes
 
 
 def plot_cases(path, lat, lon, titles, columns: dict[str, np.ndarray], units="mm / 12 h"):
     """Rows = cases, columns = fields (``columns[label]`` is ``(n_cases, lat, lon)``)."""
     labels = list(columns)
-    values = np.concatenate([np.ravel(v) for v in columns.values()])
-    vmax = max(1.0, float(np.nanmax(values))) if np.isfinite(values).any() else 1.0
-    cmap = plt.get_cmap("YlGnBu").with_extremes(bad="0.85")
-    fig, axes = _grid_axes(len(titles), len(labels))
+    cmap, norm = rain_norm()
+    fig, axes = _grid_axes(len(titles), len(labels), lat=lat, lon=lon)
     for i, title in enumerate(titles):
         for j, label in enumerate(labels):
             ax = axes[i, j]
-            mesh = ax.pcolormesh(lon, lat, columns[label][i], cmap=cmap, vmin=0, vmax=vmax, shading="nearest")
+            mesh = ax.pcolormesh(lon, lat, columns[label][i], cmap=cmap, norm=norm, shading="nearest")
             ax.set_title(f"{label}\n{title}" if j == 0 else label, fontsize=8)
-    fig.colorbar(mesh, ax=axes, shrink=0.8, label=f"rain ({units})")
+    _rain_colorbar(fig, mesh, axes, units)
     _save(fig, path)
 
 
@@ -80,7 +148,7 @@ def plot_diverging(path, lat, lon, titles, columns: dict[str, np.ndarray], label
     vmax = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
     vmax = vmax if vmax > 0 else 1.0
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
-    fig, axes = _grid_axes(len(titles), len(labels))
+    fig, axes = _grid_axes(len(titles), len(labels), lat=lat, lon=lon)
     for i, title in enumerate(titles):
         for j, lab in enumerate(labels):
             ax = axes[i, j]
@@ -92,7 +160,7 @@ def plot_diverging(path, lat, lon, titles, columns: dict[str, np.ndarray], label
 
 def plot_error_maps(path, lat, lon, mae: dict[str, np.ndarray], difference: tuple[str, np.ndarray] | None):
     n = len(mae) + (difference is not None)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 3.2), squeeze=False, layout="constrained")
+    fig, axes = _grid_axes(1, n, size=3.0, lat=lat, lon=lon)
     cmap = plt.get_cmap("magma_r").with_extremes(bad="0.85")
     vals = np.concatenate([np.ravel(v) for v in mae.values()])
     vmax = float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0
@@ -167,21 +235,49 @@ def plot_performance_diagram(path, thresholds, models: dict, colors: dict):
     _save(fig, path)
 
 
-def plot_fss(path, thresholds, windows, models: dict, colors: dict):
-    """``models[label] = fss (n_thr, n_win)``."""
-    fig, axes = plt.subplots(1, len(thresholds), figsize=(3.2 * len(thresholds), 3.2), squeeze=False,
+def plot_fss(path, thresholds, windows, models: dict, colors: dict, cell_km: float | None = None,
+             base_rate=None):
+    """``models[label] = fss (n_thr, n_win)`` against the window's side in km (``cell_km``:
+    the north-south size of a grid cell; ``None``: in cells), with the "useful skill" line
+    FSS = 0.5 + f0 / 2 per threshold (``base_rate[k]`` = f0, the observed event frequency;
+    Roberts and Lean 2008)."""
+    fig, axes = plt.subplots(1, len(thresholds), figsize=(3.2 * len(thresholds), 3.4), squeeze=False,
                              sharey=True, layout="constrained")
+    scale = np.asarray(windows, dtype=np.float64) * (cell_km if cell_km else 1.0)
     for k, t in enumerate(thresholds):
         ax = axes[0, k]
         for lab, f in models.items():
-            ax.plot(windows, f[k], "o-", color=colors.get(lab, "k"), label=lab, ms=4)
-        ax.set_title(f"FSS, rain >= {t:g} mm", fontsize=9)
-        ax.set_xlabel("window (cells)")
+            ax.plot(scale, f[k], "o-", color=colors.get(lab, "k"), label=lab, ms=4)
+        f0 = None if base_rate is None else base_rate[k]
+        if f0 is not None and np.isfinite(f0):
+            useful = 0.5 + f0 / 2
+            ax.axhline(useful, color="0.3", ls="--", lw=1, label="useful: 0.5 + f0/2")
+            ax.text(scale[0], useful + 0.015, f"f0 = {f0:.3f}", fontsize=7, color="0.3", va="bottom")
+        ax.set_title(f"FSS, rain >= {t:g} mm / 12 h", fontsize=9)
+        ax.set_xlabel("neighbourhood size (km)" if cell_km else "window (cells)")
+        ax.set_xticks(scale, [f"{v:.0f}" for v in scale] if cell_km else [f"{v:g}" for v in scale], fontsize=7)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("FSS")
     axes[0, 0].legend(fontsize=7)
     _save(fig, path)
+
+
+def observed_base_rate(block: dict, thresholds) -> np.ndarray:
+    """f0 per threshold: the observed frequency (hits + misses) / all of a model's contingency
+    table in ``metrics.json`` (the same for every model scored on the same cells)."""
+    out = []
+    for t in thresholds:
+        c = block["categorical"][f"{t:g}"]
+        n = sum(c.get(k) or 0 for k in ("hits", "false_alarms", "misses", "correct_negatives"))
+        out.append(((c.get("hits") or 0) + (c.get("misses") or 0)) / n if n else np.nan)
+    return np.array(out, dtype=np.float64)
+
+
+def cell_size_km(lat) -> float | None:
+    """North-south size of a grid cell (km) from the latitude coordinate (degrees)."""
+    lat = np.asarray(lat, dtype=np.float64)
+    return float(abs(np.median(np.diff(lat))) * KM_PER_DEG_LAT) if lat.size > 1 else None
 
 
 def plot_loss_curves(path, logs: dict[str, pd.DataFrame], colors: dict):
@@ -356,8 +452,12 @@ def make_all(out: Path, maps, metrics: dict, logs: dict[str, pd.DataFrame]) -> l
     plot_performance_diagram(out / "performance_diagram.png", thresholds, perf, colors)
     figs.append(("Performance diagram (dashed: frequency bias; contours: CSI)", "performance_diagram.png"))
     fss = {k: np.array([_arr(b["fss"][t][str(w)] for w in windows) for t in thr]) for k, b in models.items()}
-    plot_fss(out / "fss.png", thresholds, windows, fss, colors)
-    figs.append(("Fractions Skill Score against neighbourhood window", "fss.png"))
+    km = cell_size_km(maps.lat)
+    f0 = observed_base_rate(next(iter(models.values())), thresholds) if models else None
+    plot_fss(out / "fss.png", thresholds, windows, fss, colors, cell_km=km, base_rate=f0)
+    figs.append(("Fractions Skill Score against the neighbourhood size "
+                 + (f"(window side in km, {km:.0f} km per cell north-south)" if km else "(cells)")
+                 + "; dashed: useful skill 0.5 + f0/2, f0 the observed event frequency", "fss.png"))
     reliable = {k: b["reliability"] for k, b in models.items() if b.get("reliability")}
     if reliable:
         plot_reliability(out / "reliability.png", thresholds, reliable, colors)
