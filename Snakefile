@@ -17,6 +17,7 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/sources.smk"
 include: "rules/ingest.smk"
+include: "rules/leaveout.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

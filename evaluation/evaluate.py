@@ -125,6 +125,11 @@ def write_outputs(out, inputs: Inputs, exp: str, metrics: dict, comparison: dict
         if comparison is not None:
             (tmp / "comparison.json").write_text(json.dumps(comparison, indent=1))
             mj.comparison_table(comparison).to_csv(tmp / "comparison.csv", index=False)
+        if metrics.get("gridding_leaveout"):
+            from pipeline.gridding.leaveout import table_frame
+
+            table_frame(metrics["gridding_leaveout"]).to_csv(tmp / "gridding_leaveout.csv", index=False,
+                                                             float_format="%.6g")
         figs = figures.make_all(tmp, maps, metrics, logs)
         (tmp / "report.md").write_text(report.render(metrics, comparison, figs))
 
@@ -132,12 +137,15 @@ def write_outputs(out, inputs: Inputs, exp: str, metrics: dict, comparison: dict
 def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], out: str | Path,
              reference: str | Path | None = None, config_path: str | None = None,
              progress: bool = True, baselines: dict[str, str | Path] | None = None,
-             upstream_data: str | Path | None = None, upstream_stats: str | Path | None = None) -> dict:
+             upstream_data: str | Path | None = None, upstream_stats: str | Path | None = None,
+             gridding_leaveout: str | Path | None = None) -> dict:
     """Score, bootstrap, plot and report; write everything into ``out`` atomically.
     ``baselines``: extra precomputed baselines ``{name: predictions store}`` (e.g. the
     advection baseline), scored like persistence and climatology. ``upstream_data``: the
     joined-grid store (``processed/concat.zarr``; statistics ``upstream_stats``, default next
-    to it) for the lag diagnostics and the skill by flow regime.
+    to it) for the lag diagnostics and the skill by flow regime. ``gridding_leaveout``: the
+    leave-out validation of the gridding (:mod:`pipeline.gridding.leaveout` JSON), copied
+    into metrics.json and the report.
     Returns the metrics dict."""
     from evaluation import report
 
@@ -177,10 +185,27 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     maps = figure_maps(config, truth, groups, scored, clim)
     metrics["sharpness"] = mj.sharpness_block(maps.spectra)
     metrics.update(upstream_blocks(config, upstream, scored, groups, inputs.ref_exp, boot))
+    metrics["gridding_leaveout"] = read_gridding_leaveout(gridding_leaveout)
     report.validate_metrics(metrics)
     write_outputs(out, inputs, exp, metrics, comparison, maps)
     log.info("%s: wrote %s", exp, out)
     return metrics
+
+
+def read_gridding_leaveout(path: str | Path | None) -> dict | None:
+    """The leave-out table of the gridding (python -m pipeline.gridding.leaveout), with its
+    path; None without one."""
+    if path is None:
+        return None
+    try:
+        block = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EvaluationError(f"--gridding-leaveout {path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise EvaluationError(f"--gridding-leaveout {path}: line {err.lineno}: not JSON ({err.msg})") from None
+    if not isinstance(block, dict) or not isinstance(block.get("fields"), list):
+        raise EvaluationError(f"--gridding-leaveout {path}: key 'fields': missing (not a leave-out table)")
+    return {**block, "path": str(path)}
 
 
 def upstream_blocks(config: dict, upstream: Upstream | None, scored, groups: list[Group], ref_exp: str | None,
@@ -210,7 +235,7 @@ def _main(args) -> int:
         raise EvaluationError(f"--upstream-stats {args.upstream_stats}: needs --upstream-data")
     metrics = evaluate(config, args.exp, args.data, args.runs, args.out, args.reference, args.config,
                        progress=not args.no_progress, baselines=extra, upstream_data=args.upstream_data,
-                       upstream_stats=args.upstream_stats)
+                       upstream_stats=args.upstream_stats, gridding_leaveout=args.gridding_leaveout)
     for line in metrics["verdicts"]:
         log.info("%s", line)
     return 0
@@ -233,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                          "diagnostics and (with --reference) the skill by flow regime; without it both are left out")
     ap.add_argument("--upstream-stats", default=None,
                     help="its normalisation statistics (default: <store>_stats.json next to it)")
+    ap.add_argument("--gridding-leaveout", default=None,
+                    help="leave-out validation of the gridding (python -m pipeline.gridding.leaveout JSON): its "
+                         "table goes into metrics.json and the report; without it the section says so")
     ap.add_argument("--out", required=True, help="output folder (replaced atomically)")
     return cli.run(ap, _main, argv)
 

@@ -23,6 +23,24 @@ _lag_series = {"type": "object", "required": ["correlation", "n_pairs"],
                "properties": {"correlation": {"type": "array", "items": _num},
                               "n_pairs": {"type": "array", "items": {"type": "integer"}}}}
 
+_spread_over_draws = {"type": "object", "required": ["mean", "std", "min", "max"],
+                      "properties": {k: _num for k in ("mean", "std", "min", "max")}}
+_leaveout_score = {"type": "object", "required": ["rmse", "bias", "correlation", "n"],
+                   "properties": {"rmse": _num, "bias": _num, "correlation": _num, "n": {"type": "integer"},
+                                  "n_unanalysed": {"type": "integer"}}}
+_gridding_leaveout = {
+    "type": "object",
+    "required": ["fraction", "repeats", "seed", "months", "stations", "withheld", "fields"],
+    "properties": {
+        "fraction": {"type": "number"}, "repeats": {"type": "integer"}, "seed": {"type": "integer"},
+        "months": {"type": "array", "items": {"type": "string"}},
+        "fields": {"type": "array", "items": {
+            "type": "object",
+            "required": ["field", "variable", "band", "units", "rmse", "bias", "correlation", "n", "per_repeat"],
+            "properties": {"band": {"type": ["string", "null"]},
+                           **{k: _spread_over_draws for k in ("rmse", "bias", "correlation", "n")},
+                           "per_repeat": {"type": "array", "items": _leaveout_score}}}}}}
+
 METRICS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "metrics.json of python -m evaluation.evaluate",
@@ -79,6 +97,7 @@ METRICS_SCHEMA = {
             "properties": {"lags_hours": {"type": "array", "items": {"type": "integer"}},
                            **{k: _lag_series for k in ("region2_leads_region1", "region1_leads_region2",
                                                        "region1_autocorrelation", "flow_from_region2")}}}]},
+        "gridding_leaveout": {"oneOf": [{"type": "null"}, _gridding_leaveout]},
     },
 }
 
@@ -318,6 +337,33 @@ def _lags(metrics: dict) -> list[str]:
     return lines + [""]
 
 
+def _gridding_leaveout(metrics: dict) -> list[str]:
+    """How good is the truth: the leave-out validation of the gridding."""
+    lo = metrics.get("gridding_leaveout")
+    lines = ["## How good is the truth? Leave-out validation of the gridding", ""]
+    if not lo:
+        return lines + ["Left out: no --gridding-leaveout table was given.", ""]
+    w = lo["withheld"][0] if lo["withheld"] else {"gauges": 0, "soundings": 0}
+    lines += [f"{100 * lo['fraction']:g}% of the gauges ({w['gauges']} of {lo['stations']['gauges']}) and, "
+              f"separately, of the sounding stations ({w['soundings']} of {lo['stations']['soundings']}) withheld "
+              f"at random, {lo['repeats']} seeded draws (seed {lo['seed']}), months {', '.join(lo['months'])}; the "
+              "analysis re-run from the other stations with the production parameters and scored at the withheld "
+              "sites. Bias = analysis - observation; mean ± standard deviation over the draws; n: scored pairs "
+              "per draw; not reached: withheld observations with no analysis value (too few stations near).", "",
+              "| field | units | RMSE | bias | correlation | n | not reached |", "|---|---|---|---|---|---|---|"]
+
+    def cell(d, fmt=".3f"):
+        if d["mean"] is None:
+            return "n/a"
+        return format(d["mean"], fmt) + ("" if d["std"] is None else f" ± {format(d['std'], fmt.lstrip('+'))}")
+
+    for f in lo["fields"]:
+        lines.append(f"| {f['field']} | {f['units']} | {cell(f['rmse'])} | {cell(f['bias'], '+.3f')} | "
+                     f"{cell(f['correlation'])} | {_f(f['n']['mean'], '.0f')} | "
+                     f"{_f(f.get('n_unanalysed', {}).get('mean'), '.0f')} |")
+    return lines + [""]
+
+
 def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]]) -> str:
     exp, ref = metrics["exp"], metrics["reference_exp"]
     conf = f"{100 * metrics['bootstrap']['confidence']:g}%"
@@ -326,6 +372,8 @@ def render(metrics: dict, comparison: dict | None, figures: list[tuple[str, str]
     lines += ["## Verdict", ""] + [f"- {v}" for v in metrics["verdicts"]] + [""]
     lines += _samples(metrics) + _data_quality(metrics) + _continuous(metrics, models) + _categorical(metrics, models)
     lines += _fss(metrics, models) + _comparison(comparison, conf) + _flow_regimes(metrics) + _lags(metrics)
+    if "gridding_leaveout" in metrics:
+        lines += _gridding_leaveout(metrics)
     lines += ["## Figures", ""]
     for caption, fname in figures:
         lines += [f"### {caption}", "", f"![{caption}]({fname})", ""]

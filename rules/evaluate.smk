@@ -68,6 +68,8 @@ rule compare_experiment:
         # the lag diagnostics
         upstream=f"{WORK}/processed/concat.zarr",
         upstream_stats=f"{WORK}/processed/concat_stats.json",
+        # leave-out validation of the gridding ("how good is the truth?", rules/leaveout.smk)
+        gridding_leaveout=rules.gridding_leaveout.output.json,
         predictions=lambda wc: _run_inputs(wc.exp)["predictions"],
         logs=lambda wc: _run_inputs(wc.exp)["logs"],
         **_baseline_inputs(),
@@ -97,4 +99,5 @@ rule compare_experiment:
         "{PY} -m evaluation.evaluate --config {CFG} --exp {wildcards.exp} --data {input.data}"
         " --runs {params.runs} --reference {input.reference} --baselines {params.baselines}"
         " --upstream-data {input.upstream} --upstream-stats {input.upstream_stats}"
+        " --gridding-leaveout {input.gridding_leaveout}"
         " --out {output} --no-progress > {log} 2>&1"
