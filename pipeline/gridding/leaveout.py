@@ -187,9 +187,9 @@ def leaveout(config: dict, inputs: list[tuple[str, object, object]]) -> dict:
                 per_repeat[f["field"]].append(score_pairs(ra, ro))
             else:
                 per_repeat[f["field"]].append(score_pairs(ua[:, f["channels"]], uo[:, f["channels"]]))
-        log.info("leave-out draw %d/%d: %d of %d gauges and %d of %d sounding stations withheld; rain RMSE %s",
+        log.info("leave-out draw %d/%d: %d of %d gauges and %d of %d sounding stations withheld; rain RMSE %.3g mm",
                  r + 1, repeats, len(held_g), len(gauge_ids), len(held_s), len(sounding_ids),
-                 per_repeat["rain"][-1]["rmse"])
+                 np.nan if per_repeat["rain"][-1]["rmse"] is None else per_repeat["rain"][-1]["rmse"])
     rows = []
     for f in table:
         reps = per_repeat[f["field"]]
@@ -253,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         result = leaveout(config, inputs)
         path, csv = write(result, args.out)
         rain = result["fields"][0]
-        log.info("wrote %s and %s (%d months, %d draws; rain RMSE %s mm) in %.1f s", path, csv, len(inputs),
-                 result["repeats"], rain["rmse"]["mean"], time.perf_counter() - t0)
+        log.info("wrote %s and %s (%d months, %d draws; mean rain RMSE %.3g mm) in %.1f s", path, csv, len(inputs),
+                 result["repeats"], np.nan if rain["rmse"]["mean"] is None else rain["rmse"]["mean"],
+                 time.perf_counter() - t0)
         return 0
 
     return cli.run(ap, body, argv)
