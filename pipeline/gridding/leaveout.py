@@ -41,9 +41,9 @@ from pipeline.common.config import config_hash, load_config, month_frame_times
 from pipeline.common.errors import ConfigError
 from pipeline.common.experiments import LEVEL_BANDS
 from pipeline.common.provenance import package_versions
-from pipeline.gridding.analysis import (_check_gauges, _check_soundings, _frame_profiles, _gauge_inputs,
-                                        _sounding_inputs, analyse, params_from_config, projection_for)
-from pipeline.gridding.geometry import make_grid
+
+# The analysis (pyproj, xarray) is imported where it is used: the workflow imports
+# leaveout_months at parse time, which should stay cheap.
 
 log = logging.getLogger("pipeline.gridding.leaveout")
 
@@ -88,10 +88,20 @@ def fields(config: dict) -> list[dict]:
     return out
 
 
+def _projection(config: dict):
+    """The production gridding's projection (centred on the joined grid): identical distances."""
+    from pipeline.gridding.analysis import projection_for
+    from pipeline.gridding.geometry import make_grid
+
+    return projection_for(make_grid(config, "concat"))
+
+
 def gauge_pairs(gauges, config: dict, month: str, withheld: set[str]) -> tuple[np.ndarray, np.ndarray]:
     """(analysed, observed) rain at the withheld gauges, every frame of the month, flattened.
     The analysis of region r uses region r's kept gauges, as the production gridding."""
-    grid_proj = projection_for(make_grid(config, "concat"))
+    from pipeline.gridding.analysis import _gauge_inputs, analyse, params_from_config
+
+    grid_proj = _projection(config)
     frames = month_frame_times(month, int(config["frames"]["step_hours"]))
     gau = _gauge_inputs(gauges, config, frames, grid_proj, GRID)
     values = gau.values[:, :, 0]  # (T, S)
@@ -114,7 +124,9 @@ def gauge_pairs(gauges, config: dict, month: str, withheld: set[str]) -> tuple[n
 def sounding_pairs(soundings, config: dict, month: str, withheld: set[str]) -> tuple[np.ndarray, np.ndarray]:
     """(analysed, observed) of every upper-air channel at the withheld stations' profiles,
     (pairs, channels): per frame, the kept stations' profiles analysed to the withheld ones'."""
-    grid_proj = projection_for(make_grid(config, "concat"))
+    from pipeline.gridding.analysis import _frame_profiles, _sounding_inputs, analyse, params_from_config
+
+    grid_proj = _projection(config)
     frames = month_frame_times(month, int(config["frames"]["step_hours"]))
     n_sc = len(config["variables"]) * len(config["levels_hpa"])
     snd = _sounding_inputs(soundings, config, frames, grid_proj, GRID, n_sc,
@@ -164,6 +176,8 @@ def summarise(values) -> dict:
 
 def leaveout(config: dict, inputs: list[tuple[str, object, object]]) -> dict:
     """The leave-out table for ``inputs`` = [(month, soundings, gauges), ...] (interim datasets)."""
+    from pipeline.gridding.analysis import _check_gauges, _check_soundings
+
     lo = config["leaveout"]
     fraction, repeats, seed = float(lo["fraction"]), int(lo["repeats"]), int(config["seed"])
     for month, snd, gau in inputs:
