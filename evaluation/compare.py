@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from evaluation import baselines as bl
 from evaluation.bootstrap import block_bootstrap_weights, block_length_frames, paired_difference
-from evaluation.inputs import EvaluationError, Group, Member
+from evaluation.inputs import EvaluationError, Group, Member, open_store
 from evaluation.multiplicity import holm
 from evaluation.probabilistic import PROB_TOL, SUM_TOL, BinnedForecast, ProbabilisticAccumulator, mixture
 from evaluation.scores import (CATEGORICAL_SCORES, CONTINUOUS_SCORES, COUNT_NAMES, ORIENTATION,
@@ -316,6 +316,69 @@ class Maps:
     mae_difference: tuple[str, np.ndarray] | None
     # label -> (wavelength in cells, mean radially averaged power spectrum): sharpness
     spectra: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # target times of the cases (same order as case_titles)
+    case_times: list = field(default_factory=list)
+    # (name, [lat_min, lat_max, lon_min, lon_max]) of the configured regions, outlined on maps
+    boxes: list = field(default_factory=list)
+    # the cases on the joined grid (JoinedCases, with --upstream-data) and the observing
+    # network map drawn by python -m evaluation.network (PNG path, with --network)
+    joined: object = None
+    network: str | None = None
+
+
+@dataclass
+class JoinedCases:
+    """The cases on the joined grid (region 2 beside region 1): ``columns`` label ->
+    ``(n_cases, lat, lon)`` mm / 12 h: the last input frame (gridded rain ending 12 h before
+    the target), the truth at the target time, and the experiments' forecasts (region-1
+    cells; NaN elsewhere)."""
+    lat: np.ndarray
+    lon: np.ndarray
+    titles: list[str]
+    columns: dict[str, np.ndarray]
+    boxes: list
+
+
+def _embed(field_r1: np.ndarray, lat1, lon1, lat, lon) -> np.ndarray:
+    """``(n, lat1, lon1)`` region-1 fields placed on the joined grid ``lat`` x ``lon`` (NaN elsewhere)."""
+    rows = np.array([int(np.argmin(np.abs(lat - v))) for v in lat1])
+    cols = np.array([int(np.argmin(np.abs(lon - v))) for v in lon1])
+    if not (np.allclose(lat[rows], lat1, atol=1e-6) and np.allclose(lon[cols], lon1, atol=1e-6)):
+        raise EvaluationError("the region-1 grid is not part of the joined grid (--upstream-data)")
+    out = np.full((field_r1.shape[0], lat.size, lon.size), np.nan, dtype=np.float32)
+    out[:, rows[:, None], cols[None, :]] = field_r1
+    return out
+
+
+def joined_cases(maps: Maps, upstream_data) -> JoinedCases | None:
+    """The case maps of ``maps`` on the joined-grid store ``upstream_data``
+    (``processed/concat.zarr``): its gridded rain at the last input frame and at the target
+    time, beside the experiments' forecasts on region 1. ``None`` without cases."""
+    if not maps.case_times:
+        return None
+    ds = open_store(upstream_data, f"{upstream_data} (--upstream-data)")
+    lat, lon = ds["lat"].values, ds["lon"].values
+    times = pd.DatetimeIndex(ds["time"].values)
+    step = pd.Timedelta(np.diff(times.values).min()) if len(times) > 1 else pd.Timedelta(hours=12)
+
+    def frames(ts):
+        out = np.full((len(ts), lat.size, lon.size), np.nan, dtype=np.float32)
+        have = [i for i, t in enumerate(ts) if t in times]
+        if have:
+            sel = pd.DatetimeIndex([ts[i] for i in have])
+            rain = ds["rain_mm"].sel(time=sel).values.astype(np.float32)
+            if "valid" in ds:
+                rain = np.where(ds["valid"].sel(time=sel).values.astype(bool), rain, np.nan)
+            out[have] = rain
+        return out
+
+    target = pd.DatetimeIndex(maps.case_times)
+    hours = step / pd.Timedelta(hours=1)
+    columns = {f"last input (t - {hours:g} h)": frames(target - step), "truth (t)": frames(target)}
+    for label, f in maps.cases.items():
+        if label not in ("truth", "persistence"):
+            columns[label] = _embed(f, maps.lat, maps.lon, lat, lon)
+    return JoinedCases(lat, lon, list(maps.case_titles), columns, list(maps.boxes))
 
 
 def select_cases(truth_mean: np.ndarray, n_cells: np.ndarray, n_cases: int, seed: int) -> tuple[list[int], int | None]:
@@ -406,5 +469,14 @@ def figure_maps(config: dict, truth: xr.Dataset, groups: list[Group], scored: Sc
     if len(exps) >= 2:
         a, b = exps[0].name, exps[-1].name
         mae_difference = (f"|err {b}| - |err {a}|", mae[b] - mae[a])
+    case_times = [pd.Timestamp(t) for t in _case_times(config, scored)]
+    boxes = [(name, [float(config["regions"][name][k]) for k in ("lat_min", "lat_max", "lon_min", "lon_max")])
+             for name in ("region1", "region2") if isinstance(config.get("regions", {}).get(name), dict)]
     return Maps(truth["lat"].values, truth["lon"].values, titles, cases, differences, mae, mae_difference,
-                spectra(config, truth, exps, scored.times, clim))
+                spectra(config, truth, exps, scored.times, clim), case_times, boxes)
+
+
+def _case_times(config: dict, scored: Scored) -> pd.DatetimeIndex:
+    """Target times of the cases drawn by :func:`_case_maps` (same selection, same order)."""
+    heavy, rnd = select_cases(scored.truth_mean, scored.n_cells, config["evaluation"]["n_cases"], config["seed"])
+    return pd.DatetimeIndex(scored.times[heavy + ([rnd] if rnd is not None else [])])

@@ -35,7 +35,7 @@ import xarray as xr
 
 from evaluation import baselines as bl
 from evaluation import metrics_json as mj
-from evaluation.compare import (CHUNK_TIMES, Maps, bootstrap_groups, figure_maps, plan_bootstrap,
+from evaluation.compare import (CHUNK_TIMES, Maps, bootstrap_groups, figure_maps, joined_cases, plan_bootstrap,
                                 score_members)
 from evaluation.lags import lag_diagnostics
 from evaluation.regimes import flow_regimes
@@ -138,14 +138,15 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
              reference: str | Path | None = None, config_path: str | None = None,
              progress: bool = True, baselines: dict[str, str | Path] | None = None,
              upstream_data: str | Path | None = None, upstream_stats: str | Path | None = None,
-             gridding_leaveout: str | Path | None = None) -> dict:
+             gridding_leaveout: str | Path | None = None, network: str | Path | None = None) -> dict:
     """Score, bootstrap, plot and report; write everything into ``out`` atomically.
     ``baselines``: extra precomputed baselines ``{name: predictions store}`` (e.g. the
     advection baseline), scored like persistence and climatology. ``upstream_data``: the
     joined-grid store (``processed/concat.zarr``; statistics ``upstream_stats``, default next
     to it) for the lag diagnostics and the skill by flow regime. ``gridding_leaveout``: the
     leave-out validation of the gridding (:mod:`pipeline.gridding.leaveout` JSON), copied
-    into metrics.json and the report.
+    into metrics.json and the report. ``network``: the observing network map
+    (``python -m evaluation.network``), copied into ``out`` and the report.
     Returns the metrics dict."""
     from evaluation import report
 
@@ -183,6 +184,12 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
     metrics = mj.metrics_json(config, exp, inputs.ref_exp, times, dropped, scored, boot, models, assessment, prov)
     metrics["data_quality"] = mj.data_quality_block(truth, times, groups)
     maps = figure_maps(config, truth, groups, scored, clim)
+    if upstream is not None:  # the cases with region 2 beside region 1
+        maps.joined = joined_cases(maps, upstream.path)
+    if network is not None:
+        if not Path(network).is_file():
+            raise FileNotFoundError(f"--network {network}: no such file")
+        maps.network = str(network)
     metrics["sharpness"] = mj.sharpness_block(maps.spectra)
     metrics.update(upstream_blocks(config, upstream, scored, groups, inputs.ref_exp, boot))
     metrics["gridding_leaveout"] = read_gridding_leaveout(gridding_leaveout)
@@ -235,7 +242,8 @@ def _main(args) -> int:
         raise EvaluationError(f"--upstream-stats {args.upstream_stats}: needs --upstream-data")
     metrics = evaluate(config, args.exp, args.data, args.runs, args.out, args.reference, args.config,
                        progress=not args.no_progress, baselines=extra, upstream_data=args.upstream_data,
-                       upstream_stats=args.upstream_stats, gridding_leaveout=args.gridding_leaveout)
+                       upstream_stats=args.upstream_stats, gridding_leaveout=args.gridding_leaveout,
+                       network=args.network)
     for line in metrics["verdicts"]:
         log.info("%s", line)
     return 0
@@ -256,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--upstream-data", default=None,
                     help="processed/concat.zarr, the joined grid: steering wind and region-2 rain for the lag "
                          "diagnostics and (with --reference) the skill by flow regime; without it both are left out")
+    ap.add_argument("--network", default=None,
+                    help="the observing network map (PNG of python -m evaluation.network), copied into the report")
     ap.add_argument("--upstream-stats", default=None,
                     help="its normalisation statistics (default: <store>_stats.json next to it)")
     ap.add_argument("--gridding-leaveout", default=None,

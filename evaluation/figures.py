@@ -16,7 +16,11 @@ coastlines: nothing is downloaded); rain maps use the fixed levels :data:`RAIN_L
 - ``flow_regimes.png`` (with ``--upstream-data`` and ``--reference``): relative difference
   of the primary score with bootstrap whiskers per wind-direction sector and speed tercile;
 - ``lag_correlation.png`` (with ``--upstream-data``): lagged correlations of the regions'
-  area-mean rain.
+  area-mean rain;
+- ``cases_joined.png`` (with ``--upstream-data``): the cases on the joined grid, region 2
+  beside region 1, with the last input frame;
+- ``observing_network.png`` (:mod:`evaluation.network`, its own rule): sounding stations and
+  gauges with the rain coverage and the loss mask.
 """
 from __future__ import annotations
 
@@ -127,15 +131,21 @@ def _grid_axes(nrows, ncols, size=2.6, lat=None, lon=None):
     return fig, axes
 
 
-def plot_cases(path, lat, lon, titles, columns: dict[str, np.ndarray], units="mm / 12 h"):
-    """Rows = cases, columns = fields (``columns[label]`` is ``(n_cases, lat, lon)``)."""
+def plot_cases(path, lat, lon, titles, columns: dict[str, np.ndarray], units="mm / 12 h", boxes=(), size=2.6):
+    """Rows = cases, columns = fields (``columns[label]`` is ``(n_cases, lat, lon)``);
+    ``boxes``: ``(name, [lat_min, lat_max, lon_min, lon_max])`` outlined on every panel."""
     labels = list(columns)
     cmap, norm = rain_norm()
-    fig, axes = _grid_axes(len(titles), len(labels), lat=lat, lon=lon)
+    fig, axes = _grid_axes(len(titles), len(labels), size=size, lat=lat, lon=lon)
     for i, title in enumerate(titles):
         for j, label in enumerate(labels):
             ax = axes[i, j]
             mesh = ax.pcolormesh(lon, lat, columns[label][i], cmap=cmap, norm=norm, shading="nearest")
+            for name, (la0, la1, lo0, lo1) in boxes:
+                ax.add_patch(matplotlib.patches.Rectangle((lo0, la0), lo1 - lo0, la1 - la0, fill=False,
+                                                          edgecolor="black", lw=0.8, ls="--"))
+                if i == 0:
+                    ax.text(lo0, la1, f" {name.replace('region', 'region ')}", fontsize=6, va="top")
             ax.set_title(f"{label}\n{title}" if j == 0 else label, fontsize=8)
     _rain_colorbar(fig, mesh, axes, units)
     _save(fig, path)
@@ -392,6 +402,52 @@ def plot_lag_correlation(path, block: dict):
     _save(fig, path)
 
 
+def plot_network(path, lat, lon, rain_fraction, loss_mask, soundings: pd.DataFrame, gauges: pd.DataFrame,
+                 boxes=(), months: int | None = None):
+    """The observing network: (left) sounding stations (triangles, colour: number of QC'd
+    profiles) and gauges (dots) with the region boxes; (right) the fraction of frames with
+    gridded rain per cell, the loss mask (scored cells) outlined, stations on top."""
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    fig, axes = _grid_axes(1, 2, size=4.6, lat=lat, lon=lon)
+    ax, cov = axes[0, 0], axes[0, 1]
+    half_lat = abs(lat[1] - lat[0]) / 2 if lat.size > 1 else 0.5
+    half_lon = abs(lon[1] - lon[0]) / 2 if lon.size > 1 else 0.5
+    lons = np.concatenate([[lon.min() - half_lon, lon.max() + half_lon], soundings["lon"], gauges["lon"]])
+    lats = np.concatenate([[lat.min() - half_lat, lat.max() + half_lat], soundings["lat"], gauges["lat"]])
+    extent = (np.nanmin(lons) - 0.3, np.nanmax(lons) + 0.3, np.nanmin(lats) - 0.3, np.nanmax(lats) + 0.3)
+    ax.scatter(gauges["lon"], gauges["lat"], s=5, c="tab:blue", alpha=0.6, lw=0,
+               label=f"rain gauges ({len(gauges)})")
+    if len(soundings):
+        sc = ax.scatter(soundings["lon"], soundings["lat"], s=40, marker="^", c=soundings["count"], cmap="Reds",
+                        vmin=0, edgecolor="black", lw=0.6, label=f"sounding stations ({len(soundings)})", zorder=3)
+        fig.colorbar(sc, ax=ax, shrink=0.7, location="bottom", label="QC'd soundings per station")
+    mesh = cov.pcolormesh(lon, lat, np.asarray(rain_fraction, dtype=np.float64), cmap="Greens", vmin=0, vmax=1,
+                          shading="nearest")
+    if np.asarray(loss_mask).any():  # outline along cell edges: the mask upsampled cell by cell
+        k = 8
+        fine = np.kron(np.asarray(loss_mask, dtype=np.float64), np.ones((k, k)))
+        flat = np.linspace(lat[0] - np.sign(lat[-1] - lat[0] or 1) * half_lat,
+                           lat[-1] + np.sign(lat[-1] - lat[0] or 1) * half_lat, fine.shape[0])
+        flon = np.linspace(lon[0] - half_lon, lon[-1] + half_lon, fine.shape[1])
+        cov.contour(flon, flat, fine, levels=[0.5], colors="black", linewidths=1.0)
+    cov.plot([], [], color="black", lw=1.2, label="loss mask (scored cells)")
+    cov.scatter(soundings["lon"], soundings["lat"], s=18, marker="^", facecolor="none", edgecolor="tab:red",
+                lw=0.8, label="sounding stations", zorder=3)
+    fig.colorbar(mesh, ax=cov, shrink=0.7, location="bottom", label="fraction of frames with gridded rain")
+    for a in (ax, cov):
+        a.set_xlim(extent[0], extent[1])
+        a.set_ylim(extent[2], extent[3])
+        for name, (la0, la1, lo0, lo1) in boxes:
+            a.add_patch(matplotlib.patches.Rectangle((lo0, la0), lo1 - lo0, la1 - la0, fill=False,
+                                                     edgecolor="black", lw=0.9, ls="--"))
+            a.text(lo0, la1, f" {name.replace('region', 'region ')}", fontsize=7, va="top")
+        a.legend(fontsize=7, loc="lower left", framealpha=0.85)
+    span = f" over {months} months" if months else ""
+    ax.set_title(f"observing network{span}", fontsize=9)
+    cov.set_title("rain coverage and scored cells", fontsize=9)
+    _save(fig, path)
+
+
 def _arr(values) -> np.ndarray:
     """JSON numbers (``None`` = undefined) as a float array with NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -422,7 +478,7 @@ def _map_figures(out: Path, maps) -> list[tuple[str, str]]:
     if maps.case_titles:
         plot_cases(out / "cases.png", maps.lat, maps.lon, maps.case_titles, maps.cases)
         figs.append(("Heaviest-rain test cases and one random case: truth, experiments, persistence "
-                     "(one colour scale)", "cases.png"))
+                     "(fixed rain levels)", "cases.png"))
         plot_diverging(out / "difference_maps.png", maps.lat, maps.lon,
                        maps.case_titles + ["mean over the test period"], maps.differences,
                        "prediction - truth (mm / 12 h)")
@@ -445,6 +501,7 @@ def make_all(out: Path, maps, metrics: dict, logs: dict[str, pd.DataFrame]) -> l
     colors = _colors(models)
     thr = [f"{t:g}" for t in thresholds]
     figs = _map_figures(out, maps)
+    figs += _joined_case_figure(out, maps, metrics)
     plot_categorical(out / "categorical_scores.png", thresholds, _categorical_entries(metrics), colors, conf_pct)
     figs.append((f"CSI, POD and FAR by threshold with {conf_pct} block-bootstrap whiskers", "categorical_scores.png"))
     perf = {k: (_arr(b["categorical"][t]["success_ratio"] for t in thr), _arr(b["categorical"][t]["pod"] for t in thr))
@@ -472,6 +529,29 @@ def make_all(out: Path, maps, metrics: dict, logs: dict[str, pd.DataFrame]) -> l
     plot_loss_curves(out / "loss_curves.png", logs, colors)
     figs.append(("Training and validation loss of every run", "loss_curves.png"))
     return figs + _upstream_figures(out, metrics)
+
+
+def _joined_case_figure(out: Path, maps, metrics: dict) -> list[tuple[str, str]]:
+    """The cases with region 2 drawn beside region 1 (``maps.joined``,
+    :func:`evaluation.compare.joined_cases`) and the observing network map (``maps.network``,
+    drawn by :mod:`evaluation.network`, copied)."""
+    figs = []
+    joined = getattr(maps, "joined", None)
+    if joined is not None:
+        plot_cases(out / "cases_joined.png", joined.lat, joined.lon, joined.titles, joined.columns,
+                   boxes=joined.boxes, size=3.4)
+        figs.append(("The same cases on the joined grid, region 2 beside region 1 (dashed boxes): the last "
+                     "input frame's gridded rain, the gridded truth at the target time and the experiments' "
+                     "forecasts (region 1 only); fixed rain levels", "cases_joined.png"))
+    network = getattr(maps, "network", None)
+    if network:
+        import shutil
+
+        shutil.copyfile(network, out / "observing_network.png")
+        figs.append(("Observing network: sounding stations (colour: QC'd soundings) and rain gauges; the "
+                     "fraction of frames with gridded rain per cell and the loss mask (scored cells)",
+                     "observing_network.png"))
+    return figs
 
 
 def _upstream_figures(out: Path, metrics: dict) -> list[tuple[str, str]]:

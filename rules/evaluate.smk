@@ -60,9 +60,29 @@ rule evaluate_experiment:
         " --runs {params.runs} --out {output} --no-progress > {log} 2>&1"
 
 
+rule network_map:
+    # The observing network (sounding stations and gauges of every month's interim files)
+    # over the joined grid's rain coverage and loss mask; drawn into exp2's report.
+    input:
+        soundings=expand(f"{WORK}/interim/soundings/{{month}}.nc", month=MONTHS),
+        gauges=expand(f"{WORK}/interim/gauges/{{month}}.nc", month=MONTHS),
+        data=f"{WORK}/processed/concat.zarr",
+    output:
+        png="results/network/observing_network.png",
+        csv="results/network/observing_network.csv",
+    params:
+        settings=settings("regions"),
+    log:
+        "logs/evaluate/network_map.log",
+    shell:
+        "{PY} -m evaluation.network --config {CFG} --soundings {input.soundings} --gauges {input.gauges}"
+        " --data {input.data} --out {output.png} > {log} 2>&1"
+
+
 rule compare_experiment:
     input:
         data=f"{WORK}/processed/region1.zarr",
+        network="results/network/observing_network.png",
         reference=lambda wc: f"results/{EXPERIMENTS[wc.exp].reference}",
         # the joined grid: steering wind and region-2 rain for the skill by flow regime and
         # the lag diagnostics
@@ -98,6 +118,6 @@ rule compare_experiment:
     shell:
         "{PY} -m evaluation.evaluate --config {CFG} --exp {wildcards.exp} --data {input.data}"
         " --runs {params.runs} --reference {input.reference} --baselines {params.baselines}"
-        " --upstream-data {input.upstream} --upstream-stats {input.upstream_stats}"
+        " --upstream-data {input.upstream} --upstream-stats {input.upstream_stats} --network {input.network}"
         " --gridding-leaveout {input.gridding_leaveout}"
         " --out {output} --no-progress > {log} 2>&1"
