@@ -5,7 +5,9 @@ analysis time); outputs ``(sample, lead, y, x)`` like the models' (contract 4).
 
 - persistence: the last observed frame for every lead;
 - optical flow (pysteps): Lucas-Kanade motion field (``pysteps.motion.get_method("LK")``)
-  from the last ``n_motion_frames`` input frames, then semi-Lagrangian extrapolation
+  from the last ``n_motion_frames`` input frames (LK needs OpenCV; without it, or with
+  ``radar.evaluation.motion_method: proesmans``, pysteps' Proesmans optical flow on the
+  last two frames), then semi-Lagrangian extrapolation
   (``pysteps.extrapolation.get_method("semilagrangian")``) of the last frame over the leads.
   NaN cells (outside coverage, QC) are set to ``floor`` before the motion estimate; what the
   extrapolation advects in from outside the grid is ``floor``; cells that are NaN in the
@@ -45,27 +47,49 @@ def persistence(inputs, n_leads: int = 10):
     return _wrap(out, inputs, n_leads)
 
 
+def motion_method(name: str = "auto") -> str:
+    """``LK`` (pysteps' Lucas-Kanade, which needs OpenCV), ``proesmans`` (pysteps' variational
+    optical flow, Proesmans et al. 1994, compiled with pysteps, no OpenCV); ``auto``: LK
+    when OpenCV can be imported, else proesmans (logged)."""
+    if name not in ("auto", "LK", "proesmans"):
+        raise ValueError(f"radar.evaluation.motion_method = {name!r} not in auto, LK, proesmans")
+    if name != "auto":
+        return name
+    try:
+        import cv2  # noqa: F401
+        return "LK"
+    except ImportError:
+        log.warning("OpenCV is not installed: the optical-flow baseline uses Proesmans instead of Lucas-Kanade")
+        return "proesmans"
+
+
 def optical_flow(inputs, n_leads: int = 10, floor: float = 0.0, n_motion_frames: int = 3,
-                 lk_kwargs: dict | None = None):
-    """Lucas-Kanade + semi-Lagrangian extrapolation of the last frame of each sample."""
+                 method: str = "auto", motion_kwargs: dict | None = None):
+    """Motion field (Lucas-Kanade from the last ``n_motion_frames`` frames, or Proesmans
+    from the last two) + semi-Lagrangian extrapolation of the last frame of each sample.
+    The result's ``attrs["motion_method"]`` names the method used (a DataArray input)."""
     from pysteps import extrapolation, motion
 
-    lk = motion.get_method("LK")
+    method = motion_method(method)
+    lk = motion.get_method(method)
     extrap = extrapolation.get_method("semilagrangian")
     x = _values(inputs)
     S, T, H, W = x.shape
-    k = max(2, min(int(n_motion_frames), T))
+    k = max(2, min(int(n_motion_frames), T)) if method == "LK" else 2
     out = np.empty((S, n_leads, H, W), dtype=np.float32)
     for i in range(S):
         frames = x[i, -k:]
         filled = np.where(np.isfinite(frames), frames, floor)
-        velocity = lk(filled, verbose=False, **(lk_kwargs or {}))
+        velocity = lk(filled, verbose=False, **(motion_kwargs or {}))
         fc = extrap(filled[-1], velocity, n_leads, outval=floor)
         fc = np.where(np.isfinite(fc), fc, floor)
         out[i] = np.where(np.isfinite(frames[-1])[None], fc, np.nan)
         if (i + 1) % 50 == 0 or i + 1 == S:
             log.info("optical flow: %d/%d samples", i + 1, S)
-    return _wrap(out, inputs, n_leads)
+    out = _wrap(out, inputs, n_leads)
+    if hasattr(out, "attrs"):
+        out.attrs["motion_method"] = method
+    return out
 
 
 BASELINES = {"persistence": persistence, "optical_flow": optical_flow}
