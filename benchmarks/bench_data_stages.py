@@ -9,6 +9,12 @@ Per rule it reads the Snakemake `benchmark:` files (wall time and CPU time of ea
 times the rule's entry point doing nothing but start up (importing its modules, in a
 fresh interpreter, median of 5), so the JSON splits each rule's cost into start-up and work.
 
+Per month of data it records the wall time (the whole run / months) and the CPU time
+(user + system of every job, from the benchmark files, plus Snakemake's own process, /
+months), and per month the CPU and wall time of that month's own jobs (`per_month`). On a
+shared machine the wall time is noisy; the CPU time is not, and CPU time / usable cores
+(`cpu_bound_wall_s_per_month`) is the wall time the same work takes on idle cores.
+
     python benchmarks/bench_data_stages.py [--workdir DIR] [--configfile FILE] [--name NAME]
 """
 from __future__ import annotations
@@ -65,6 +71,19 @@ def rule_benchmarks(workdir: Path) -> dict[str, dict]:
     return dict(out)
 
 
+def month_benchmarks(workdir: Path) -> dict[str, dict]:
+    """Wall and CPU seconds of each month's own jobs (benchmark files named <month>.tsv)."""
+    out: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0})
+    for tsv in sorted((workdir / "logs" / "benchmarks").glob("*/????-??.tsv")):
+        rows = list(csv.DictReader(tsv.open(), delimiter="\t"))
+        if rows:
+            entry = out[tsv.stem]
+            entry["jobs"] += 1
+            entry["wall_s"] += float(rows[-1]["s"])
+            entry["cpu_s"] += float(rows[-1]["cpu_time"])
+    return {m: {k: round(v, 2) if isinstance(v, float) else v for k, v in e.items()} for m, e in sorted(out.items())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=None, help="working directory (created; default: temporary)")
@@ -90,6 +109,8 @@ def main() -> None:
         sys.exit(f"workflow failed ({proc.returncode}); see {workdir / 'bench.log'}")
     months = len(list((workdir / "data" / "gridded" / "region1").glob("*.nc")))
     rules = rule_benchmarks(workdir)
+    jobs_cpu = sum(entry["cpu_s"] for entry in rules.values())
+    per_month = month_benchmarks(workdir)
     for rule, entry in rules.items():
         modules = RULE_MODULES.get(rule)
         if modules:
@@ -101,11 +122,17 @@ def main() -> None:
         "wall_s": round(wall, 1),
         "months": months,
         "wall_s_per_month": round(wall / months, 2),
+        "cpu_s": round(jobs_cpu + own_cpu, 1),
+        "cpu_s_per_month": round((jobs_cpu + own_cpu) / months, 2),
+        "cpu_bound_wall_s_per_month": round((jobs_cpu + own_cpu) / months / len(os.sched_getaffinity(0)), 2),
+        "jobs_cpu_s": round(jobs_cpu, 1),
         "snakemake_own_cpu_s": round(own_cpu, 1),
         "cores_available": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
         "snakemake_cores": args.cores,
         "targets": {"wall_s_per_month": 2.5},
         "rules": rules,
+        "per_month": per_month,
         "configfiles": [str(Path(p).resolve().relative_to(REPO)) if Path(p).resolve().is_relative_to(REPO) else str(p)
                         for p in args.configfile],
     }
