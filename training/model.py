@@ -280,6 +280,7 @@ class ConvLSTMUNet(nn.Module):
         head: str = "regression",
         bin_edges_mm=ModelConfig.bin_edges_mm,
         dropout: float = 0.0,
+        n_frames: int = 1,
     ):
         super().__init__()
         cfg = ModelConfig(tuple(hidden), kernel_size, attention, attention_mode, norm, groups, head,
@@ -289,6 +290,13 @@ class ConvLSTMUNet(nn.Module):
             attention=attention, attention_mode=attention_mode, norm=norm, groups=groups,
             head=head, bin_edges_mm=list(cfg.bin_edges_mm), dropout=float(dropout),
         )
+        n_frames = int(n_frames)
+        if n_frames < 1 or (n_frames > 1 and head != "regression"):
+            raise ValueError(f"n_frames must be >= 1 (and > 1 only with the regression head), got {n_frames} "
+                             f"with head {head!r}")
+        if n_frames > 1:
+            self.args["n_frames"] = n_frames  # absent for one frame: the main track's args unchanged
+        self.n_frames = n_frames
         self.head_kind = head
         self.n_out = 1 if head == "regression" else len(cfg.bin_edges_mm) + 1
         hidden = list(cfg.hidden)
@@ -308,6 +316,11 @@ class ConvLSTMUNet(nn.Module):
             self.decoder.append(ConvLSTMCell(hidden[i], hidden[i], kernel_size, norm, groups))
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Conv2d(hidden[0], self.n_out, 1)
+        # Encoder-forecaster (n_frames > 1, the radar track): a ConvLSTM cell at full
+        # resolution unrolled over the output frames, started from the decoder's state;
+        # created after everything else so the one-frame model's parameters and their
+        # initialisation order are those of the main track.
+        self.forecaster = ConvLSTMCell(hidden[0], hidden[0], kernel_size, norm, groups) if n_frames > 1 else None
 
     @classmethod
     def from_config(cls, in_channels: int, cfg: ModelConfig) -> "ConvLSTMUNet":
@@ -333,6 +346,12 @@ class ConvLSTMUNet(nn.Module):
             y = self.attention(y)
         for up, cell, (hs, cs) in zip(self.up, self.decoder, reversed(skips)):
             y, _ = cell(up(y), (hs, cs))  # input (B, h_i, H_i, W_i); the skip is the state
+        if self.forecaster is not None:  # (B, n_frames, H, W): frame k from the k-th unrolled state
+            hf, cf, frames = y, y, []
+            for _ in range(self.n_frames):
+                hf, cf = self.forecaster(hf, (hf, cf))
+                frames.append(self.head(self.dropout(hf)))  # (B, 1, H_pad, W_pad)
+            return F.softplus(torch.cat(frames, dim=1))[..., :h, :w]  # >= 0, target scale
         out = self.head(self.dropout(y))  # (B, n_out, H_pad, W_pad)
         if self.head_kind == "regression":
             out = F.softplus(out)  # (B, 1, H_pad, W_pad), >= 0, target scale
