@@ -44,6 +44,7 @@ DEFAULTS = {
     "learned_min_mmh": 0.1,
     "dbz_floor": 0.0,
     "block_length": 20, "bootstrap_samples": 1000, "confidence": 0.95,
+    "max_distance_km": 2.0,
 }
 ESTIMATORS = ("rz", "rzzdr", "rkdp", "learned", "learned_no_zdr")
 # Paired comparisons reported as the contribution of Z_DR: (reference a, candidate b).
@@ -297,14 +298,18 @@ def verdict(diff: float, lo: float, hi: float, orientation: int) -> str:
     return "no significant difference"
 
 
-def verify_qpe(cappi, gauges: dict, train_times, test_times, cfg: dict | None = None, seed: int = 0) -> dict:
+def verify_qpe(cappi, gauges: dict, train_times, test_times, cfg: dict | None = None, seed: int = 0,
+               floor: float | None = None) -> dict:
     """Score every estimator against the gauges over ``test_times`` (the learned ones fitted
     over ``train_times``; both are collections of gauge period ends, datetime64), and the
     contribution of Z_DR by paired block bootstrap over test times (blocks of
-    ``block_length`` consecutive 6-minute periods). JSON-ready; schema in docs/contracts.md."""
+    ``block_length`` consecutive 6-minute periods). ``floor``: ``radar.grid.dbz_floor``
+    (no echo, R = 0). JSON-ready; schema in docs/contracts.md."""
     s = settings(cfg)
+    if floor is not None:
+        s["dbz_floor"] = float(floor)
     thr = [float(t) for t in s["thresholds_mmh"]]
-    pairs = match_gauges(cappi, gauges)
+    pairs = match_gauges(cappi, gauges, float(s["max_distance_km"]))
     train = np.isin(pairs["time"], np.asarray(train_times, dtype="datetime64[ns]"))
     test = np.isin(pairs["time"], np.asarray(test_times, dtype="datetime64[ns]"))
     learned = {}
