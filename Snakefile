@@ -16,7 +16,15 @@ validate(config, "schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/sources.smk"
-include: "rules/ingest.smk"
+# data.upper_air: gridded takes the upper air from pressure-level files (rules/upper_air.smk)
+if config["data"].get("upper_air", "soundings") == "gridded":
+
+    include: "rules/upper_air.smk"
+
+else:
+
+    include: "rules/ingest.smk"
+
 include: "rules/leaveout.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"

@@ -68,6 +68,8 @@ def discover_months():
         raise WorkflowError(f"data.raw_dir '{RAW}' does not exist (data.source is 'raw')")
     soundings = {p.name for p in (raw / "soundings").glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]") if p.is_dir()}
     gauges = {p.stem for p in (raw / "gauges").glob("[0-9][0-9][0-9][0-9]-[0-9][0-9].csv")}
+    if config["data"].get("upper_air") == "gridded":  # upper air from the gridded files: the gauge months
+        soundings = set(gauges)
     for m in sorted(soundings ^ gauges):
         kind = "gauges" if m in soundings else "soundings"
         logger.warning(f"month {m}: no {kind} in {RAW}; month skipped")

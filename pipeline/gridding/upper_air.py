@@ -388,6 +388,22 @@ def bilinear(values: np.ndarray, src_lat, src_lon, lat, lon, where: str = "grid"
 # One month -> one fragment
 
 
+def no_soundings(config: dict) -> xr.Dataset:
+    """An interim soundings dataset with no profile (docs/contracts.md section 2 layout): what
+    the gridded source leaves for the rules that read the month's soundings (network map,
+    gridding leave-out), which then see no sounding station."""
+    levels = np.asarray(config["levels_hpa"], float)
+    ds = xr.Dataset(
+        {v: (("profile", "level"), np.zeros((0, levels.size), np.float32),
+             {"units": cf.channel_units(v)}) for v in config["variables"]},
+        coords={"time": ("profile", np.zeros(0, "datetime64[ns]")), "lat": ("profile", np.zeros(0), cf.LAT_ATTRS),
+                "lon": ("profile", np.zeros(0), cf.LON_ATTRS), "station": ("profile", np.zeros(0, dtype=object)),
+                "level": ("level", levels, cf.PRESSURE_ATTRS)})
+    ds.attrs = {"Conventions": cf.CONVENTIONS, "title": "no soundings: the upper air comes from gridded analyses",
+                "upper_air_source": "gridded"}
+    return ds
+
+
 def grid_month_gridded(files: list[str], gauges: xr.Dataset, config: dict, month: str, grid_name: str = "concat",
                        gauges_where: str = "gauges", mapping: dict | None = None,
                        fields: list[Fields] | None = None) -> xr.Dataset:
@@ -395,13 +411,9 @@ def grid_month_gridded(files: list[str], gauges: xr.Dataset, config: dict, month
     (rain), with the layout of :func:`pipeline.gridding.analysis.grid_month`."""
     from pipeline.gridding.analysis import grid_month
 
+    empty = no_soundings(config)
     mapping = mapping if mapping is not None else dict(config.get("data", {}).get("gridded", {}).get("variables") or {})
     variables, levels = list(config["variables"]), list(config["levels_hpa"])
-    empty = xr.Dataset(
-        {v: (("profile", "level"), np.zeros((0, len(levels)))) for v in variables},
-        coords={"time": ("profile", np.zeros(0, "datetime64[ns]")), "lat": ("profile", np.zeros(0)),
-                "lon": ("profile", np.zeros(0)), "station": ("profile", np.zeros(0, str)),
-                "level": ("level", np.asarray(levels, float))})
     ds = grid_month(empty, gauges, config, month, where=("upper_air", gauges_where), grid_name=grid_name)
     grid = make_grid(config, grid_name)
     frames = pd.DatetimeIndex(ds["time"].values)
@@ -473,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--month", required=True, help="YYYY-MM")
     ap.add_argument("--grid", required=True, type=cli.grid_names, metavar="GRID[,GRID]",
                     help="target grid(s): region1, concat, or region1,concat")
+    ap.add_argument("--soundings-out", default=None,
+                    help="also write an interim soundings file without profiles (for rules that read one)")
     ap.add_argument("--time", default=None, help="valid time of single-time files whose time coordinate is not CF")
     ap.add_argument("--out", required=True, help="fragment netCDF to write; with several grids it must contain '{grid}'")
 
@@ -494,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
                      grid, out, ds.sizes["time"], ds.attrs["upper_air_times_used"],
                      100 * np.isfinite(ds["x"].values).mean(), time.perf_counter() - t0)
             warn_uncovered(ds, out)
+        if args.soundings_out:
+            from pipeline.common.atomic import atomic_path
+            empty = no_soundings(config)
+            with atomic_path(Path(args.soundings_out)) as tmp:
+                empty.to_netcdf(tmp, engine="netcdf4", encoding={"time": dict(cf.TIME_ENCODING)})
         return 0
 
     return cli.run(ap, body, argv)
