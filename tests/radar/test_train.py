@@ -1,0 +1,63 @@
+"""radar.train: the encoder-forecaster learns moving echoes (loss drops on a tiny store);
+the main track's one-frame model is unchanged by the n_frames option."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from tests.radar.synthetic import make_cappi
+
+TINY = {"radar": {"model": {"hidden": [8, 8], "groups": 4},
+                  "train": {"epochs": 4, "batch_size": 8, "lr": 1e-2, "early_stopping_patience": 10,
+                            "warmup_fraction": 0.0, "schedule": "none"},
+                  "frames": {"input_steps": 4, "output_steps": 3},
+                  "splits": {"train_fraction": 0.6, "validation_fraction": 0.2}}}
+
+
+def test_main_track_model_unchanged_and_forecaster_shape():
+    from training.config import ModelConfig
+    from training.model import ConvLSTMUNet
+
+    torch.manual_seed(0)
+    a = ConvLSTMUNet.from_config(5, ModelConfig())
+    torch.manual_seed(0)
+    b = ConvLSTMUNet(5, ModelConfig().hidden, n_frames=3, attention=ModelConfig().attention,
+                     attention_mode=ModelConfig().attention_mode, norm=ModelConfig().norm,
+                     groups=ModelConfig().groups, kernel_size=ModelConfig().kernel_size)
+    # the forecaster is created last: every one-frame parameter has the same initial value
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == [k for k in sb if not k.startswith("forecaster.")]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert "n_frames" not in a.args and b.args["n_frames"] == 3
+    x = torch.randn(2, 3, 5, 9, 11)
+    with torch.no_grad():
+        assert tuple(a(x).shape) == (2, 1, 9, 11)
+        out = b(x)
+    assert tuple(out.shape) == (2, 3, 9, 11) and (out >= 0).all()
+    with pytest.raises(ValueError, match="n_frames"):
+        ConvLSTMUNet(5, (8, 16), groups=4, head="bins", n_frames=3)
+
+
+def test_training_loss_drops_on_tiny_store(tmp_path):
+    from radar.train import train
+
+    store = tmp_path / "cappi.zarr"
+    make_cappi(n_times=120, ny=12, nx=12).to_zarr(store)
+    s = train(TINY, store, "dualpol", 0, tmp_path / "out", show_progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "log.csv")))
+    tr = [float(r["train_loss"]) for r in rows]
+    va = [float(r["val_loss"]) for r in rows]
+    assert len(rows) == 4 and s["n_train"] == 72 - 7 + 1
+    assert tr[-1] < 0.6 * tr[0] and min(va) < 0.6 * va[0], (tr, va)
+    ck = torch.load(tmp_path / "out" / "model.pt", weights_only=False)
+    assert ck["model_args"]["n_frames"] == 3 and len(ck["channels"]) == 6
+    assert (tmp_path / "out" / "loss_curve.png").stat().st_size > 1000
+
+
+def test_balanced_loss_refused():
+    from pipeline.common.errors import ConfigError
+    from radar.train import train_settings
+
+    with pytest.raises(ConfigError, match="radar.train.loss"):
+        train_settings({"radar": {"train": {"loss": "balanced"}}})
