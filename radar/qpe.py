@@ -349,6 +349,7 @@ def paired_scores(rows_a, rows_b, weights, thresholds, confidence, name_a="a", n
     """Differences b - a of RMSE, MAE, correlation and CSI per threshold, with paired
     block-bootstrap intervals, p-values and verdicts; the primary (RMSE) verdict first."""
     from evaluation.bootstrap import bootstrap_p_value, percentile_interval
+    from evaluation.verdicts import p_text
 
     sa = _scores(rows_a[0].sum(0), rows_a[1].sum(0), thresholds)
     sb = _scores(rows_b[0].sum(0), rows_b[1].sum(0), thresholds)
@@ -366,6 +367,6 @@ def paired_scores(rows_a, rows_b, weights, thresholds, confidence, name_a="a", n
     p = scores["rmse"]
     line = (f"{name_b} vs {name_a}: RMSE {p['b']:.3f} vs {p['a']:.3f} mm/h, difference {p['difference']:+.3f} "
             f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}] ({confidence:.0%} paired block bootstrap, "
-            f"p = {p['p_value']:.3f}): {p['verdict']}")
+            f"{p_text(p['p_value'], int(weights.shape[0]))}): {p['verdict']}")
     return _clean({"a": name_a, "b": name_b, "primary": "rmse", "verdict": p["verdict"], "line": line,
                    "scores": scores})

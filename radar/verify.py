@@ -22,6 +22,8 @@ import numpy as np
 from evaluation.bootstrap import block_bootstrap_weights, bootstrap_p_value, percentile_interval
 from evaluation.scores import (categorical_from_counts, continuous_from_sums, continuous_rows,
                                contingency_rows, fss_from_sums, fss_rows)
+from evaluation.multiplicity import holm
+from evaluation.verdicts import p_text
 from radar.qpe import _clean, rain_from_dbz, verdict
 
 DEFAULTS = {
@@ -78,6 +80,10 @@ def sample_rows(obs, fcst, mask, cfg: dict | None = None, dx_km: float | None = 
     thr_z = [float(t) for t in s["thresholds_dbz"]]
     thr_r = [float(t) for t in s["thresholds_mmh"]]
     wins = fss_windows(s["fss_scales_km"], dx_km)
+    too_big = [sc for sc, w in zip(s["fss_scales_km"], wins) if w > min(H, W)]
+    if too_big:
+        raise ValueError(f"config key radar.evaluation.fss_scales_km: {too_big} km do not fit in a {H} x {W} grid "
+                         f"of {dx_km:g} km cells")
     out = {"cont": [], "cat_dbz": [], "cat_mmh": [], "fss": []}
     step = max(1, int(s["chunk_samples"]))
     for i in range(0, S, step):
@@ -206,7 +212,8 @@ def compare(obs, fcst_a, fcst_b, mask, cfg: dict | None = None, seed: int = 0, n
     and RMSE, over all leads and per lead, with paired block-bootstrap intervals over
     samples (blocks of ``block_length`` consecutive samples, circular) and p-values. The
     primary score is CSI at ``primary_threshold_dbz`` over all leads; its verdict is the
-    one line. JSON-ready; schema in docs/contracts.md."""
+    one line. Every other comparison is secondary: ``p_holm`` is its Holm-adjusted p-value
+    over that family (evaluation/multiplicity.py), as in the main track. JSON-ready; schema in docs/contracts.md."""
     s = settings(cfg)
     if rows_a is None:
         rows_a = sample_rows(obs, fcst_a, mask, s, dx_km)
@@ -239,6 +246,18 @@ def compare(obs, fcst_a, fcst_b, mask, cfg: dict | None = None, seed: int = 0, n
                 entry["verdict"] = [verdict(float(x), float(y), float(z), orient) for x, y, z in zip(diff, lo, hi)]
             out["scores"].setdefault(k, {})[scope] = entry
     primary = f"csi@{float(s['primary_threshold_dbz']):g}dBZ"
+    if primary not in out["scores"]:
+        raise ValueError(f"config key radar.evaluation.primary_threshold_dbz: {s['primary_threshold_dbz']} "
+                         f"is not one of thresholds_dbz {meta['thresholds_dbz']}")
+    # every comparison but the primary one (all leads) is secondary: Holm over that family
+    family = [(k, sc) for k in keys for sc in ("all", "by_lead") if (k, sc) != (primary, "all")]
+    flat = np.concatenate([np.atleast_1d(out["scores"][k][sc]["p_value"]) for k, sc in family])
+    adj = holm(flat)
+    i = 0
+    for k, sc in family:
+        n_p = np.atleast_1d(out["scores"][k][sc]["p_value"]).size
+        out["scores"][k][sc]["p_holm"] = adj[i] if sc == "all" else adj[i:i + n_p]
+        i += n_p
     p = out["scores"][primary]["all"]
     out["primary"] = primary
     out["verdict"] = p["verdict"]
@@ -248,5 +267,5 @@ def compare(obs, fcst_a, fcst_b, mask, cfg: dict | None = None, seed: int = 0, n
     out["line"] = (f"{name_b} vs {name_a}: CSI >= {float(s['primary_threshold_dbz']):g} dBZ (6-60 min) "
                    f"{fmt(p['b'], '.3f')} vs {fmt(p['a'], '.3f')}, difference {fmt(p['difference'], '+.3f')} "
                    f"[{fmt(p['ci_low'], '+.3f')}, {fmt(p['ci_high'], '+.3f')}] ({conf:.0%} paired block bootstrap "
-                   f"over samples, p = {fmt(p['p_value'], '.3f')}): {p['verdict']}")
+                   f"over samples, {p_text(p['p_value'], int(s['bootstrap_samples']))}): {p['verdict']}")
     return _clean(out)

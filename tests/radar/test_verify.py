@@ -157,3 +157,26 @@ def test_compare_difference_is_point_difference():
         assert out["scores"][k]["all"]["difference"] == pytest.approx(vb["scores"][k]["all"] - va["scores"][k]["all"])
         np.testing.assert_allclose(out["scores"][k]["by_lead"]["difference"],
                                    np.subtract(vb["scores"][k]["by_lead"], va["scores"][k]["by_lead"]))
+
+
+def test_compare_holm_adjusts_secondary_p_values_and_config_errors():
+    from evaluation.multiplicity import holm
+
+    obs, a, b = _pair(8, better=True, S=12)
+    mask = np.ones((16, 16), bool)
+    out = verify.compare(obs, a, b, mask, CFG, seed=2)
+    assert "p_holm" not in out["scores"]["csi@30dBZ"]["all"]
+    raw = out["scores"]["rmse"]["all"]["p_value"]
+    assert out["scores"]["rmse"]["all"]["p_holm"] >= raw
+    fam = []
+    for k in ["rmse"] + [f"csi@{t:g}dBZ" for t in CFG["thresholds_dbz"]] + \
+            [f"fss@{t:g}dBZ@{s:g}km" for t in CFG["thresholds_dbz"] for s in CFG["fss_scales_km"]]:
+        for sc in ("all", "by_lead"):
+            if (k, sc) != ("csi@30dBZ", "all"):
+                fam.extend(np.atleast_1d(out["scores"][k][sc]["p_value"]))
+    fam = np.array([np.nan if v is None else v for v in fam], dtype=float)
+    assert out["scores"]["rmse"]["all"]["p_holm"] == pytest.approx(holm(fam)[0])
+    with pytest.raises(ValueError, match="radar.evaluation.fss_scales_km"):
+        verify.verify_nowcast(obs, a, mask, {**CFG, "fss_scales_km": [40.0]})
+    with pytest.raises(ValueError, match="radar.evaluation.primary_threshold_dbz"):
+        verify.compare(obs, a, b, mask, {**CFG, "primary_threshold_dbz": 35.0})
