@@ -256,10 +256,10 @@ def figure(res: dict, path) -> None:
         ax.invert_yaxis()
         ax.set_title(kind + (" (input frame, hours before the target time)" if kind == "lag" else ""),
                      fontsize=9, loc="left")
-    axes[-1, 0].set_xlabel(f"CRPS change (%), {conf} interval")
-    fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted, occluded or dropped and "
+    axes[-1, 0].set_xlabel(f"CRPS change (% of {res['exp']}; positive: the inputs help), {conf} interval")
+    fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted, occluded\nor dropped and "
                  f"relearned (test split)" if "relearned" in kinds else
-                 f"{res['exp']}: CRPS change when region-2 inputs are permuted or occluded (test split)",
+                 f"{res['exp']}: CRPS change when region-2 inputs\nare permuted or occluded (test split)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -36,6 +36,8 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from evaluation.scores import ORIENTATION  # noqa: E402
+
 DPI = 100
 COLORS = {"persistence": "tab:gray", "climatology": "tab:olive", "zero": "tab:brown"}
 EXP_COLORS = ["tab:blue", "tab:red", "tab:green", "tab:purple"]
@@ -369,13 +371,15 @@ def plot_flow_regimes(path, block: dict):
             ax.errorbar(x[i], rel[i], yerr=err[:, i:i + 1], fmt="o", capsize=4, color=colors[i],
                         mfc=colors[i] if strata[n]["interval"] else "none")
         ax.axhline(0, color="0.5", lw=0.8)
-        labels = [f"{n}\n{strata[n]['n_frames']} frames" + ("\n(from region 2)" if key == "sectors" and n == home
+        labels = [f"{n}\n{strata[n]['n_frames']} frame{'' if strata[n]['n_frames'] == 1 else 's'}" + ("\n(from region 2)" if key == "sectors" and n == home
                                                            else "") for n in names]
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
-    axes[0].set_ylabel(f"{block['b']} - {block['a']} {block['score'].upper()} (% of {block['a']})")
+    better = {-1: "negative", 1: "positive"}.get(ORIENTATION.get(block["score"], 0))
+    axes[0].set_ylabel(f"{block['b']} - {block['a']} {block['score'].upper()} (% of {block['a']})"
+                       + (f"\n{better}: {block['b']} better" if better else ""))
     fig.suptitle(f"Skill by flow regime ({block['level_hpa']} hPa steering wind at the analysis time; "
                  f"whiskers: {100 * block['bootstrap']['confidence']:g}% block bootstrap within the stratum; "
                  "hollow: no interval)", fontsize=9)
