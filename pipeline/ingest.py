@@ -11,7 +11,7 @@ documented defaults of schemas/config.schema.yaml apply)::
     python -m pipeline.ingest gauges [--config C] --format ghcn-daily [--stations S]
         [--month YYYY-MM] --out OUT.nc FILE.dly...
     python -m pipeline.ingest partition --format igra2 --out DIR FILE...
-    python -m pipeline.ingest convert-gauges --format knmi-hourly|csv [--unit U] --out DIR FILE...
+    python -m pipeline.ingest convert-gauges --format knmi-hourly|iem-asos|ghcnh|csv [--unit U] --out DIR FILE...
 
 Every run writes ``OUT`` atomically plus its QC summary as JSON next to it
 (``OUT`` with suffix ``.qc.json``) and logs that summary to stderr.
@@ -325,8 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = _subparser(sub, "convert-gauges", "hourly gauge records (KNMI uurgeg, CSV in any length unit) -> "
                    "DIR/YYYY-MM.csv in the project's layout (station,time,rain_mm)")
     cli.add_config(c, schema_defaults=True)
-    c.add_argument("--format", choices=["knmi-hourly", "csv"], required=True,
+    c.add_argument("--format", choices=["knmi-hourly", "iem-asos", "ghcnh", "csv"], required=True,
                    help="knmi-hourly: KNMI uurgeg files (RH in 0.1 mm, -1 = under 0.05 mm); "
+                        "iem-asos: IEM ASOS/AWOS CSV (p01i in inches, T trace, M missing); "
+                        "ghcnh: NOAA GHCNh hourly PSV (precipitation in mm, quality codes); "
                         "csv: station,time,rain (with --unit) or station,time,rain_mm")
     c.add_argument("--unit", type=_unit_arg, help="csv: unit of the 'rain' column (mm, '0.1 mm', cm, m, inch, '0.01 inch')")
     c.add_argument("--out", required=True, help="output folder DIR (the workflow's raw/gauges)")

@@ -12,10 +12,31 @@ knmi-hourly   KNMI ``uurgeg_<STN>_*.txt`` (hourly station data): a legend, then 
               of the next day). RH is the hourly precipitation in **0.1 mm**; ``-1``
               means under 0.05 mm (kept as 0 mm, counted as ``qc_trace``); a blank is
               missing (NaN).
+iem-asos      Iowa Environmental Mesonet ASOS/AWOS download CSV (``asos.py``):
+              ``station,valid,lon,lat,...,p01i`` (``#`` comment lines allowed), ``valid``
+              in UTC ``YYYY-MM-DD HH:MM``. ``p01i`` is the METAR one-hour precipitation in
+              **inches**, accumulated since the last routine (about :53) report; ``T`` is
+              a trace (0 mm, counted ``qc_trace``), ``M`` missing (NaN).
+ghcnh         NOAA GHCNh hourly PSV (pipe-separated, one station-year):
+              ``Station_ID|...|Year|Month|Day|Hour|Minute|...|precipitation|
+              precipitation_Measurement_Code|precipitation_Quality_Code|...``;
+              ``precipitation`` is the past hour's liquid total in **mm**; a blank is
+              missing; a measurement code starting ``T`` is a trace (0 mm, ``qc_trace``);
+              a quality code other than blank or the passed ISD codes 0, 1, 4, 5, 9 is a
+              failed check (NaN, counted ``qc_flagged``).
 csv           the project's layout ``station,time,rain_mm`` in mm, or, with a unit
               argument (``mm``, ``0.1 mm``, ``cm``, ``m``, ``inch``, ``0.01 inch``),
               ``station,time,rain`` in that unit (:func:`pipeline.readers.gauges.read_hourly`).
 ============  =========================================================================
+
+Several reports in one hour (IEM ASOS specials, GHCNh sub-hourly rows): each report is
+put in the hour ending at its time rounded up to the hour (12:53 -> 13:00), and the hour's
+value is the **largest** valid value among its reports: METAR p01i grows from one routine
+report to the next, so the routine report near :53 (the largest) is the hour's total. The
+hour is therefore really the hour ending at that routine report (about 7 minutes before
+the hour); a missing hour is NaN, never 0. The 12 h windows ending 00/12 UTC are then
+summed from these hours by :func:`pipeline.readers.gauges.gauge_month` as for every
+hourly file.
 
 Daily-only records are refused (:class:`InvalidGaugeError` with the reason): a daily
 total cannot be split into the 12 h windows ending at 00 and 12 UTC that frames need
@@ -36,7 +57,7 @@ import pandas as pd
 from pipeline.common.errors import InvalidGaugeError
 
 #: The unit each format declares for its rain values (pint expressions).
-FORMAT_UNITS = {"knmi-hourly": "0.1 mm", "csv": "mm"}
+FORMAT_UNITS = {"knmi-hourly": "0.1 mm", "iem-asos": "inch", "ghcnh": "mm", "csv": "mm"}
 
 #: Below this many valid hours (a month) a file says too little about its unit to be judged.
 PLAUSIBLE_MIN_HOURS = 720
@@ -166,6 +187,134 @@ def read_knmi_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.
     return out, counts
 
 
+def _hourly_max(station, time, rain, path) -> pd.DataFrame:
+    """Reports -> hourly values: each report in the hour ending at its time rounded up to
+    the hour; the hour's value the largest valid value (NaN when none is valid)."""
+    df = pd.DataFrame({"station": station, "time": pd.DatetimeIndex(time).ceil("h"), "rain_mm": rain})
+    out = df.groupby(["station", "time"], sort=True)["rain_mm"].max().reset_index()  # max skips NaN
+    return out
+
+
+def read_iem_asos(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFrame, dict]:
+    """IEM ASOS/AWOS CSV: (station, time (hour end, UTC), rain_mm; counts). See the module
+    docstring for the units, sentinels and the hourly aggregation."""
+    from pipeline.readers.gauges import decode_text
+
+    lines = decode_text(path).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    head = next((i for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")), None)
+    cols = [c.strip() for c in lines[head].split(",")] if head is not None else []
+    if head is None or not {"station", "valid", "p01i"} <= set(cols):
+        raise InvalidGaugeError(f"{path}:{(head or 0) + 1}: not an IEM ASOS CSV (header needs station, valid, p01i)")
+    i_st, i_t, i_p = cols.index("station"), cols.index("valid"), cols.index("p01i")
+    counts = {"qc_malformed_records": 0, "qc_trace": 0, "qc_missing": 0}
+    st, tt, vals = [], [], []
+
+    def malformed(i: int, what: str) -> None:
+        if on_malformed == "error":
+            raise InvalidGaugeError(f"{path}:{i + 1}: {what}: {lines[i][:100]!r}")
+        counts["qc_malformed_records"] += 1
+
+    for i in range(head + 1, len(lines)):
+        ln = lines[i]
+        if not ln.strip() or ln.startswith("#"):
+            continue
+        f = ln.split(",")
+        if len(f) != len(cols):
+            malformed(i, f"{len(f)} fields, the header has {len(cols)}")
+            continue
+        t = pd.to_datetime(f[i_t].strip(), format="%Y-%m-%d %H:%M", errors="coerce")
+        if pd.isna(t):
+            malformed(i, "valid must be 'YYYY-MM-DD HH:MM' (UTC)")
+            continue
+        p = f[i_p].strip()
+        if p == "M" or p == "":
+            v = np.nan
+            counts["qc_missing"] += 1
+        elif p == "T":
+            v = 0.0
+            counts["qc_trace"] += 1
+        else:
+            try:
+                v = float(p)
+            except ValueError:
+                malformed(i, "p01i must be a number of inches, T (trace) or M (missing)")
+                continue
+            if not np.isfinite(v) or v < 0:
+                malformed(i, "p01i must be 0 or more")
+                continue
+        st.append(f[i_st].strip())
+        tt.append(t)
+        vals.append(v)
+    out = _hourly_max(st, tt, to_mm(vals, FORMAT_UNITS["iem-asos"]), path)
+    check_plausible(out["rain_mm"].to_numpy(), path, FORMAT_UNITS["iem-asos"])
+    return out, counts
+
+
+GHCNH_PASSED_QC = {"", "0", "1", "4", "5", "9"}
+
+
+def read_ghcnh(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFrame, dict]:
+    """NOAA GHCNh hourly PSV: (station, time (hour end, UTC), rain_mm; counts). See the
+    module docstring for units, codes and the hourly aggregation."""
+    from pipeline.readers.gauges import decode_text
+
+    lines = decode_text(path).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cols = [c.strip() for c in lines[0].split("|")] if lines else []
+    need = ["Station_ID", "Year", "Month", "Day", "Hour", "Minute", "precipitation",
+            "precipitation_Measurement_Code", "precipitation_Quality_Code"]
+    missing = [c for c in need if c not in cols]
+    if missing:
+        raise InvalidGaugeError(f"{path}:1: not a GHCNh PSV file (header lacks {missing})")
+    ix = {c: cols.index(c) for c in need}
+    counts = {"qc_malformed_records": 0, "qc_trace": 0, "qc_missing": 0, "qc_flagged": 0}
+    st, tt, vals = [], [], []
+
+    def malformed(i: int, what: str) -> None:
+        if on_malformed == "error":
+            raise InvalidGaugeError(f"{path}:{i + 1}: {what}: {lines[i][:100]!r}")
+        counts["qc_malformed_records"] += 1
+
+    for i in range(1, len(lines)):
+        ln = lines[i]
+        if not ln.strip():
+            continue
+        f = ln.split("|")
+        if len(f) != len(cols):
+            malformed(i, f"{len(f)} fields, the header has {len(cols)}")
+            continue
+        try:
+            t = pd.Timestamp(*(int(f[ix[c]]) for c in ("Year", "Month", "Day", "Hour", "Minute")))
+        except (ValueError, TypeError):
+            malformed(i, "Year, Month, Day, Hour, Minute must make a date and time")
+            continue
+        p, code, qc = (f[ix[c]].strip() for c in ("precipitation", "precipitation_Measurement_Code",
+                                                  "precipitation_Quality_Code"))
+        if qc not in GHCNH_PASSED_QC:
+            v = np.nan
+            counts["qc_flagged"] += 1
+        elif code.upper().startswith("T"):
+            v = 0.0
+            counts["qc_trace"] += 1
+        elif p == "":
+            v = np.nan
+            counts["qc_missing"] += 1
+        else:
+            try:
+                v = float(p)
+            except ValueError:
+                malformed(i, "precipitation must be a number of mm or blank")
+                continue
+            if not np.isfinite(v) or v < 0:
+                malformed(i, "precipitation must be 0 or more")
+                continue
+        st.append(f[ix["Station_ID"]].strip())
+        tt.append(t)
+        vals.append(v)
+    out = _hourly_max(st, tt, to_mm(vals, FORMAT_UNITS["ghcnh"]), path)
+    check_plausible(out["rain_mm"].to_numpy(), path, FORMAT_UNITS["ghcnh"])
+    return out, counts
+
+
 def _gunzip_text(path) -> str:
     import gzip
 
@@ -209,13 +358,17 @@ def read_gauge_file(path: str | Path, fmt: str, on_malformed: str = "error", uni
         raise InvalidGaugeError(f"{path}:1: {reason}")
     if fmt == "knmi-hourly":
         return read_knmi_hourly(path, on_malformed)
+    if fmt == "iem-asos":
+        return read_iem_asos(path, on_malformed)
+    if fmt == "ghcnh":
+        return read_ghcnh(path, on_malformed)
     if fmt == "csv":
         from pipeline.readers.gauges import read_hourly
 
         df, counts = read_hourly(path, on_malformed, unit=unit)
         check_plausible(df["rain_mm"].to_numpy(), path, unit or "mm")
         return df, counts
-    raise ValueError(f"unknown gauge format {fmt!r} (knmi-hourly | csv)")
+    raise ValueError(f"unknown gauge format {fmt!r} (knmi-hourly | iem-asos | ghcnh | csv)")
 
 
 def to_monthly_csv(frames: list[pd.DataFrame], out_dir: str | Path) -> list[Path]:
