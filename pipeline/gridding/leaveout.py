@@ -19,8 +19,9 @@ bias (analysis - observation), Pearson correlation and the number of scored pair
 draw and summarised over the draws (mean, standard deviation, min, max). A withheld
 observation the analysis cannot reach (fewer than ``min_neighbors`` stations within the
 search radius, none within the coverage radius) is not scored; it is counted
-(``n_unanalysed``). The draws are over the station identifiers of all the months read, so a
-station is withheld in every month of a draw. Only the ingested inputs are read (never the
+(``n_unanalysed``). The draws are over the identifiers of the stations the analysis uses
+(inside a region box of the joined grid) in all the months read, so a station is withheld
+in every month of a draw. Only the ingested inputs are read (never the
 nature run's truth). Writes the JSON (schema: docs/contracts.md, "Gridding leave-out") and
 a CSV table next to it (same stem), atomically.
 """
@@ -71,6 +72,15 @@ def draw_withheld(ids, fraction: float, seed: int, repeat: int, kind: str) -> se
     k = int(np.clip(round(fraction * len(ids)), 1, len(ids) - 1))
     rng = np.random.default_rng([int(seed), int(repeat), {"gauges": 0, "soundings": 1}[kind]])
     return set(np.asarray(ids)[rng.choice(len(ids), size=k, replace=False)].tolist())
+
+
+def used_station_ids(config: dict, ds) -> set[str]:
+    """Identifiers of the stations (gauges or profiles) the analysis uses: inside a region
+    box of the joined grid. Only these are drawn: withholding an unused station tests nothing."""
+    from pipeline.gridding.analysis import region_of_points
+
+    used = region_of_points(config, ds["lat"].values, ds["lon"].values, GRID) > 0
+    return {str(i) for i in np.asarray(ds["station"].values)[used]}
 
 
 def fields(config: dict) -> list[dict]:
@@ -183,8 +193,8 @@ def leaveout(config: dict, inputs: list[tuple[str, object, object]]) -> dict:
     for month, snd, gau in inputs:
         _check_soundings(snd, config, f"soundings {month}")
         _check_gauges(gau, f"gauges {month}")
-    gauge_ids = {str(s) for _, _, g in inputs for s in g["station"].values}
-    sounding_ids = {str(s) for _, s, _ in inputs for s in np.asarray(s["station"].values)}
+    gauge_ids = set().union(*(used_station_ids(config, g) for _, _, g in inputs))
+    sounding_ids = set().union(*(used_station_ids(config, s) for _, s, _ in inputs))
     table = fields(config)
     per_repeat = {f["field"]: [] for f in table}
     withheld_counts = []

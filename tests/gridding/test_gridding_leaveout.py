@@ -42,8 +42,10 @@ def test_rain_leaveout_matches_a_direct_analysis_of_the_withheld_gauges(case):
     rain = res["fields"][0]
     assert rain["field"] == "rain" and len(rain["per_repeat"]) == 3
     # Draw 0 recomputed by hand: region by region, kept gauges -> withheld gauges, every frame.
-    held = lo.draw_withheld(gau["station"].values, 0.1, config["seed"], 0, "gauges")
-    assert len(held) == 40  # 10 % of 400
+    used = lo.used_station_ids(config, gau)
+    assert 150 < len(used) < 300  # gauges outside both region boxes (about half) are never drawn
+    held = lo.draw_withheld(used, 0.1, config["seed"], 0, "gauges")
+    assert len(held) == round(0.1 * len(used)) and held <= used
     proj = projection_for(make_grid(config, "concat"))
     xy = project(proj, gau["lat"].values, gau["lon"].values)
     lat, lon = gau["lat"].values, gau["lon"].values
@@ -80,8 +82,12 @@ def test_sounding_leaveout_scores_each_variable_by_level_band(case):
     for f in res["fields"][1:]:
         assert f["rmse"]["mean"] < 0.6 and f["correlation"]["mean"] > 0.9, f["field"]
     # Channel 0 (temperature 1000 hPa), draw 0, recomputed by hand for the first frame.
-    held = lo.draw_withheld(snd["station"].values, 0.1, config["seed"], 0, "soundings")
-    assert len(held) == 6
+    used = lo.used_station_ids(config, snd)
+    held = lo.draw_withheld(used, 0.1, config["seed"], 0, "soundings")
+    assert len(held) == round(0.1 * len(used)) >= 3 and held <= used
+    # every draw withholds stations the analysis uses: every field is scored in every draw
+    for f in res["fields"]:
+        assert all(r["n"] > 0 for r in f["per_repeat"]), f["field"]
     ana, obs = lo.sounding_pairs(snd, config, MONTH, held)
     first = snd.isel(profile=slice(0, 60))
     proj = projection_for(make_grid(config, "concat"))
@@ -108,7 +114,7 @@ def test_withheld_gauges_are_excluded_from_the_analysis(case):
     """An outlier planted at a withheld gauge changes only that gauge's observation: the
     analysis at every withheld site is unchanged. Planted at a kept gauge, it does change."""
     config, _, gau = case
-    held = lo.draw_withheld(gau["station"].values, 0.1, config["seed"], 0, "gauges")
+    held = lo.draw_withheld(lo.used_station_ids(config, gau), 0.1, config["seed"], 0, "gauges")
     ids = gau["station"].values.astype(str)
     a0, o0 = lo.gauge_pairs(gau, config, MONTH, held)
     bad = gau.copy(deep=True)
@@ -167,7 +173,8 @@ def test_cli_writes_json_and_csv_and_the_report_renders_the_table(case, tmp_path
     rain = res["fields"][0]
     row = f"| rain | mm | {rain['rmse']['mean']:.3f} ± {rain['rmse']['std']:.3f} | {rain['bias']['mean']:+.3f} ± "
     assert row in text
-    assert "10% of the gauges (40 of 400)" in text and "| temperature lower | degC |" in text
+    n_used = len(lo.used_station_ids(config, gau))
+    assert f"10% of the gauges ({round(0.1 * n_used)} of {n_used})" in text and "| temperature lower | degC |" in text
     assert "Left out" in "\n".join(report._gridding_leaveout({"gridding_leaveout": None}))
 
 

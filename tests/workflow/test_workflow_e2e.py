@@ -27,6 +27,12 @@ def test_main_job_writes_results_reports_and_logs(tiny_run):
     pngs = sorted(exp2.glob("*.png"))
     assert len(pngs) >= 4 and all(p.stat().st_size > 5000 for p in pngs)
     assert (workdir / "results" / "exp1" / "metrics.json").is_file()
+    # Leave-out validation of the gridding: its table in metrics.json, the CSV and the report.
+    leave = metrics["gridding_leaveout"]
+    assert leave["months"] == ["2020-01"] and leave["repeats"] == 3 and leave["fields"][0]["field"] == "rain"
+    assert leave["fields"][0]["n"]["mean"] > 0 and leave["fields"][0]["rmse"]["mean"] > 0
+    assert "## How good is the truth? Leave-out validation of the gridding" in report
+    assert (exp2 / "gridding_leaveout.csv").read_text().count("\n") == 1 + len(leave["fields"])
     # Every rule wrote a log, and the logs show progress, not just silence.
     logs = sorted((workdir / "logs").rglob("*.log"))
     rules = {p.parent.name for p in logs}
@@ -180,3 +186,4 @@ def test_snakemake_report_holds_figures_and_tables_of_both_experiments(tiny_run)
         for name in ("cases.png", "categorical_scores.png", "metrics.csv"):
             assert f"results/{exp}/{name}" in html
     assert "results/exp2/comparison.csv" in html
+    assert "results/exp2/gridding_leaveout.csv" in html  # the leave-out table of the gridding
