@@ -48,6 +48,18 @@ def settings(cfg: dict | None) -> dict:
     return out
 
 
+def settings_from_config(config: dict) -> dict:
+    """``radar.evaluation`` of a validated config, with the Marshall-Palmer coefficients of
+    ``radar.qpe`` (``zr_a``, ``zr_b``) used for the rain-rate thresholds."""
+    radar = (config or {}).get("radar") or {}
+    s = settings(radar.get("evaluation"))
+    q = radar.get("qpe") or {}
+    for k in ("zr_a", "zr_b"):
+        if k in q:
+            s[k] = q[k]
+    return s
+
+
 def _values(a) -> np.ndarray:
     return np.asarray(getattr(a, "values", a), dtype=np.float64)
 

@@ -180,3 +180,14 @@ def test_compare_holm_adjusts_secondary_p_values_and_config_errors():
         verify.verify_nowcast(obs, a, mask, {**CFG, "fss_scales_km": [40.0]})
     with pytest.raises(ValueError, match="radar.evaluation.primary_threshold_dbz"):
         verify.compare(obs, a, b, mask, {**CFG, "primary_threshold_dbz": 35.0})
+
+
+def test_settings_from_config_takes_marshall_palmer_from_qpe():
+    s = verify.settings_from_config({"radar": {"evaluation": {"block_length": 4}, "qpe": {"zr_a": 300.0, "zr_b": 1.4}}})
+    assert (s["block_length"], s["zr_a"], s["zr_b"]) == (4, 300.0, 1.4)
+    # Z = 300 R^1.4: 1 mm/h <-> 24.77 dBZ, so 24 dBZ is below 1 mm/h and 25 dBZ above it
+    obs = np.array([25.0, 24.0]).reshape(1, 1, 1, 2)
+    out = verify.verify_nowcast(obs, obs, np.ones((1, 2), bool), {**s, "fss_scales_km": [1.0]})
+    assert out["scores"]["base_rate@1mmh"]["all"] == pytest.approx(0.5)
+    out = verify.verify_nowcast(obs, obs, np.ones((1, 2), bool), {"fss_scales_km": [1.0]})
+    assert out["scores"]["base_rate@1mmh"]["all"] == pytest.approx(1.0)  # 200 R^1.6: 1 mm/h <-> 23.01 dBZ
