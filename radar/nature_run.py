@@ -627,47 +627,71 @@ def gauge_table(world: World, rate_low: np.ndarray) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- driver
-def generate(config: dict, out: str | Path, truth: str | Path, show_progress: bool = True) -> dict:
-    """Run the nature run; write volumes, gauges and truth. Returns a summary dict."""
+def _run_steps(s: dict, out: Path, k0: int, k1: int, include: np.ndarray, show_progress: bool) -> tuple:
+    """Steps k0..k1-1: write their volumes; return their truth, low-level rain rate, cell rows."""
     t0 = time.time()
-    s = settings(config)
-    out, truth = Path(out), Path(truth)
     world = World(s)
     radars = [VirtualRadar(world, spec, s["origin"]) for spec in s["radars"]]
     na = s["analysis_km"]
     off = (s["domain_km"] - na) // 2
-    nt, nz = s["steps"], len(world.heights)
-    tr = {k: np.zeros((nt, nz, na, na), "float32") for k in ("DBZH", "ZDR", "KDP", "RATE")}
-    rate_low = np.zeros((nt, len(world.x), len(world.x)), "float32")
-    phase_rows = []
-    kdp_rng = np.random.default_rng([s["seed"], 17, 5])
-    include = kdp_rng.uniform(size=(nt, len(radars))) >= s["kdp_missing_fraction"]
-    n_files = 0
-    for k in range(nt):
+    nz = len(world.heights)
+    tr = {key: np.zeros((k1 - k0, nz, na, na), "float32") for key in ("DBZH", "ZDR", "KDP", "RATE")}
+    rate_low = np.zeros((k1 - k0, len(world.x), len(world.x)), "float32")
+    rows = []
+    for k in range(k0, k1):
         f3 = world.fields(k)
         for key in tr:
-            tr[key][k] = f3[key][:, off:off + na, off:off + na]
-        rate_low[k] = f3["RATE"][0]
+            tr[key][k - k0] = f3[key][:, off:off + na, off:off + na]
+        rate_low[k - k0] = f3["RATE"][0]
         idx, p, cx, cy = f3["cells"]
-        for i, pi_, xi, yi in zip(idx, p, cx, cy):
-            phase_rows.append((k, int(i), float(pi_), float(xi), float(yi)))
+        rows.extend((k, int(i), float(pi_), float(xi), float(yi)) for i, pi_, xi, yi in zip(idx, p, cx, cy))
         when = world.times[k]
         for j, vr in enumerate(radars):
-            g = vr.sample(f3)
             rng = np.random.default_rng([s["seed"], 17, 6, vr.rid, k])
-            fields = _radar_fields(vr, g, rng, s)
+            fields = _radar_fields(vr, vr.sample(f3), rng, s)
             rid = vr.spec["id"]
             write_volume(out / rid / f"{rid}_{when.strftime('%Y%m%d_%H%M%S')}.nc", vr, when, fields, bool(include[k, j]))
-            n_files += 1
-        if show_progress and (k + 1) % max(1, nt // 10) == 0:
-            progress.info("step %d/%d (%.1f s)", k + 1, nt, time.time() - t0)
+        n = k1 - k0
+        if show_progress and (k - k0 + 1) % max(1, n // 5) == 0:
+            progress.info("steps %d-%d: %d/%d done (%.1f s)", k0, k1 - 1, k - k0 + 1, n, time.time() - t0)
+    return tr, rate_low, rows
+
+
+def generate(config: dict, out: str | Path, truth: str | Path, show_progress: bool = True,
+             threads: int = 1) -> dict:
+    """Run the nature run; write volumes, gauges and truth. Returns a summary dict.
+
+    ``threads`` processes share the steps (contiguous chunks); the files do not depend on it
+    (every random draw of a step is keyed by the seed and the step)."""
+    t0 = time.time()
+    s = settings(config)
+    out, truth = Path(out), Path(truth)
+    world = World(s)
+    nt = s["steps"]
+    kdp_rng = np.random.default_rng([s["seed"], 17, 5])
+    include = kdp_rng.uniform(size=(nt, len(s["radars"]))) >= s["kdp_missing_fraction"]
+    threads = max(1, min(int(threads), nt))
+    edges = np.linspace(0, nt, threads + 1).astype(int)
+    chunks = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    if threads == 1:
+        parts = [_run_steps(s, out, a, b, include, show_progress) for a, b in chunks]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(threads) as pool:
+            futs = [pool.submit(_run_steps, s, out, a, b, include, show_progress) for a, b in chunks]
+            parts = [f.result() for f in futs]
+    tr = {key: np.concatenate([p_[0][key] for p_ in parts]) for key in parts[0][0]}
+    rate_low = np.concatenate([p_[1] for p_ in parts])
+    phase_rows = [r for p_ in parts for r in p_[2]]
+    off = (s["domain_km"] - s["analysis_km"]) // 2
     gauges = gauge_table(world, rate_low)
     with atomic_path(out / "gauges" / "gauges.csv") as tmp:
         gauges.drop(columns="_true").to_csv(tmp, index=False)
     _write_truth(world, tr, phase_rows, gauges, truth / "truth.nc", off)
-    summary = {"steps": nt, "cells": world.n_cells, "volumes": n_files,
+    summary = {"steps": nt, "cells": world.n_cells, "volumes": nt * len(s["radars"]),
                "volumes_without_kdp": int((~include).sum()), "gauge_records": len(gauges),
-               "seconds": round(time.time() - t0, 1)}
+               "processes": len(chunks), "seconds": round(time.time() - t0, 1)}
     log.info("radar nature run: %s", summary)
     return summary
 
@@ -711,7 +735,8 @@ def _write_truth(world: World, tr, phase_rows, gauges, path: Path, off: int) -> 
 
 
 def build_parser():
-    ap = cli.parser("python -m radar.nature_run", __doc__, progress=True)
+    ap = cli.parser("python -m radar.nature_run", __doc__, progress=True,
+                    threads="processes sharing the steps (default 2; the files do not depend on it)")
     cli.add_config(ap)
     ap.add_argument("--out", default="data/radar/raw", help="raw output folder (default data/radar/raw)")
     ap.add_argument("--truth", default="data/radar/truth", help="truth folder (default data/radar/truth)")
@@ -728,7 +753,8 @@ def _main(args) -> int:
         h.setFormatter(logging.Formatter(cli.LOG_FORMAT))
         logging.getLogger().addHandler(h)
     config = load_config(args.config)
-    generate(config, args.out, args.truth, show_progress=not args.no_progress)
+    generate(config, args.out, args.truth, show_progress=not args.no_progress,
+             threads=args.threads if args.threads else 2)
     return 0
 
 

@@ -185,9 +185,10 @@ def test_truth_file_and_reproducible(run, tmp_path):
     assert t1.DBZH.dims == ("time", "height", "y", "x") and t1.DBZH.shape == (4, 6, 32, 32)
     assert t1.attrs["seed"] == 5 and len(t1.attrs["config_hash"]) == 16
     assert float(t1.DBZH.min()) >= 0.0 and float(t1.DBZH.max()) > 30
-    nr.generate(cfg, tmp_path / "raw", tmp_path / "truth", show_progress=False)
+    nr.generate(cfg, tmp_path / "raw", tmp_path / "truth", show_progress=False, threads=2)  # 2 processes
     t2 = xr.open_dataset(tmp_path / "truth" / "truth.nc")
-    np.testing.assert_array_equal(t1.DBZH.values, t2.DBZH.values)
+    for name in ("DBZH", "ZDR", "KDP", "RATE", "cell_phase"):
+        np.testing.assert_array_equal(t1[name].values, t2[name].values)
     assert (base / "raw/gauges/gauges.csv").read_bytes() == (tmp_path / "raw/gauges/gauges.csv").read_bytes()
     import netCDF4
 
