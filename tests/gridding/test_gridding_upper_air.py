@@ -238,3 +238,15 @@ def test_command_line_module_entry_point():
                        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == "error: nope.nc: no such gridded upper-air file"
+
+
+def test_bilinear_on_the_real_file_matches_xarray_interp(gfs_fields, raw):
+    """Every level of the GFS temperature on a 0.5-degree grid in -180..180 longitudes
+    against xarray's ``Dataset.interp`` (linear) on the file's own 0..360 axes."""
+    lat, lon = np.arange(26.25, 39.0, 0.5), np.arange(-104.75, -85.5, 0.5)
+    got = ua.bilinear(gfs_fields.values["temperature"][0], gfs_fields.lat, gfs_fields.lon, lat, lon)
+    levels = [1000, 925, 850, 700, 500, 400, 300, 250, 200, 150, 100]
+    ref = (raw["Temperature_isobaric"].isel(time=0).sel(isobaric3=[p * 100.0 for p in levels])
+           .astype(float).interp(lat=lat, lon=lon + 360.0).values - 273.15)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
