@@ -46,7 +46,7 @@ from radar.ingest import RadarFileError, Volume, read_volume
 log = logging.getLogger(__name__)
 progress = logging.getLogger(__name__ + ".progress")
 
-GRID_DEFAULTS = {"origin": {"lat": 50.0, "lon": 8.0}, "nx": 64, "ny": 64, "spacing_m": 1000.0,
+GRID_DEFAULTS = {"origin": {"lat": 52.0, "lon": 5.0}, "nx": 64, "ny": 64, "spacing_m": 1000.0,
                  "heights_m": [1000.0, 2000.0, 3000.0], "roi_m": 1500.0, "dbz_floor": 0.0, "step_minutes": 6}
 INGEST_DEFAULTS = {**qc.DEFAULTS, "kdp_window_gates": 9, "kdp_median_gates": 5}
 FIELDS = ("DBZH", "ZDR", "KDP")
@@ -230,7 +230,10 @@ def build(config: dict, raw: Path, show_progress: bool = True, threads: int = 1)
         if show_progress and (done % 50 == 0 or done == n_files):
             progress.info("%d/%d volumes (%.1f s)", done, n_files, _time.perf_counter() - t0)
 
-    steps = sorted(by_step)
+    # a regular axis from the first to the last step: a step without any volume is all NaN
+    dt = np.timedelta64(int(g["step_minutes"]) * 60, "s")
+    first, last = min(by_step), max(by_step)
+    steps = list(np.arange(first, last + dt, dt))
     dists = np.stack([owner_dist[r] for r in radars])  # (R, nz, ny, nx)
     owner = np.argmin(dists, axis=0)
     seen_any = np.isfinite(dists).any(axis=0)

@@ -64,14 +64,14 @@ def raw_two_radars(tmp_path_factory):
     from bench_radar_grid import lookalike_volume
 
     raw = tmp_path_factory.mktemp("radar") / "raw"
-    times = ["2024-06-01T00:00:00", "2024-06-01T00:06:00", "2024-06-01T00:12:00"]
+    times = ["2024-06-01T00:00:00", "2024-06-01T00:06:00", "2024-06-01T00:12:00", "2024-06-01T00:24:00"]
     sites = [("RAD1", 49.9, 7.85), ("RAD2", 50.1, 8.15)]
     for i, t in enumerate(times):
         for j, (rid, lat, lon) in enumerate(sites):
             if rid == "RAD2" and i == 1:
                 continue  # a missing volume
             stamp = t.replace("-", "").replace(":", "").replace("T", "_")
-            lookalike_volume(raw / rid / f"{rid}_{stamp}.nc", rid, lat, lon, t, seed=10 * i + j, kdp=(i != 2),
+            lookalike_volume(raw / rid / f"{rid}_{stamp}.nc", rid, lat, lon, t, seed=10 * i + j, kdp=(i < 2),
                              ngates=60, nrays=180)
     return raw
 
@@ -80,12 +80,17 @@ def test_cli_writes_contract_store(raw_two_radars, tmp_path):
     out = tmp_path / "cappi.zarr"
     logf = tmp_path / "grid.log"
     cfg = tmp_path / "config.yaml"
-    cfg.write_text((ROOT / "config.yaml").read_text())
+    import yaml
+
+    c = yaml.safe_load((ROOT / "config.yaml").read_text())
+    c["radar"]["grid"] = {**(c["radar"].get("grid") or {}), "origin": {"lat": 50.0, "lon": 8.0},
+                          "heights_m": [1000.0, 2000.0, 3000.0], "nx": 64, "ny": 64}
+    cfg.write_text(yaml.safe_dump(c))
     rc = rg.main(["--config", str(cfg), "--raw", str(raw_two_radars), "--out", str(out), "--log", str(logf),
                   "--no-progress"])
     assert rc == 0
     ds = xr.open_zarr(out)
-    assert dict(ds.sizes) == {"time": 3, "height": 3, "y": 64, "x": 64}
+    assert dict(ds.sizes) == {"time": 5, "height": 3, "y": 64, "x": 64}  # 00:18 has no volume at all
     assert ds.DBZH.dtype == np.float32 and ds.DBZH.dims == ("time", "height", "y", "x")
     assert ds.DBZH.attrs["units"] == "dBZ" and ds.KDP.attrs["units"] == "deg km-1"
     assert ds.x.attrs["standard_name"] == "projection_x_coordinate"
@@ -102,10 +107,11 @@ def test_cli_writes_contract_store(raw_two_radars, tmp_path):
     # the step without RAD2: its cells (the east half holds most of them) are NaN, RAD1's are not
     d1 = ds.DBZH.isel(time=1, height=0).values
     assert np.isnan(d1[:, 50:]).mean() > 0.9 and np.isfinite(d1[:, :10]).mean() > 0.5
-    assert ds.attrs["missing_volumes"] == 1
+    assert ds.attrs["missing_volumes"] == 3  # RAD2 at 00:06, both radars at 00:18
+    assert np.isnan(ds.DBZH.isel(time=3).values).all() and np.isfinite(ds.DBZH.isel(time=4).values).any()
     totals = json.loads(ds.attrs["qc_removed_gates"])
     assert set(totals) == {"rhohv", "snr", "clutter", "speckle"}
     assert ds.attrs["qc_removed_gates_speckle"] == totals["speckle"] > 0
-    assert ds.attrs["kdp_derived_volumes"] == 2 and ds.attrs["config_hash"]
+    assert ds.attrs["kdp_derived_volumes"] == 4 and ds.attrs["config_hash"]
     text = logf.read_text()
-    assert "1 volume(s) missing" in text and "RAD2@2024-06-01T00:06" in text and "QC removed gates" in text
+    assert "3 volume(s) missing" in text and "RAD2@2024-06-01T00:06" in text and "QC removed gates" in text
