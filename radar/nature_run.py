@@ -32,7 +32,8 @@ noise of the same variance as the default world's D0 departures from that relati
 afresh per cell and step (no memory), Nw then matches Z_H; so Z_DR and K_DP say nothing
 about the future beyond Z_H.
 
-Written (``python -m radar.nature_run --config CONFIG --out data/radar/raw --truth data/radar/truth``)::
+Written (``python -m radar.nature_run --config CONFIG --out data/radar/raw --truth data/radar/truth
+[--log FILE] [--threads N]``; N processes share the steps, default 2)::
 
     OUT/<RADAR_ID>/<RADAR_ID>_<YYYYmmdd_HHMMSS>.nc   CfRadial 1.x PPI volume per step
     OUT/gauges/gauges.csv                            station,lat,lon,time,rain_mm (6-min totals)
