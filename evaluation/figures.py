@@ -81,9 +81,15 @@ def rain_norm():
 
 
 def _rain_colorbar(fig, mesh, axes, units="mm / 12 h"):
-    cb = fig.colorbar(mesh, ax=axes, shrink=0.8, extend="max", spacing="uniform", label=f"rain ({units})")
+    cb = fig.colorbar(mesh, ax=axes, shrink=_bar_shrink(axes), extend="max", spacing="uniform",
+                      label=f"rain ({units})")
     cb.set_ticks([0.0, *RAIN_LEVELS_MM], labels=["0", *(f"{v:g}" for v in RAIN_LEVELS_MM)])
     return cb
+
+
+def _bar_shrink(axes) -> float:
+    """Colour bar length beside a grid of maps: shorter than a tall column of rows."""
+    return min(0.8, 3.0 / max(np.shape(axes)[0], 1) + 0.2)
 
 
 def _lon_label(x, _pos=None):
@@ -125,7 +131,7 @@ def _grid_axes(nrows, ncols, size=2.6, lat=None, lon=None):
         dx = np.ptp(lon) + abs(lon[1] - lon[0])
         ratio = float(np.clip(dy / dx, 0.25, 4.0))
         width, height = (size, size * ratio) if ratio <= 1 else (size / ratio, size)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 1.4, (height + 0.5) * nrows + 0.5),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 1.4, (height + 0.35) * nrows + 0.4),
                              squeeze=False, sharex=True, sharey=True, layout="constrained")
     for i in range(nrows):
         for j in range(ncols):
@@ -148,7 +154,7 @@ def plot_cases(path, lat, lon, titles, columns: dict[str, np.ndarray], units="mm
                                                           edgecolor="black", lw=0.8, ls="--"))
                 if i == 0:
                     ax.text(lo0, la1, f" {name.replace('region', 'region ')}", fontsize=6, va="top")
-            ax.set_title(f"{label}\n{title}" if j == 0 else label, fontsize=8)
+            ax.set_title(f"{title}\n{label}" if j == 0 else label, fontsize=8)
     _rain_colorbar(fig, mesh, axes, units)
     _save(fig, path)
 
@@ -165,8 +171,8 @@ def plot_diverging(path, lat, lon, titles, columns: dict[str, np.ndarray], label
         for j, lab in enumerate(labels):
             ax = axes[i, j]
             mesh = ax.pcolormesh(lon, lat, columns[lab][i], cmap=cmap, vmin=-vmax, vmax=vmax, shading="nearest")
-            ax.set_title(f"{lab}\n{title}" if j == 0 else lab, fontsize=8)
-    fig.colorbar(mesh, ax=axes, shrink=0.8, label=label)
+            ax.set_title(f"{title}\n{lab}" if j == 0 else lab, fontsize=8)
+    fig.colorbar(mesh, ax=axes, shrink=_bar_shrink(axes), label=label)
     _save(fig, path)
 
 
@@ -264,8 +270,8 @@ def plot_fss(path, thresholds, windows, models: dict, colors: dict, cell_km: flo
         if f0 is not None and np.isfinite(f0):
             useful = 0.5 + f0 / 2
             ax.axhline(useful, color="0.3", ls="--", lw=1, label="useful: 0.5 + f0/2")
-            ax.text(scale[0], useful + 0.015, f"f0 = {f0:.3f}", fontsize=7, color="0.3", va="bottom")
-        ax.set_title(f"FSS, rain >= {t:g} mm / 12 h", fontsize=9)
+        ax.set_title(f"FSS, rain >= {t:g} mm / 12 h" + (f" (f0 = {f0:.3f})" if f0 is not None and np.isfinite(f0)
+                                                        else ""), fontsize=9)
         ax.set_xlabel("neighbourhood size (km)" if cell_km else "window (cells)")
         ax.set_xticks(scale, [f"{v:.0f}" for v in scale] if cell_km else [f"{v:g}" for v in scale], fontsize=7)
         ax.set_ylim(-0.02, 1.02)
@@ -371,8 +377,9 @@ def plot_flow_regimes(path, block: dict):
             ax.errorbar(x[i], rel[i], yerr=err[:, i:i + 1], fmt="o", capsize=4, color=colors[i],
                         mfc=colors[i] if strata[n]["interval"] else "none")
         ax.axhline(0, color="0.5", lw=0.8)
-        labels = [f"{n}\n{strata[n]['n_frames']} frame{'' if strata[n]['n_frames'] == 1 else 's'}" + ("\n(from region 2)" if key == "sectors" and n == home
-                                                           else "") for n in names]
+        nf = {n: strata[n]["n_frames"] for n in names}
+        labels = [f"{n}\n{nf[n]} frame{'' if nf[n] == 1 else 's'}"
+                  + ("\n(from region 2)" if key == "sectors" and n == home else "") for n in names]
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(title, fontsize=9)
