@@ -1,0 +1,55 @@
+"""The radar track end to end: wall time and peak memory of `snakemake --cores 2 results/radar`.
+
+Runs the workflow on the default config (or --configfile) in a fresh working directory,
+sampling the summed resident memory of Snakemake and its child processes every 0.25 s.
+Targets: <= 10 minutes and <= 4 GiB on 2 cores. Writes benchmarks/results/radar.json.
+
+    python benchmarks/bench_radar.py [--workdir DIR] [--configfile FILE ...] [--name radar]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from bench_main_job import tree_rss
+from workflow_run import start_workflow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config.yaml"])
+    ap.add_argument("--name", default="radar", help="name of the results JSON")
+    args = ap.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-radar-"))
+    t0 = time.perf_counter()
+    proc = start_workflow(workdir, args.configfile, 2, ["results/radar"])
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(ps))
+        time.sleep(0.25)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        sys.exit(f"workflow failed ({proc.returncode}); see {workdir / 'bench.log'}")
+    result = {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "cores_available": os.cpu_count(),
+              "workdir": "(temporary)", "configfiles": [p.name for p in args.configfile],
+              "targets": {"wall_s": 600, "peak_rss_gib": 4.0}}
+    m = workdir / "results" / "radar" / "metrics.json"
+    if m.exists():
+        result["headline"] = json.loads(m.read_text()).get("headline")
+    print(json.dumps(result, indent=2))
+    out = REPO / "benchmarks" / "results" / f"{args.name}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
