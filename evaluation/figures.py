@@ -160,19 +160,25 @@ def plot_cases(path, lat, lon, titles, columns: dict[str, np.ndarray], units="mm
 
 
 def plot_diverging(path, lat, lon, titles, columns: dict[str, np.ndarray], label: str):
-    """Diverging maps centred on 0 with one symmetric scale (rows = titles)."""
+    """Diverging maps centred on 0 with one symmetric, symmetric-log scale (rows = titles)."""
     labels = list(columns)
     values = np.concatenate([np.ravel(v) for v in columns.values()])
     vmax = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
     vmax = vmax if vmax > 0 else 1.0
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
+    # symmetric-log scale (linear within +-1 mm): a case's tens of mm and the test period's
+    # mean bias of a few tenths are both legible on the one scale
+    norm = matplotlib.colors.SymLogNorm(linthresh=min(1.0, vmax), vmin=-vmax, vmax=vmax, base=10)
     fig, axes = _grid_axes(len(titles), len(labels), lat=lat, lon=lon)
     for i, title in enumerate(titles):
         for j, lab in enumerate(labels):
             ax = axes[i, j]
-            mesh = ax.pcolormesh(lon, lat, columns[lab][i], cmap=cmap, vmin=-vmax, vmax=vmax, shading="nearest")
+            mesh = ax.pcolormesh(lon, lat, columns[lab][i], cmap=cmap, norm=norm, shading="nearest")
             ax.set_title(f"{title}\n{lab}" if j == 0 else lab, fontsize=8)
-    fig.colorbar(mesh, ax=axes, shrink=_bar_shrink(axes), label=label)
+    cb = fig.colorbar(mesh, ax=axes, shrink=_bar_shrink(axes), label=label)
+    ticks = [t for t in (0.3, 1, 3, 10, 30, 100) if t <= vmax]
+    cb.set_ticks([-t for t in ticks[::-1]] + [0] + ticks, labels=[f"{-t:g}" for t in ticks[::-1]] + ["0"]
+                 + [f"{t:g}" for t in ticks])
     _save(fig, path)
 
 
