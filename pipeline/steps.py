@@ -29,7 +29,69 @@ import time
 from pathlib import Path
 
 PACKAGES = ("pipeline", "training", "evaluation")
+# Optional array libraries that xarray probes (by importing them) on its first Dataset; the
+# data steps never hold their arrays. Their types can only occur once they are imported.
+PROBED_ARRAY_MODULES = ("pint", "sparse", "cupy")
 log = logging.getLogger("pipeline.steps")
+
+
+class _ProbedUntilImported:
+    """Stands in xarray's duck-array cache for ``name`` until ``name`` is imported: before,
+    no array of that library can exist, so it answers "no such type" without importing it;
+    after, it answers as xarray's own entry would."""
+
+    def __init__(self, name: str, real_class):
+        self._name, self._real_class, self._real = name, real_class, None
+
+    def __getattr__(self, attr):
+        if self._real is None:
+            if self._name not in sys.modules:
+                from packaging.version import Version
+                absent = {"module": None, "version": Version("0.0.0"), "type": (), "available": False}
+                if attr in absent:
+                    return absent[attr]
+                raise AttributeError(attr)
+            self._real = self._real_class(self._name)
+        return getattr(self._real, attr)
+
+
+def defer_unused_imports() -> None:
+    """Spare a data step the imports it never uses (about 1 CPU-s per process): xarray's
+    probes of pint/sparse/cupy on the first Dataset, and its import of dask.distributed on
+    the first write to find out whether a distributed client runs (none can run unless
+    dask.distributed was imported). Answers stay xarray's own; only the imports are deferred."""
+    try:
+        from xarray.backends import locks, writers
+        from xarray.namedarray import pycompat
+    except ImportError:  # pragma: no cover - xarray is a dependency
+        return
+    cache = getattr(pycompat, "_cached_duck_array_modules", None)
+    if isinstance(cache, dict):
+        for name in PROBED_ARRAY_MODULES:
+            if name not in sys.modules:
+                cache.setdefault(name, _ProbedUntilImported(name, pycompat.DuckArrayModule))
+    original = locks.get_dask_scheduler
+    if getattr(original, "_defers_distributed", False):
+        return
+
+    def get_dask_scheduler(get=None, collection=None):
+        if "distributed" in sys.modules or get is not None or collection is not None:
+            return original(get, collection)
+        # No distributed client without dask.distributed: xarray's answer is then
+        # "multiprocessing" for dask's process scheduler and "threaded" otherwise.
+        import dask
+
+        multiprocessing = sys.modules.get("dask.multiprocessing")
+        scheduler = dask.config.get("scheduler", None)
+        if scheduler in ("processes", "multiprocessing") or (
+                multiprocessing is not None and scheduler is multiprocessing.get):
+            return "multiprocessing"
+        return "threaded"
+
+    get_dask_scheduler._defers_distributed = True
+    for module in (locks, writers):
+        if getattr(module, "get_dask_scheduler", None) is original:
+            module.get_dask_scheduler = get_dask_scheduler
 
 
 class StepError(ValueError):
@@ -71,6 +133,7 @@ def run(steps: list[str]) -> int:
     try:
         parsed = [parse_step(s) for s in steps]
         mains = [entry_point(m) for m, _ in parsed]
+        defer_unused_imports()
     except StepError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

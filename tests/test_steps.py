@@ -52,3 +52,35 @@ def test_steps_run_in_order_and_the_first_failure_stops_the_run(tmp_path):
     a, b = xr.open_dataset(alone, engine="netcdf4"), xr.open_dataset(together, engine="netcdf4")
     xr.testing.assert_identical(a, b)
     assert a.sizes["profile"] > 0
+
+
+DEFERRED_CHECK = """
+import sys
+import numpy as np
+import xarray as xr
+from pipeline import steps
+steps.defer_unused_imports()
+from xarray.backends.locks import get_dask_scheduler
+from xarray.namedarray.pycompat import array_type
+ds = xr.Dataset({"rain": (("time", "x"), np.arange(6.0).reshape(2, 3))}, coords={"x": [1, 2, 3]})
+ds.to_netcdf(sys.argv[1], engine="netcdf4")
+assert get_dask_scheduler() == "threaded", get_dask_scheduler()
+print(sorted(m for m in ("pint", "sparse", "cupy", "distributed") if m in sys.modules))
+import pint
+assert array_type("pint") == (pint.Quantity,), array_type("pint")  # xarray's own answer once imported
+print("ok")
+"""
+
+
+def test_the_runner_defers_imports_the_steps_never_use(tmp_path):
+    """After defer_unused_imports a Dataset is built and written without importing pint,
+    sparse, cupy or dask.distributed, to the same bytes as without it; once pint is
+    imported, xarray recognises its arrays again."""
+    deferred, plain = tmp_path / "deferred.nc", tmp_path / "plain.nc"
+    r = subprocess.run([sys.executable, "-c", DEFERRED_CHECK, str(deferred)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[]", "ok"]
+    plain_check = DEFERRED_CHECK.replace("steps.defer_unused_imports()", "").split("assert get_dask")[0]
+    r = subprocess.run([sys.executable, "-c", plain_check, str(plain)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    xr.testing.assert_identical(xr.open_dataset(deferred), xr.open_dataset(plain))

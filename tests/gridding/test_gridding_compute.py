@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dask
+import dask.threaded
 import numpy as np
 import pytest
 
@@ -14,7 +15,8 @@ from gridding_helpers import make_interim, write_config
 def test_local_threads_follow_the_rule_threads(tmp_path):
     _, config = write_config(tmp_path)
     with dask_scheduler(config, threads=3):
-        assert dask.config.get("scheduler") == "threads"
+        # dask's threaded scheduler, named by its function (no look-up of a distributed client)
+        assert dask.config.get("scheduler") is dask.threaded.get
         assert dask.config.get("num_workers") == 3
         assert dask.config.get("pool")._max_workers == 3
 
