@@ -186,7 +186,7 @@ def _step(t: np.datetime64, minutes: int) -> np.datetime64:
     return np.datetime64(int((ts + s // 2) // s * s), "s")
 
 
-def build(config: dict, raw: Path, show_progress: bool = True, threads: int = 1):
+def build(config: dict, raw: Path, show_progress: bool = True):
     """Read, QC and grid every volume under ``raw``; return the CAPPI Dataset (not written)."""
     import xarray as xr
 
@@ -304,7 +304,7 @@ def write(ds, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = cli.parser("python -m radar.grid", __doc__, threads=True, progress=True)
+    ap = cli.parser("python -m radar.grid", __doc__, progress=True)
     cli.add_config(ap)
     ap.add_argument("--raw", default="data/radar/raw", help="folder of radar volumes, one subfolder per radar")
     ap.add_argument("--out", default="data/radar/processed/cappi.zarr", help="output zarr store (written atomically)")
