@@ -96,7 +96,7 @@ def main(argv=None):
     if args.raw:
         raw = Path(args.raw)
         n = sum(1 for p in raw.rglob("*.nc") if p.parent.name != "gauges")
-        source = f"existing raw folder {raw}"
+        source = f"existing raw folder ({raw.name})"
     else:
         raw = work / "raw"
         n = make_raw(raw, args.hours, args.radars) if not raw.is_dir() else sum(1 for _ in raw.rglob("*.nc"))
