@@ -27,6 +27,10 @@ def test_main_job_writes_results_reports_and_logs(tiny_run):
     pngs = sorted(exp2.glob("*.png"))
     assert len(pngs) >= 4 and all(p.stat().st_size > 5000 for p in pngs)
     assert (workdir / "results" / "exp1" / "metrics.json").is_file()
+    # Maps a meteorologist reads: the cases with region 2 beside region 1, the observing network.
+    for name in ("cases_joined.png", "observing_network.png"):
+        assert (exp2 / name).stat().st_size > 5000 and f"]({name})" in report
+    assert (workdir / "results" / "network" / "observing_network.csv").read_text().count("\n") > 1
     # Leave-out validation of the gridding: its table in metrics.json, the CSV and the report.
     leave = metrics["gridding_leaveout"]
     assert leave["months"] == ["2020-01"] and leave["repeats"] == 3 and leave["fields"][0]["field"] == "rain"
@@ -117,6 +121,7 @@ def test_adding_a_month_reprocesses_only_that_month(tiny_run, tmp_path):
         "predict_test": 2,
         "advection_baseline": 1,
         "evaluate_experiment": 1,
+        "network_map": 1,  # the new month's stations and gauges
         "compare_experiment": 1,
     }
     assert "2020-04" in dry.stdout and "month=2020-03" not in dry.stdout
