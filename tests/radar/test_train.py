@@ -39,6 +39,7 @@ def test_main_track_model_unchanged_and_forecaster_shape():
         ConvLSTMUNet(5, (8, 16), groups=4, head="bins", n_frames=3)
 
 
+@pytest.mark.slow  # about 30 s on an idle core, 2 min under load
 def test_training_loss_drops_on_tiny_store(tmp_path):
     from radar.train import train
 
