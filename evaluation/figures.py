@@ -347,18 +347,20 @@ def plot_reliability(path, thresholds, tables: dict[str, dict], colors: dict):
     plt.close(fig)
 
 
-def plot_spectra(path, spectra: dict[str, tuple[np.ndarray, np.ndarray]], colors: dict):
+def plot_spectra(path, spectra: dict[str, tuple[np.ndarray, np.ndarray]], colors: dict,
+                 cell_km: float | None = None):
     """Mean radially averaged power spectra (sharpness: a blurred forecast loses power at
     short wavelengths)."""
     fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
     for name, (freq, power) in spectra.items():
         keep = freq > 0
         style = {"color": "black", "lw": 2} if name == "truth" else {"color": colors.get(name.split(" (")[0])}
-        ax.loglog(1.0 / freq[keep], power[keep], label=name, **style)
+        ax.loglog((cell_km or 1.0) / freq[keep], power[keep], label=name, **style)
     ax.invert_xaxis()
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set(xlabel="wavelength (grid cells)", ylabel="power (mm² / 12 h²)")
+    ax.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set(xlabel="wavelength (km)" if cell_km else "wavelength (grid cells)", ylabel="power (mm² / 12 h²)")
     ax.legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
@@ -539,7 +541,7 @@ def make_all(out: Path, maps, metrics: dict, logs: dict[str, pd.DataFrame]) -> l
                      "reliability), over the number of cell-times per probability bin (sharpness)",
                      "reliability.png"))
     if getattr(maps, "spectra", None):
-        plot_spectra(out / "spectra.png", maps.spectra, colors)
+        plot_spectra(out / "spectra.png", maps.spectra, colors, cell_km=cell_size_km(maps.lat))
         figs.append(("Sharpness: mean radially averaged power spectrum (pysteps rapsd) of the truth, of one "
                      "seed of each experiment and of persistence over the scored test times (unscored cells 0)",
                      "spectra.png"))
