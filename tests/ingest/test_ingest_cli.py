@@ -65,7 +65,7 @@ def test_gauges_and_partition_cli(tmp_path, data_dir, one_gauge_month):
     assert (tmp_path / "raw" / "2015-06" / "AUM00011035-data.txt").exists()
 
 
-def test_soundings_cli_folder_input_and_empty_month(tmp_path, data_dir):
+def test_soundings_cli_folder_input_and_empty_month(tmp_path, data_dir, capsys):
     raw = tmp_path / "raw"
     main(["partition", "--out", str(raw), str(data_dir / "igra2" / "AUM00011035-data.txt.gz")])
     out = tmp_path / "2015-02.nc"
@@ -75,8 +75,10 @@ def test_soundings_cli_folder_input_and_empty_month(tmp_path, data_dir):
     (raw / "2015-07").mkdir()
     main(["soundings", "--config", CONFIG, "--month", "2015-07", "--out", str(tmp_path / "e.nc"), str(raw / "2015-07")])
     assert xr.open_dataset(tmp_path / "e.nc").sizes["profile"] == 0
-    with pytest.raises(FileNotFoundError, match="nothere.txt"):
-        main(["soundings", "--config", CONFIG, "--out", str(tmp_path / "x.nc"), str(tmp_path / "nothere.txt")])
+    # a missing input is a bad input: one line naming the path, exit status 2
+    assert main(["soundings", "--config", CONFIG, "--out", str(tmp_path / "x.nc"), str(tmp_path / "nothere.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "nothere.txt" in err
 
 
 def test_soundings_cli_without_config_uses_schema_defaults(tmp_path, data_dir, capsys):
