@@ -32,6 +32,7 @@ include: "rules/evaluate.smk"
 include: "rules/baselines.smk"
 include: "rules/tune.smk"
 include: "rules/attribution.smk"
+include: "rules/radar.smk"
 
 
 report: "report/workflow.rst"
