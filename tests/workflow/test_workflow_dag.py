@@ -27,7 +27,8 @@ def test_dry_run_of_main_job_has_every_stage_per_month(tmp_path):
         "advection_baseline": 1,
         "evaluate_experiment": 1,
         "compare_experiment": 1,
-        "gridding_leaveout": 1,  # leave-out validation of the gridding, read by the report
+        "gridding_leaveout": 1,
+        "network_map": 1,  # leave-out validation of the gridding, read by the report
     }
 
 
