@@ -11,25 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
-from workflow_run import start_workflow
+from workflow_run import run_measured
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
 
 
 def main() -> None:
@@ -40,17 +27,8 @@ def main() -> None:
     ap.add_argument("--name", default="main_job", help="name of the results JSON")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-main-"))
-    t0 = time.perf_counter()
-    proc = start_workflow(workdir, [args.configfile], 8, ["results/exp2"],
-                          ["--config", *args.config] if args.config else [])
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(ps))
-        time.sleep(0.25)
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        sys.exit(f"workflow failed ({proc.returncode}); see {workdir / 'bench.log'}")
+    wall, peak = run_measured(workdir, [args.configfile], 8, ["results/exp2"],
+                              ["--config", *args.config] if args.config else [])
     result = {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "cores_available": os.cpu_count(),
               "workdir": "(temporary)", "config_overrides": args.config,
               "targets": {"wall_s": 600, "peak_rss_gib": 4.0}}

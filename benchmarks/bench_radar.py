@@ -11,14 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
-from bench_main_job import tree_rss
-from workflow_run import start_workflow
+from workflow_run import run_measured
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,16 +26,7 @@ def main() -> None:
     ap.add_argument("--name", default="radar", help="name of the results JSON")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-radar-"))
-    t0 = time.perf_counter()
-    proc = start_workflow(workdir, args.configfile, 2, ["results/radar"])
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(ps))
-        time.sleep(0.25)
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        sys.exit(f"workflow failed ({proc.returncode}); see {workdir / 'bench.log'}")
+    wall, peak = run_measured(workdir, args.configfile, 2, ["results/radar"])
     result = {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "cores_available": os.cpu_count(),
               "workdir": "(temporary)", "configfiles": [p.name for p in args.configfile],
               "targets": {"wall_s": 600, "peak_rss_gib": 4.0}}
