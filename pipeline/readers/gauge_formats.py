@@ -137,10 +137,7 @@ def read_knmi_hourly(path: str | Path, on_malformed: str = "error") -> tuple[pd.
     counts = {"qc_malformed_records": 0, "qc_trace": 0}
     stn, day, hh, rh, row_lines = [], [], [], [], []
 
-    def malformed(i: int, what: str) -> None:
-        if on_malformed == "error":
-            raise InvalidGaugeError(f"{path}:{i + 1}: {what}: {lines[i][:100]!r}")
-        counts["qc_malformed_records"] += 1
+    malformed = _malformed_policy(path, lines, counts, on_malformed)
 
     width = len(cols) - (1 if cols[-1] == "" else 0)
     for i in range(head + 1, len(lines)):
@@ -195,6 +192,32 @@ def _hourly_max(station, time, rain, path) -> pd.DataFrame:
     return out
 
 
+def _malformed_policy(path, lines: list[str], counts: dict, on_malformed: str):
+    """``malformed(i, what)``: line i is malformed. With ``on_malformed='error'`` an
+    :class:`InvalidGaugeError` naming ``path:line``, what and the line; else it is counted
+    (``qc_malformed_records``) and skipped by the caller."""
+    def malformed(i: int, what: str) -> None:
+        if on_malformed == "error":
+            raise InvalidGaugeError(f"{path}:{i + 1}: {what}: {lines[i][:100]!r}")
+        counts["qc_malformed_records"] += 1
+
+    return malformed
+
+
+def _amount(text: str, i: int, malformed, not_a_number: str, name: str) -> float | None:
+    """A precipitation amount field: a finite number >= 0, or None after reporting line i
+    as malformed."""
+    try:
+        v = float(text)
+    except ValueError:
+        malformed(i, not_a_number)
+        return None
+    if not np.isfinite(v) or v < 0:
+        malformed(i, f"{name} must be 0 or more")
+        return None
+    return v
+
+
 def read_iem_asos(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFrame, dict]:
     """IEM ASOS/AWOS CSV: (station, time (hour end, UTC), rain_mm; counts). See the module
     docstring for the units, sentinels and the hourly aggregation."""
@@ -209,10 +232,7 @@ def read_iem_asos(path: str | Path, on_malformed: str = "error") -> tuple[pd.Dat
     counts = {"qc_malformed_records": 0, "qc_trace": 0, "qc_missing": 0}
     st, tt, vals = [], [], []
 
-    def malformed(i: int, what: str) -> None:
-        if on_malformed == "error":
-            raise InvalidGaugeError(f"{path}:{i + 1}: {what}: {lines[i][:100]!r}")
-        counts["qc_malformed_records"] += 1
+    malformed = _malformed_policy(path, lines, counts, on_malformed)
 
     for i in range(head + 1, len(lines)):
         ln = lines[i]
@@ -234,13 +254,8 @@ def read_iem_asos(path: str | Path, on_malformed: str = "error") -> tuple[pd.Dat
             v = 0.0
             counts["qc_trace"] += 1
         else:
-            try:
-                v = float(p)
-            except ValueError:
-                malformed(i, "p01i must be a number of inches, T (trace) or M (missing)")
-                continue
-            if not np.isfinite(v) or v < 0:
-                malformed(i, "p01i must be 0 or more")
+            v = _amount(p, i, malformed, "p01i must be a number of inches, T (trace) or M (missing)", "p01i")
+            if v is None:
                 continue
         st.append(f[i_st].strip())
         tt.append(t)
@@ -269,10 +284,7 @@ def read_ghcnh(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFr
     counts = {"qc_malformed_records": 0, "qc_trace": 0, "qc_missing": 0, "qc_flagged": 0}
     st, tt, vals = [], [], []
 
-    def malformed(i: int, what: str) -> None:
-        if on_malformed == "error":
-            raise InvalidGaugeError(f"{path}:{i + 1}: {what}: {lines[i][:100]!r}")
-        counts["qc_malformed_records"] += 1
+    malformed = _malformed_policy(path, lines, counts, on_malformed)
 
     for i in range(1, len(lines)):
         ln = lines[i]
@@ -299,13 +311,8 @@ def read_ghcnh(path: str | Path, on_malformed: str = "error") -> tuple[pd.DataFr
             v = np.nan
             counts["qc_missing"] += 1
         else:
-            try:
-                v = float(p)
-            except ValueError:
-                malformed(i, "precipitation must be a number of mm or blank")
-                continue
-            if not np.isfinite(v) or v < 0:
-                malformed(i, "precipitation must be 0 or more")
+            v = _amount(p, i, malformed, "precipitation must be a number of mm or blank", "precipitation")
+            if v is None:
                 continue
         st.append(f[ix["Station_ID"]].strip())
         tt.append(t)
