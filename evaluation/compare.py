@@ -17,7 +17,8 @@ import xarray as xr
 from tqdm import tqdm
 
 from evaluation import baselines as bl
-from evaluation.bootstrap import block_bootstrap_weights, block_length_frames, paired_difference
+from evaluation.bootstrap import (block_bootstrap_weights, block_length_frames, paired_difference, seed_draws,
+                                  seed_resampled_mean)
 from evaluation.inputs import EvaluationError, Group, Member, open_store
 from evaluation.multiplicity import holm
 from evaluation.probabilistic import PROB_TOL, SUM_TOL, BinnedForecast, ProbabilisticAccumulator, mixture
@@ -197,8 +198,14 @@ def plan_bootstrap(config: dict, times: pd.DatetimeIndex) -> Bootstrap:
     weights = block_bootstrap_weights(len(times), block_len, ev["bootstrap_samples"], rng, scheme)
     meta = {"samples": ev["bootstrap_samples"], "block_days": ev["bootstrap_block_days"],
             "block_frames": block_len, "scheme": scheme, "confidence": ev["confidence"],
-            "seed": config["seed"]}
+            "seed": config["seed"], "resample_seeds": bool(ev.get("resample_seeds", True))}
     return Bootstrap(weights, meta)
+
+
+def seed_key(boot_meta: dict) -> int | None:
+    """The base seed of the seed stage of the bootstrap, or None when seeds are not
+    resampled (``evaluation.resample_seeds: false``)."""
+    return int(boot_meta["seed"]) if boot_meta.get("resample_seeds", True) else None
 
 
 def group_stats(scored: Scored, group: Group, frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -214,32 +221,52 @@ class GroupResult:
     point: dict                           # seed-mean scores on the full sample
     members: dict                         # member name -> scores on the full sample
     boot: dict                            # seed-mean scores per resample (B, ...)
-    probabilistic: bool = False           # CRPS, Brier and BSS are those of the seed-averaged probabilities
+    # the forecasts are probabilistic (CRPS, Brier and BSS of predicted distributions)
+    probabilistic: bool = False
     reliability: np.ndarray | None = None  # (n_thr, n_bins, 3) of the seed-averaged probabilities
+    # CRPS, Brier and BSS of the seed-averaged probabilities (the seed ensemble), full sample
+    ensemble: dict | None = None
+    seeds_resampled: bool = False         # the resamples also drew the training seeds
 
 
 def bootstrap_groups(scored: Scored, groups: list[Group], weights: np.ndarray,
-                     frames: np.ndarray | None = None) -> dict[str, GroupResult]:
-    """Point scores and resampled scores of every group: the mean of its per-seed scores,
-    except CRPS, Brier and BSS of a probabilistic experiment, which score the seed-averaged
-    probabilities (one forecast, no seed axis). ``frames``: score only these times (indices
-    into ``scored.times``, e.g. one flow regime); ``weights`` is then ``(B, len(frames))``."""
+                     frames: np.ndarray | None = None, resample_seeds: int | None = None) -> dict[str, GroupResult]:
+    """Point scores and resampled scores of every group. ``frames``: score only these times
+    (indices into ``scored.times``, e.g. one flow regime); ``weights`` is then
+    ``(B, len(frames))``.
+
+    With ``resample_seeds`` (the base seed of the seed stage, :func:`seed_key`), every
+    score is the mean of the seeds' own scores (CRPS, Brier and BSS of each seed's own
+    distribution) and each resample also draws the group's seeds with replacement
+    (:func:`evaluation.bootstrap.seed_draws`), so intervals hold training-run variability;
+    the seed-averaged probabilities are scored on the full sample as ``ensemble``. With
+    ``None``, the seeds are fixed: the mean of the per-seed scores, except CRPS, Brier and
+    BSS of a probabilistic experiment, which score the seed-averaged probabilities. With one
+    seed both give the same numbers."""
     out = {}
     for g in groups:
         stats = group_stats(scored, g, frames)
         per_seed = scores_from_stats(stats, None, time_axis=1)           # (S, ...)
         boot = scores_from_stats(stats, weights, time_axis=1)            # (B, S, ...)
+        n_seeds = len(g.members)
+        draw = resample_seeds is not None and n_seeds > 1
         with warnings.catch_warnings():  # a score undefined for every seed stays NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             point = {k: np.nanmean(v, axis=0) for k, v in per_seed.items()}
-            boot_mean = {k: np.nanmean(v, axis=1) for k, v in boot.items()}
+            if draw:
+                draws = seed_draws(weights.shape[0], n_seeds, resample_seeds, g.name)
+                boot_mean = {k: seed_resampled_mean(v, draws) for k, v in boot.items()}
+            else:
+                boot_mean = {k: np.nanmean(v, axis=1) for k, v in boot.items()}
         members = {m.name: {k: v[i] for k, v in per_seed.items()} for i, m in enumerate(g.members)}
-        res = GroupResult(point, members, boot_mean)
+        res = GroupResult(point, members, boot_mean, seeds_resampled=draw)
         if g.name in scored.mixtures:
             mix = scored.mixtures[g.name]
             mix_stats = mix.stats() if frames is None else {k: v[frames] for k, v in mix.stats().items()}
-            point.update(probabilistic_scores(mix_stats))
-            boot_mean.update(probabilistic_scores(mix_stats, weights))
+            res.ensemble = probabilistic_scores(mix_stats)
+            if not draw:
+                point.update(res.ensemble)
+                boot_mean.update(probabilistic_scores(mix_stats, weights))
             res.probabilistic = True
             res.reliability = mix.reliability() if frames is None else None  # summed over all times
         out[g.name] = res

@@ -36,7 +36,7 @@ import xarray as xr
 from evaluation import baselines as bl
 from evaluation import metrics_json as mj
 from evaluation.compare import (CHUNK_TIMES, Maps, bootstrap_groups, figure_maps, joined_cases, plan_bootstrap,
-                                score_members)
+                                score_members, seed_key)
 from evaluation.lags import lag_diagnostics
 from evaluation.regimes import flow_regimes
 from evaluation.upstream import Upstream, open_upstream
@@ -169,7 +169,7 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
 
     scored = score_members(config, truth, groups, times, clim, progress=progress, clim_freq=clim_freq)
     boot = plan_bootstrap(config, times)
-    results = bootstrap_groups(scored, groups, boot.weights)
+    results = bootstrap_groups(scored, groups, boot.weights, resample_seeds=seed_key(boot.meta))
     models = mj.model_blocks(groups, results, thresholds, windows, boot.confidence)
     assessment = mj.assess(groups, results, exp, inputs.ref_exp, thresholds, windows, boot,
                            ev["primary_score"])

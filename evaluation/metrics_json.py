@@ -19,8 +19,18 @@ from pipeline.common.config import config_hash, time_periods
 from pipeline.common.provenance import package_versions
 
 SCHEMA_VERSION = 2
-SEED_AGGREGATION = ("mean of per-seed scores; CRPS, Brier score and skill of a probabilistic experiment: "
-                    "scores of the seed-averaged probabilities")
+SEED_AGGREGATION = {
+    True: "mean of the per-seed scores (CRPS, Brier score and skill of each seed's own distribution); every "
+          "resample also draws each experiment's seeds with replacement (two-stage bootstrap over time blocks and "
+          "training seeds); the seed-averaged probabilities are scored as 'ensemble'",
+    False: "mean of per-seed scores; CRPS, Brier score and skill of a probabilistic experiment: "
+           "scores of the seed-averaged probabilities; seeds fixed in every resample",
+}
+
+
+def seed_aggregation(boot_meta: dict) -> str:
+    """How an experiment's seeds enter its scores and intervals (``bootstrap.seed_aggregation``)."""
+    return SEED_AGGREGATION[bool(boot_meta.get("resample_seeds", True))]
 PROBABILISTIC = {
     "crps": "CRPS of the binned distribution (uniform within a bin, exact integral), mm; "
             "the MAE for a deterministic forecast",
@@ -86,7 +96,12 @@ def model_block(group: Group, res: GroupResult, thresholds, windows, confidence:
     if group.kind == "experiment":
         block["exp"] = group.name
         block["seeds"] = [m.seed for m in group.members]
+        block["seeds_resampled"] = res.seeds_resampled
         block["spread"] = _spread(res, group, thresholds, windows)
+        if res.ensemble is not None and len(group.members) > 1:
+            # the seed-averaged distribution (one forecast), full sample, no interval
+            block["ensemble"] = {k: num(v) if np.ndim(v) == 0 else [num(x) for x in v]
+                                 for k, v in res.ensemble.items()}
     return block
 
 
@@ -159,7 +174,7 @@ def comparison_json(exp: str, ref_exp: str, times, scored: Scored, boot: Bootstr
         "difference": "b - a (positive: b higher)",
         "samples": {"n_times": len(times), "times_sha256": times_digest(times),
                     "identical_samples": True, "cell_times_scored": scored.sample["cell_times_scored"]},
-        "bootstrap": {**boot.meta, "seed_aggregation": SEED_AGGREGATION},
+        "bootstrap": {**boot.meta, "seed_aggregation": seed_aggregation(boot.meta)},
         "primary_score": assessment.primary,
         "multiplicity": multiplicity(assessment, boot),
         "verdict": assessment.comparison_verdicts, "scores": assessment.comparison_rows,
@@ -213,7 +228,7 @@ def metrics_json(config: dict, exp: str, ref_exp: str | None, times, dropped: di
             "times_sha256": times_digest(times), "times_dropped_not_common": dropped,
             **scored.sample,
         },
-        "bootstrap": {**boot.meta, "seed_aggregation": SEED_AGGREGATION},
+        "bootstrap": {**boot.meta, "seed_aggregation": seed_aggregation(boot.meta)},
         "primary_score": assessment.primary,
         "multiplicity": None if assessment.comparison_rows is None else multiplicity(assessment, boot),
         "probabilistic": PROBABILISTIC,

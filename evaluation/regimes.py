@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import block_bootstrap_weights, paired_difference
-from evaluation.compare import Scored, bootstrap_groups
+from evaluation.compare import Scored, bootstrap_groups, seed_key
 from evaluation.inputs import Group
 from evaluation.upstream import SECTOR_FROM_SIDE, SECTORS, Upstream, along_axis, sector_of
 from evaluation.verdicts import LABELS
@@ -82,7 +82,7 @@ def stratum_scores(scored: Scored, ga: Group, gb: Group, frames: np.ndarray, pri
         return out
     rng = np.random.default_rng(boot["seed"])
     weights = block_bootstrap_weights(n, boot["block_frames"], boot["samples"], rng, boot["scheme"])
-    res = bootstrap_groups(scored, [ga, gb], weights, frames)
+    res = bootstrap_groups(scored, [ga, gb], weights, frames, resample_seeds=seed_key(boot))
     ra, rb = res[ga.name], res[gb.name]
     d = paired_difference(ra.boot[primary], rb.boot[primary], ra.point[primary], rb.point[primary],
                           boot["confidence"], relative=True)
@@ -121,6 +121,7 @@ def regime_block(scored: Scored, ga: Group, gb: Group, u: np.ndarray, v: np.ndar
         "tercile_definition": "low: speed <= first tercile edge; mid: <= second; high: above (terciles of the "
                               "classified test frames' speeds)",
         "bootstrap": {k: boot[k] for k in ("samples", "block_frames", "scheme", "confidence", "seed")}
+        | {"resample_seeds": seed_key(boot) is not None}
         | {"resampling": "within each stratum: blocks of block_frames consecutive frames of the stratum "
                          "(time order); no interval for a stratum shorter than one block"},
         "n_frames": int(len(u)), "n_unclassified": int((sectors == "").sum()),

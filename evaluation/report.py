@@ -144,9 +144,25 @@ def _samples(metrics: dict) -> list[str]:
         f"Frames dropped as not common to all runs: {s['times_dropped_not_common']}.",
         f"Intervals: {conf} paired block bootstrap over time ({metrics['bootstrap']['samples']} resamples, "
         f"{metrics['bootstrap']['scheme']} blocks of {metrics['bootstrap']['block_days']:g} days = "
-        f"{metrics['bootstrap']['block_frames']} frames). Units mm / 12 h; an event is rain >= threshold.", "",
+        f"{metrics['bootstrap']['block_frames']} frames){_seed_stage(metrics)}. Units mm / 12 h; an event is "
+        "rain >= threshold.", "",
     ]
     return lines
+
+
+def _seed_stage(metrics: dict) -> str:
+    """How the intervals treat training seeds (the second stage of the bootstrap)."""
+    exps = {k: v for k, v in metrics["models"].items() if v["kind"] == "experiment"}
+    n = {k: len(v.get("seeds", [])) for k, v in exps.items()}
+    if any(v.get("seeds_resampled") for v in exps.values()):
+        counts = ", ".join(f"{k} {c}" for k, c in n.items())
+        return (f"; each resample also draws every experiment's training seeds with replacement ({counts} seeds), "
+                "so the intervals include the spread between training runs; every score is the mean of the "
+                "seeds' own scores")
+    if all(c == 1 for c in n.values()):
+        return ("; one training seed per experiment, so the intervals leave out the spread between training "
+                "runs (train several seeds, `make study`, to include it)")
+    return "; the training seeds are fixed (`evaluation.resample_seeds: false`): the intervals leave out their spread"
 
 
 def _data_quality(metrics: dict) -> list[str]:
@@ -179,7 +195,8 @@ def _continuous(metrics: dict, models: dict) -> list[str]:
     cont = ("rmse", "mae", "crps", "bias", "correlation")
     lines += ["## Continuous scores (mm / 12 h)", "",
               f"Primary score: {metrics['primary_score'].upper()}. CRPS is that of the predicted distribution "
-              "for a probabilistic model (for an experiment: of its seed-averaged distribution) and the MAE "
+              "for a probabilistic model (for an experiment with several seeds: the mean of its seeds' CRPS when "
+              "the bootstrap resamples seeds, else that of its seed-averaged distribution) and the MAE "
               "for a deterministic one. The other scores of a probabilistic seed are those of its deterministic "
               "forecast, the quantile of its distribution named in the type column (with `model.quantile: auto`, "
               "fitted on that model's own validation split).", "",
@@ -195,6 +212,10 @@ def _continuous(metrics: dict, models: dict) -> list[str]:
         lines.append(f"| {name} | {kind} | "
                      + " | ".join(_f(b["continuous"][k]) for k in cont) + " |")
     lines.append("")
+    ens = {k: v["ensemble"] for k, v in models.items() if v.get("ensemble")}
+    if ens:
+        lines += ["Seed ensembles (the seed-averaged probabilities scored as one forecast, full sample, no "
+                  "interval): " + "; ".join(f"{k} CRPS {_f(e['crps'])}" for k, e in ens.items()) + ".", ""]
     lines += ["## Brier score and Brier skill score", "",
               "Reference of the skill score: the training-period event frequency per cell and time of day. "
               "A deterministic forecast enters with probabilities 0 or 1.", "",

@@ -190,25 +190,35 @@ def test_crps_brier_and_reliability_by_hand(prob_world):
     config, obs, mask = _scored(pw["truth"], times, pw["config"])
     assert mask.sum() == m["samples"]["cell_times_scored"]
     tindex = target_times(pw["truth"]).get_indexer(times)
-    # CRPS of the seed-averaged distribution, by hand
+    y = np.where(mask, obs, 0.0)
+    # seeds: the CRPS of each seed's own distribution; the experiment's CRPS is their mean
+    # (seeds resampled by default), the seed ensemble's is that of the averaged distribution
+    own = [crps_binned(pw["bins"][("exp2", s)][tindex], LOWER, UPPER, y)[mask].mean() for s in (0, 1)]
+    for s in (0, 1):
+        assert m["models"][f"exp2/seed{s}"]["continuous"]["crps"] == pytest.approx(own[s], rel=1e-4)
     mix = np.mean([pw["bins"][("exp2", s)][tindex] for s in (0, 1)], axis=0)
-    crps = crps_binned(mix, LOWER, UPPER, np.where(mask, obs, 0.0))[mask].mean()
+    crps = crps_binned(mix, LOWER, UPPER, y)[mask].mean()
     e = m["models"]["exp2"]
     assert e["forecast_type"] == "probabilistic"
-    assert e["continuous"]["crps"] == pytest.approx(crps, rel=1e-4)
-    # seeds: the CRPS of each seed's own distribution
-    one = crps_binned(pw["bins"][("exp2", 0)][tindex], LOWER, UPPER, np.where(mask, obs, 0.0))[mask].mean()
-    assert m["models"]["exp2/seed0"]["continuous"]["crps"] == pytest.approx(one, rel=1e-4)
+    assert e["seeds_resampled"] is True
+    assert e["continuous"]["crps"] == pytest.approx(np.mean(own), rel=1e-4)
+    assert e["ensemble"]["crps"] == pytest.approx(crps, rel=1e-4)
+    assert crps < np.mean(own)  # averaging two distributions lowers the CRPS (it is convex)
     # baselines are deterministic: their CRPS is their MAE
     pers = m["models"]["persistence"]
     assert pers["forecast_type"] == "deterministic"
     assert pers["continuous"]["crps"] == pytest.approx(pers["continuous"]["mae"])
-    # Brier score at 5 mm from the averaged exceedance probabilities
+    # Brier score at 5 mm: the mean of the seeds' Brier scores; the ensemble's from the
+    # averaged exceedance probabilities
     k = THRESHOLDS.index(5.0)
-    upper_cdf = np.cumsum(mix, axis=1)
-    p5 = np.clip(1.0 - upper_cdf[:, np.searchsorted(UPPER, 5.0)], 0, 1)
     o5 = (obs >= 5.0)
-    assert e["categorical"]["5"]["brier"] == pytest.approx(np.mean((p5 - o5)[mask] ** 2), rel=1e-3)
+
+    def brier(bin_prob):
+        p5 = np.clip(1.0 - np.cumsum(bin_prob, axis=1)[:, np.searchsorted(UPPER, 5.0)], 0, 1)
+        return np.mean((p5 - o5)[mask] ** 2)
+    per_seed = [brier(pw["bins"][("exp2", s)][tindex]) for s in (0, 1)]
+    assert e["categorical"]["5"]["brier"] == pytest.approx(np.mean(per_seed), rel=1e-3)
+    assert e["ensemble"]["brier"][k] == pytest.approx(brier(mix), rel=1e-3)
     rel = e["reliability"]["5"]
     assert sum(rel["count"]) == mask.sum()
     observed = [f for f in rel["observed_frequency"] if f is not None]
