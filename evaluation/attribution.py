@@ -205,7 +205,11 @@ def relearn_rows(comparisons: dict[str, str]) -> list[dict]:
             raise EvaluationError(f"{path}: not a readable comparison.json ({err})") from err
         if row is None:
             raise EvaluationError(f"{path}: no primary-score ({primary}) row in its scores")
+        seeds = comp.get("seeds") or {}
+        n_seeds = [len(seeds.get(comp["a"], [])), len(seeds.get(comp["b"], []))]
         rows.append({"kind": "relearned", "name": group, "experiment": comp["b"], "reference": comp["a"],
+                     "seeds": n_seeds,
+                     "seeds_resampled": bool(comp["bootstrap"].get("resample_seeds")) and max(n_seeds) > 1,
                      "crps": row["b"], "difference": row["difference"], "ci_low": row["ci_low"],
                      "ci_high": row["ci_high"], "p_value": row["p_value"], "relative_pct": row["relative_pct"],
                      "relative_ci_low": row["relative_ci_low"], "relative_ci_high": row["relative_ci_high"]})
@@ -222,10 +226,16 @@ def report_lines(res: dict) -> list[str]:
              f"{res['repeats']}.", "",
              "| kind | inputs | CRPS | change | change % | interval % | p |", "|---|---|---|---|---|---|---|"]
     if any(r["kind"] == "relearned" for r in res["variants"]):
+        rel = [r for r in res["variants"] if r["kind"] == "relearned"]
+        n = max((max(r.get("seeds") or [1]) for r in rel), default=1)
+        seeds = (f"{n} training seeds per experiment, resampled in the bootstrap, so the intervals include the "
+                 "spread between training runs" if all(r.get("seeds_resampled") for r in rel) else
+                 "one training seed per experiment: the intervals leave out the spread between training runs, "
+                 "so a relearned row can differ from 0 by training-run noise alone (use several seeds, train.seeds)")
         lines[-2:-2] = ["Relearned rows: exp2 retrained without the group's region-2 inputs and compared with exp2: "
-                        "the information the group adds. Permuted and occluded rows: how much the trained exp2 "
-                        "model relies on the inputs, which includes information repeated elsewhere in its inputs.",
-                        ""]
+                        f"the information the group adds ({seeds}). Permuted and occluded rows: how much the "
+                        "trained exp2 model relies on the inputs, which includes information repeated elsewhere "
+                        "in its inputs.", ""]
     for r in res["variants"]:
         lines.append(f"| {r['kind']} | {r['name']} | {r['crps']:.4f} | {r['difference']:+.4f} | "
                      f"{r['relative_pct']:+.2f} | [{r['relative_ci_low']:+.2f}, {r['relative_ci_high']:+.2f}] | "

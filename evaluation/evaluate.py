@@ -175,7 +175,8 @@ def evaluate(config: dict, exp: str, data: str | Path, runs: list[str | Path], o
                            ev["primary_score"])
     comparison = None
     if inputs.ref_exp is not None:
-        comparison = mj.comparison_json(exp, inputs.ref_exp, times, scored, boot, assessment)
+        seeds = {g.name: [m.seed for m in g.members] for g in groups if g.kind == "experiment"}
+        comparison = mj.comparison_json(exp, inputs.ref_exp, times, scored, boot, assessment, seeds)
     prov = mj.provenance(config, config_path, data, truth.attrs, inputs.members, reference)
     if extra:
         prov["baselines"] = {k: str(v) for k, v in extra.items()}

@@ -163,14 +163,27 @@ def assess(groups: list[Group], results: dict[str, GroupResult], exp: str, ref_e
         out.comparison_rows = rows
         out.comparison_verdicts = comparison_verdicts(exp, ref_exp, rows, thresholds, windows, boot.conf_pct,
                                                       boot.meta["samples"], boot.meta["block_days"], primary,
-                                                      out.n_tests, alpha)
+                                                      out.n_tests, alpha, seed_stage_text(groups, results, exp, ref_exp))
         out.verdicts = out.comparison_verdicts + verdicts
     return out
 
 
-def comparison_json(exp: str, ref_exp: str, times, scored: Scored, boot: Bootstrap, assessment: Assessment) -> dict:
+def seed_stage_text(groups: list[Group], results: dict[str, GroupResult], exp: str, ref_exp: str) -> str:
+    """How the training seeds of ``ref_exp`` and ``exp`` enter the comparison's interval."""
+    seeds = {g.name: len(g.members) for g in groups if g.name in (exp, ref_exp)}
+    counts = f"{ref_exp} {seeds[ref_exp]}, {exp} {seeds[exp]} seeds"
+    if results[exp].seeds_resampled or results[ref_exp].seeds_resampled:
+        return f", training seeds resampled: {counts}"
+    if seeds[exp] == seeds[ref_exp] == 1:
+        return "; one training seed each: the spread between training runs is not in the interval"
+    return f"; training seeds fixed: {counts}"
+
+
+def comparison_json(exp: str, ref_exp: str, times, scored: Scored, boot: Bootstrap, assessment: Assessment,
+                    seeds: dict[str, list[int]] | None = None) -> dict:
     return {
         "schema_version": SCHEMA_VERSION, "a": ref_exp, "b": exp,
+        "seeds": seeds,  # experiment -> its training seeds (None when not given)
         "difference": "b - a (positive: b higher)",
         "samples": {"n_times": len(times), "times_sha256": times_digest(times),
                     "identical_samples": True, "cell_times_scored": scored.sample["cell_times_scored"]},

@@ -94,9 +94,10 @@ def _secondary_line(exp_b: str, exp_a: str, c: dict, n_boot: int) -> str:
 
 def comparison_verdicts(exp_b: str, exp_a: str, rows: list[dict], thresholds, windows, conf_pct: str,
                         n_boot: int, block_days: float, primary: str = "rmse", n_tests: int | None = None,
-                        alpha: float = 0.05) -> list[str]:
-    """The verdict on the primary score, then the secondary scores with Holm-adjusted p-values."""
-    how = f"({conf_pct} paired block bootstrap, {n_boot} resamples, {block_days:g}-day blocks)"
+                        alpha: float = 0.05, seed_stage: str = "") -> list[str]:
+    """The verdict on the primary score, then the secondary scores with Holm-adjusted p-values.
+    ``seed_stage``: how training seeds enter the interval (e.g. ", seeds resampled: 3 and 3")."""
+    how = f"({conf_pct} paired block bootstrap, {n_boot} resamples, {block_days:g}-day blocks{seed_stage})"
     lines = _primary_lines(exp_b, exp_a, find_row(rows, primary), primary, how, n_boot)
     for score in ("crps", "rmse", "mae"):
         if score != primary and any(r["score"] == score for r in rows):

@@ -303,3 +303,23 @@ def test_sharpness_block_in_metrics(prob_world):
     # persistence is the truth 12 h earlier: as sharp as the truth
     assert 0.7 < sp["persistence"]["short_scale_power_ratio"] < 1.3
     assert "short_scale_power_ratio" not in sp["truth"]
+
+
+def test_comparison_names_its_seeds_and_how_the_interval_treats_them(prob_world, tmp_path):
+    comp = json.loads((prob_world["r2"] / "comparison.json").read_text())
+    assert comp["seeds"] == {"exp1": [0, 1], "exp2": [0, 1]}
+    assert comp["bootstrap"]["resample_seeds"] is True
+    assert "training seeds resampled: exp1 2, exp2 2 seeds" in " ".join(comp["verdict"])
+    report = (prob_world["r2"] / "report.md").read_text()
+    assert "also draws every experiment's training seeds with replacement (exp1 2, exp2 2 seeds)" in report
+    assert "Seed ensembles" in report
+    # the relearned attribution row carries the seed counts and says the seeds were resampled
+    from evaluation.attribution import relearn_rows, report_lines
+
+    (row,) = relearn_rows({"rain": str(prob_world["r2"] / "comparison.json")})
+    assert row["seeds"] == [2, 2] and row["seeds_resampled"] is True
+    primary = next(r for r in comp["scores"] if r["role"] == "primary")
+    assert row["difference"] == primary["difference"] and row["ci_low"] == primary["ci_low"]
+    res = {"exp": "exp2", "seed": 0, "crps_original": 1.0, "samples": 10, "repeats": 2,
+           "bootstrap": {"confidence": 0.95}, "variants": [row]}
+    assert "2 training seeds per experiment, resampled in the bootstrap" in "\n".join(report_lines(res))
