@@ -8,12 +8,13 @@ CORES  ?= 8
 # Extra Snakemake arguments for run and study, e.g. make run ARGS="--dry-run"
 ARGS   ?=
 
-.PHONY: setup run study control test test-all report bench clean help
+.PHONY: setup run study control attribution test test-all report bench clean help
 
 help:
 	@echo "make run       set up, then snakemake --cores $(CORES) results/exp2 (embedded default data)"
 	@echo "make study     like run, with three training seeds per experiment (configs/study.yaml, ~15 min on 2 cores)"
 	@echo "make control   like run, in the control world of the nature run (configs/control.yaml; run make clean first)"
+	@echo "make attribution  three seeds per experiment and the relearned attribution of every region-2 group (configs/attribution_study.yaml, ~1 h on 2 cores)"
 	@echo "make test      set up, then the test suite (slow tests excluded)"
 	@echo "make test-all  the test suite including slow tests"
 	@echo "make report    snakemake --report report.html after a run"
@@ -37,6 +38,9 @@ study: $(STAMP)
 
 control: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake results/exp2 --cores $(CORES) --workflow-profile profiles/local --configfile config.yaml configs/control.yaml $(ARGS)
+
+attribution: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake results/attribution --cores $(CORES) --workflow-profile profiles/local --configfile config.yaml configs/attribution_study.yaml $(ARGS)
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow"

@@ -94,7 +94,8 @@ def test_raw_source_without_data_fails_clearly(tmp_path):
 
 @pytest.mark.parametrize("target,section,key,value,n_train", [
     ("run", "train", "seeds", [0], 2), ("study", "train", "seeds", [0, 1, 2], 6),
-    ("control", "synthetic", "world", "control", 2)])
+    ("control", "synthetic", "world", "control", 2),
+    ("attribution", "attribution", "relearn", ["rain", "temperature", "dewpoint", "wind", "geopotential_height"], 21)])
 def test_make_targets_parse_and_pick_their_config(tmp_path, target, section, key, value, n_train):
     """The README's commands as the Makefile runs them (dry run in a scratch directory):
     the target must come before --configfile, which takes every following word as a file."""
