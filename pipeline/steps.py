@@ -30,22 +30,27 @@ from pathlib import Path
 
 PACKAGES = ("pipeline", "training", "evaluation")
 # Optional array libraries that xarray probes (by importing them) on its first Dataset; the
-# data steps never hold their arrays. Their types can only occur once they are imported.
-PROBED_ARRAY_MODULES = ("pint", "sparse", "cupy")
+# data steps never hold their arrays. Their types can only occur once they are imported:
+# the module whose import makes the array type exist, per probed name. dask itself is
+# imported by the steps (dask.delayed), but its array type lives in dask.array, whose import
+# (with scipy.fft) costs about 0.5 CPU-s and which no data step uses.
+PROBED_ARRAY_MODULES = {"pint": "pint", "sparse": "sparse", "cupy": "cupy", "dask": "dask.array"}
 log = logging.getLogger("pipeline.steps")
 
 
 class _ProbedUntilImported:
-    """Stands in xarray's duck-array cache for ``name`` until ``name`` is imported: before,
-    no array of that library can exist, so it answers "no such type" without importing it;
-    after, it answers as xarray's own entry would."""
+    """Stands in xarray's duck-array cache for ``name`` until ``trigger`` (the module that
+    defines its array type) is imported: before, no array of that library can exist, so it
+    answers "no such type" without importing it; after, it answers as xarray's own entry
+    would."""
 
-    def __init__(self, name: str, real_class):
+    def __init__(self, name: str, real_class, trigger: str | None = None):
         self._name, self._real_class, self._real = name, real_class, None
+        self._trigger = trigger or name
 
     def __getattr__(self, attr):
         if self._real is None:
-            if self._name not in sys.modules:
+            if self._trigger not in sys.modules:
                 from packaging.version import Version
                 absent = {"module": None, "version": Version("0.0.0"), "type": (), "available": False}
                 if attr in absent:
@@ -56,8 +61,8 @@ class _ProbedUntilImported:
 
 
 def defer_unused_imports() -> None:
-    """Spare a data step the imports it never uses (about 1 CPU-s per process): xarray's
-    probes of pint/sparse/cupy on the first Dataset, and its import of dask.distributed on
+    """Spare a data step the imports it never uses (about 1.5 CPU-s per process): xarray's
+    probes of pint/sparse/cupy/dask.array on the first Dataset, and its import of dask.distributed on
     the first write to find out whether a distributed client runs (none can run unless
     dask.distributed was imported). Answers stay xarray's own; only the imports are deferred."""
     try:
@@ -67,9 +72,9 @@ def defer_unused_imports() -> None:
         return
     cache = getattr(pycompat, "_cached_duck_array_modules", None)
     if isinstance(cache, dict):
-        for name in PROBED_ARRAY_MODULES:
-            if name not in sys.modules:
-                cache.setdefault(name, _ProbedUntilImported(name, pycompat.DuckArrayModule))
+        for name, trigger in PROBED_ARRAY_MODULES.items():
+            if trigger not in sys.modules:
+                cache.setdefault(name, _ProbedUntilImported(name, pycompat.DuckArrayModule, trigger))
     original = locks.get_dask_scheduler
     if getattr(original, "_defers_distributed", False):
         return

@@ -56,6 +56,7 @@ def test_steps_run_in_order_and_the_first_failure_stops_the_run(tmp_path):
 
 DEFERRED_CHECK = """
 import sys
+import dask
 import numpy as np
 import xarray as xr
 from pipeline import steps
@@ -65,17 +66,21 @@ from xarray.namedarray.pycompat import array_type
 ds = xr.Dataset({"rain": (("time", "x"), np.arange(6.0).reshape(2, 3))}, coords={"x": [1, 2, 3]})
 ds.to_netcdf(sys.argv[1], engine="netcdf4")
 assert get_dask_scheduler() == "threaded", get_dask_scheduler()
-print(sorted(m for m in ("pint", "sparse", "cupy", "distributed") if m in sys.modules))
+print(sorted(m for m in ("pint", "sparse", "cupy", "distributed", "dask.array") if m in sys.modules))
 import pint
 assert array_type("pint") == (pint.Quantity,), array_type("pint")  # xarray's own answer once imported
+import dask.array as da
+assert array_type("dask") == (da.Array,), array_type("dask")
+chunked = xr.Dataset({"rain": (("x",), da.arange(3.0, chunks=2))})
+assert chunked.chunks and float(chunked.rain.sum().compute()) == 3.0
 print("ok")
 """
 
 
 def test_the_runner_defers_imports_the_steps_never_use(tmp_path):
     """After defer_unused_imports a Dataset is built and written without importing pint,
-    sparse, cupy or dask.distributed, to the same bytes as without it; once pint is
-    imported, xarray recognises its arrays again."""
+    sparse, cupy, dask.array or dask.distributed (dask itself imported), to the same bytes as
+    without it; once pint or dask.array is imported, xarray recognises their arrays again."""
     deferred, plain = tmp_path / "deferred.nc", tmp_path / "plain.nc"
     r = subprocess.run([sys.executable, "-c", DEFERRED_CHECK, str(deferred)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
