@@ -30,7 +30,8 @@ log = logging.getLogger("pipeline.gridding")
 
 
 def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
-    """Write a gridded fragment as compressed netCDF-4, one chunk per frame, atomically."""
+    """Write a gridded fragment as netCDF-4, one chunk per frame, atomically (the analysis
+    values uncompressed, cf.GRIDDED_X_COMPRESSION)."""
     out = Path(out)
     n_t, n_c, n_y, n_x = ds["x"].shape
     text = {name: ds[name].values.astype(str) for name in ("channel", "variable", "units", "region")
@@ -38,7 +39,7 @@ def write_fragment(ds: xr.Dataset, out: str | Path) -> Path:
     ds = ds.assign_coords({name: (ds[name].dims, values, ds[name].attrs) for name, values in text.items()})
     encoding = cf.coordinate_encoding(ds)  # no _FillValue on coordinates
     encoding["time"] = {**encoding["time"], **cf.TIME_ENCODING}
-    encoding["x"] = {**cf.INTERMEDIATE_COMPRESSION, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32",
+    encoding["x"] = {**cf.GRIDDED_X_COMPRESSION, "chunksizes": (1, n_c, n_y, n_x), "dtype": "float32",
                      **integrity.NETCDF_CHECKSUM}
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
