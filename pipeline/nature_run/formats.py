@@ -35,14 +35,15 @@ def put_int(buf: np.ndarray, first: int, last: int, values: np.ndarray) -> None:
     if (need > width).any():
         bad = v[need > width][0]
         raise ValueError(f"value {bad} does not fit columns {first}-{last}")
-    rows = np.arange(v.size)
-    for j in range(width):
+    rest = a.copy()  # a // 10**j at the j-th digit
+    # columns left of the longest number and its sign keep what the buffer holds
+    for j in range(min(width, int(need.max(initial=0)))):
         col = last - 1 - j  # 0-based column of the j-th digit from the right
-        digit = (a // 10 ** j) % 10
+        digit = rest % 10
+        rest //= 10
         is_digit = j < ndig
         is_sign = neg & (j == ndig)
-        ch = np.where(is_digit, ZERO + digit, np.where(is_sign, MINUS, buf[rows, col]))
-        buf[rows, col] = ch
+        buf[:, col] = np.where(is_digit, ZERO + digit, np.where(is_sign, MINUS, buf[:, col]))
 
 
 def put_text(buf: np.ndarray, first: int, text: np.ndarray | str) -> None:

@@ -185,9 +185,10 @@ def truth_month(config: dict, seed: int, world: str, month: str, rain_hourly: np
     c = columns_at(config, seed, world, frames, lon, lat)
     levels = np.asarray(config["levels_hpa"], float)
     fine = phys.fine_levels(levels)
-    z, prof_fine = phys.heights(c, fine, with_profile=True)  # (T, P, L)
+    z, prof_fine = phys.heights(c, fine, with_profile=True, winds=False)  # (T, P, L)
     pick = np.searchsorted(-fine, -levels)
     prof = {k: v[..., pick] for k, v in prof_fine.items()}
+    prof.update(phys.wind_profile(c, fine[pick]))  # pointwise in p: the same values as at the fine levels
     shape = (frames.size, grid.lat.size, grid.lon.size)
     geo = phys.make_geometry(config["regions"])
     elev = phys.terrain(glon, glat, geo)

@@ -28,6 +28,7 @@ no information about region 1's future.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,14 @@ def rng_for(seed: int, *keys: int) -> np.random.Generator:
 
 # ----------------------------------------------------------------------------- steering
 
+@functools.lru_cache(maxsize=4096)
+def _steering_kick(seed: int, day: int) -> tuple[float, float]:
+    """The steering flow's random kick of absolute day ``day`` (one generator per day; a
+    month job asks for the same days several times)."""
+    a, b = rng_for(seed, 0, KIND_STEERING, day).standard_normal(2)
+    return float(a), float(b)
+
+
 def steering(seed: int, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Steering speed along the flow and across it (m/s) at ``hours`` (since DAY0).
 
@@ -113,8 +122,7 @@ def steering(seed: int, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     days = hours / 24.0
     d_lo = int(np.floor(days.min())) - KERNEL_HALF_DAYS
     d_hi = int(np.ceil(days.max())) + KERNEL_HALF_DAYS
-    kicks = np.array([rng_for(seed, 0, KIND_STEERING, d).standard_normal(2)
-                      for d in range(d_lo, d_hi + 1)])  # (D, 2)
+    kicks = np.array([_steering_kick(seed, d) for d in range(d_lo, d_hi + 1)])  # (D, 2)
     centres = np.arange(d_lo, d_hi + 1) + 0.5
     kernel = np.exp(-((days[:, None] - centres[None, :]) / 1.5) ** 2)  # (T, D)
     kernel[np.abs(days[:, None] - centres[None, :]) > KERNEL_HALF_DAYS] = 0.0
@@ -147,13 +155,22 @@ class Systems:
         return self.t0.size
 
 
-def births(seed: int, stream: str, day: int, geo: Geometry) -> Systems:
-    """Systems born on absolute day ``day`` (a fixed sequence of draws per day)."""
+@functools.lru_cache(maxsize=4096)
+def _birth_draws(seed: int, stream: str, day: int) -> tuple[float, np.ndarray]:
+    """Season phase and the random draws (n, 12) of the systems born on ``day`` (one
+    generator per stream and day; a month job asks for the same days several times)."""
     rng = rng_for(seed, STREAM_CODES[stream], KIND_BIRTHS, day)
     s = float(season(np.array([(day + 0.5) * 24.0]))[0])
     rate = 1.55 + 0.75 * s  # systems per day: 0.8 in winter, 2.3 in summer
     n = int(rng.poisson(rate))
     u = rng.random((n, 12))
+    u.flags.writeable = False
+    return s, u
+
+
+def births(seed: int, stream: str, day: int, geo: Geometry) -> Systems:
+    """Systems born on absolute day ``day`` (a fixed sequence of draws per day)."""
+    s, u = _birth_draws(seed, stream, day)
     upstream = u[:, 0] < 0.85
     # Upstream births: from 2.2 region distances upstream of region 1 to region 1's
     # upstream edge; the rest anywhere from region 2's middle to past region 1.
@@ -371,11 +388,12 @@ def _softplus(x, scale):
     return scale * np.logaddexp(0.0, x / scale)
 
 
-def profile(c: Columns, p: np.ndarray) -> dict[str, np.ndarray]:
+def profile(c: Columns, p: np.ndarray, winds: bool = True) -> dict[str, np.ndarray]:
     """Temperature, dewpoint (degC), u, v (m/s) at pressures ``p`` (hPa).
 
     ``p`` broadcasts against the column scalars with one extra trailing axis, i.e. the
-    column scalars get ``[..., None]``.
+    column scalars get ``[..., None]``. Without ``winds`` only temperature and dewpoint
+    (the winds are pointwise in ``p``: :func:`wind_profile` gives them where needed).
     """
     def col(x):
         return np.asarray(x)[..., None]
@@ -393,24 +411,37 @@ def profile(c: Columns, p: np.ndarray) -> dict[str, np.ndarray]:
     dpd = np.maximum(dpd_bg * (1.0 - col(c.moist) * wq), 0.2)
     # very cold air is dry (as observed): depression grows below -40 degC
     dpd = dpd + np.maximum(-40.0 - t_c, 0.0) * 0.3
+    out = {"temperature": t_c, "dewpoint": t_c - dpd}
+    if winds:
+        out.update(wind_profile(c, p, lnp))
+    return out
+
+
+def wind_profile(c: Columns, p: np.ndarray, lnp: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """u, v (m/s) at pressures ``p`` (hPa), broadcast as in :func:`profile`."""
+    def col(x):
+        return np.asarray(x)[..., None]
+
+    lnp = np.log(p) if lnp is None else lnp
     jet = 0.9 + 1.8 * col(c.jet) * np.exp(-((lnp - np.log(220.0)) / 0.6) ** 2)
     circ = np.where(p > 300.0, 1.0, np.clip((p - 100.0) / 200.0, 0.2, 1.0))
     u = col(c.u_bg) * jet + col(c.u_anom) * circ
     v = col(c.v_bg) * jet + col(c.v_anom) * circ
-    return {"temperature": t_c, "dewpoint": t_c - dpd, "u": u, "v": v}
+    return {"u": u, "v": v}
 
 
 def fine_levels(extra=()) -> np.ndarray:
     return np.array(sorted(set(FINE_LEVELS) | {float(x) for x in extra}, reverse=True), float)
 
 
-def heights(c: Columns, levels: np.ndarray, with_profile: bool = False):
+def heights(c: Columns, levels: np.ndarray, with_profile: bool = False, winds: bool = True):
     """Geopotential height (m) at ``levels`` (hPa, decreasing, must start above p_msl).
 
     Hypsometric equation with the virtual temperature, trapezoidal in ln p, from z = 0
-    at the sea-level pressure. With ``with_profile`` also returns :func:`profile` at ``levels``.
+    at the sea-level pressure. With ``with_profile`` also returns :func:`profile` at
+    ``levels`` (its winds only with ``winds``; the heights never need them).
     """
-    prof = profile(c, levels)
+    prof = profile(c, levels, winds=with_profile and winds)
     tv = virtual_temperature_k(prof["temperature"], prof["dewpoint"], levels)
     lnp = np.log(levels)
     seg = 0.5 * (tv[..., 1:] + tv[..., :-1]) * (lnp[:-1] - lnp[1:])
