@@ -1,9 +1,9 @@
-"""Gridded upper-air source: pressure-level analyses (ERA5-like, GFS-like NetCDF) regridded
-onto the region grids, as an alternative to soundings (config ``data.upper_air: gridded``).
+"""Gridded upper-air source: pressure-level analyses (ERA5-like, GFS-like netCDF or GRIB)
+regridded onto the region grids, as an alternative to soundings (config ``data.upper_air: gridded``).
 
-    python -m pipeline.gridding.upper_air [--config config.yaml] --files A.nc [B.nc ...] \
+    python -m pipeline.gridding.upper_air [--config config.yaml] --files A.nc [B.grib2 ...] \
         --gauges interim/gauges/2020-01.nc --month 2020-01 --grid region1,concat \
-        --out gridded/{grid}/2020-01.nc
+        --out gridded/{grid}/2020-01.nc [--grib-filter shortName=t]
 
 The result is a monthly gridded fragment with exactly the layout of the soundings path
 (docs/contracts.md section 3, :func:`pipeline.gridding.analysis.grid_month`): the same
@@ -32,7 +32,21 @@ How a file is read
   12-hourly frames) fills that frame (the nearest one wins); frames without a file time stay
   NaN and are counted (attribute ``frames_without_upper_air``). Levels missing from the
   files are NaN and counted (``upper_air_levels_missing``), never zero-filled.
-- GRIB needs cfgrib; when it is not installed a GRIB file is refused with that reason.
+- GRIB (``.grib``, ``.grb``, ``.grib2``, ``.grb2``, ``.grib1``) is read with xarray's cfgrib
+  engine (:func:`open_grib`; cfgrib and eccodes are in requirements.lock, the ecCodes library
+  comes with the eccodes wheel). Only pressure-level messages are read (filter_by_keys
+  ``typeOfLevel: isobaricInhPa`` and ``level`` in ``levels_hpa``; ``--grib-filter KEY=VALUE``
+  adds keys). cfgrib's names are the ERA5 short names above (``t``, ``u``, ``v``, ``gh``, ``z``,
+  ``r``, ``q``, with CF standard names), the level axis ``isobaricInhPa`` (hPa), the grid
+  ``latitude``/``longitude`` (north first in most files), units as GRIB writes them (K, gpm,
+  m**2 s**-2, m s**-1, %, kg kg**-1). The time is the valid time, ``time`` + ``step``: a
+  forecast step fills the frame it is valid for, and several analysis times and steps become
+  one time axis. No cfgrib index file is written beside the input. Messages that do not form
+  one hypercube (cfgrib's DatasetBuildError, e.g. a variable lacking a configured level that
+  the others have) are a one-line error naming the file and the ways out, never a variable
+  silently left out; a file that is not GRIB is a one-line error too, and without cfgrib a
+  GRIB file is refused with that reason. Tested on GRIB2 written with ecCodes from the GFS
+  test file (tests/gridding/test_gridding_grib.py).
 """
 from __future__ import annotations
 
@@ -87,6 +101,10 @@ _DIMENSION = {"temperature": "[temperature]", "dewpoint": "[temperature]", "u": 
 LAT_NAMES = ("lat", "latitude", "y", "nav_lat")
 LON_NAMES = ("lon", "longitude", "x", "nav_lon")
 GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2", ".grib1")
+# cfgrib's filter_by_keys for every GRIB file: pressure-level messages only (a file holding
+# surface fields too is then still one hypercube); cfgrib's names for pressure-level axes
+GRIB_FILTER = {"typeOfLevel": "isobaricInhPa"}
+GRIB_LEVEL_NAMES = ("isobaricInhPa", "isobaricInPa")
 
 
 def units_of(text, where: str):
@@ -117,21 +135,89 @@ def convert(values: np.ndarray, from_units, to_units: str, quantity: str, where:
 # Reading
 
 
-def open_source(path: str | Path) -> xr.Dataset:
-    """Open a pressure-level file with xarray (netCDF; GRIB only through cfgrib)."""
+def open_source(path: str | Path, grib_filter: dict | None = None, levels=None) -> xr.Dataset:
+    """Open a pressure-level file with xarray (netCDF; GRIB through cfgrib, :func:`open_grib`)."""
     path = Path(path)
     if not path.is_file():
         raise GridError(f"{path}: no such gridded upper-air file")
     if path.suffix.lower() in GRIB_SUFFIXES:
-        import importlib.util
-        if importlib.util.find_spec("cfgrib") is None:
-            raise GridError(f"{path}: GRIB input needs the cfgrib package, which is not installed; "
-                            f"convert the file to netCDF (e.g. grib_to_netcdf) or install cfgrib")
-        return xr.open_dataset(path, engine="cfgrib")
+        return open_grib(path, grib_filter, levels)
     try:
         return xr.open_dataset(path)
     except Exception as err:
         raise GridError(f"{path}: not a readable netCDF file ({type(err).__name__}: {err})") from None
+
+
+def _one_line(err: Exception, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def open_grib(path: str | Path, grib_filter: dict | None = None, levels=None) -> xr.Dataset:
+    """A GRIB file read with cfgrib: only its pressure-level messages (filter_by_keys
+    ``typeOfLevel: isobaricInhPa``, and ``level`` in ``levels`` hPa where given, so a variable
+    that lacks a level outside them, as GFS relative humidity lacks 20 hPa, still fits; plus
+    ``grib_filter``), no index file written beside it.
+    The time coordinate becomes the valid time (cfgrib's ``valid_time`` = ``time`` + ``step``),
+    one axis for several reference times and steps; a single level becomes a level axis of
+    one. Messages that do not form one hypercube (cfgrib's DatasetBuildError, e.g. relative
+    humidity on fewer levels than temperature) are a one-line error naming the file, not a
+    variable silently left out (cfgrib's default)."""
+    path = Path(path)
+    try:
+        import cfgrib
+    except ImportError:
+        raise GridError(f"{path}: GRIB input needs the cfgrib package, which is not installed; "
+                        f"convert the file to netCDF (e.g. grib_to_netcdf) or install cfgrib") from None
+    except Exception as err:  # cfgrib without a loadable ecCodes library
+        raise GridError(f"{path}: GRIB input needs the ecCodes library, which cfgrib could not load "
+                        f"({type(err).__name__}: {_one_line(err)}); install the eccodes wheel of "
+                        f"requirements.lock") from None
+    keys = dict(GRIB_FILTER)
+    if levels is not None and np.all(np.mod(np.asarray(levels, float), 1) == 0):
+        keys["level"] = [int(p) for p in levels]
+    keys.update(grib_filter or {})
+    try:
+        ds = xr.open_dataset(path, engine="cfgrib", decode_timedelta=True,
+                             backend_kwargs={"indexpath": "", "filter_by_keys": keys, "errors": "raise"})
+    except cfgrib.dataset.DatasetBuildError as err:
+        key = re.search(r"key=('?[\w.-]+'?)", str(err))
+        why = f"variables differ in {key.group(1)}" if key else _one_line(err)
+        raise GridError(f"{path}: the GRIB messages on the configured pressure levels do not form one hypercube "
+                        f"({why}); read one set of messages with cfgrib filter_by_keys (--grib-filter shortName=t), "
+                        f"or write a file whose variables share levels and times (grib_copy -w shortName=t/u/v/gh); "
+                        f"data.gridded.variables names variables the reader does not know") from None
+    except Exception as err:
+        raise GridError(f"{path}: not a readable GRIB file ({type(err).__name__}: {_one_line(err)})") from None
+    if not ds.data_vars:
+        ds.close()
+        raise GridError(f"{path}: no GRIB message on pressure levels (cfgrib filter_by_keys {keys}); "
+                        f"the gridded upper-air source needs isobaric fields")
+    return _grib_layout(ds)
+
+
+def _grib_layout(ds: xr.Dataset) -> xr.Dataset:
+    """cfgrib's layout as the reader expects it: ``time`` the valid time (an axis, or a
+    scalar for one time), a scalar pressure level made an axis of one."""
+    for z in GRIB_LEVEL_NAMES:
+        if z in ds.coords and ds[z].ndim == 0 and ds.data_vars:
+            ds = ds.expand_dims(z)
+    if "valid_time" not in ds.coords:
+        return ds
+    vt = ds["valid_time"]
+    attrs = {"standard_name": "time", "long_name": "valid time (reference time + step)"}
+    tdims = [d for d in ("time", "step") if d in ds.dims]
+    if len(tdims) == 2:
+        ds = ds.stack(__valid=tdims, create_index=False)
+        vt = ds["valid_time"]
+        tdims = ["__valid"]
+    ds = ds.drop_vars([c for c in ("time", "step", "valid_time") if c in ds.variables])
+    if not tdims:
+        return ds.assign_coords(time=((), vt.values, attrs))
+    d = tdims[0]
+    ds = ds.assign_coords(__vt=(d, np.asarray(vt.values).reshape(-1), attrs))
+    ds = ds.swap_dims({d: "__vt"}).rename({"__vt": "time"})
+    return ds.isel(time=np.flatnonzero(~pd.isna(ds["time"].values)))
 
 
 def _horizontal(ds: xr.Dataset, path) -> tuple[str, str]:
@@ -219,15 +305,17 @@ def _level_axis(da: xr.DataArray, name_level, lat: str, lon: str, tname, where: 
     return da.transpose(tdim, zdim, lat, lon).values, levels
 
 
-def read_fields(path: str | Path, config: dict, mapping: dict | None = None, valid_time=None) -> Fields:
+def read_fields(path: str | Path, config: dict, mapping: dict | None = None, valid_time=None,
+                grib_filter: dict | None = None) -> Fields:
     """Read one pressure-level file: every project variable on the config's levels, in the
     project's units (see the module docstring). ``valid_time`` gives the time of a
-    single-time file whose time coordinate is not CF (e.g. 'Month since Jan 1988')."""
+    single-time file whose time coordinate is not CF (e.g. 'Month since Jan 1988');
+    ``grib_filter`` adds cfgrib filter_by_keys for GRIB files (e.g. {"shortName": "t"})."""
     mapping = dict(mapping or {})
-    ds = open_source(path)
+    want = np.asarray(config["levels_hpa"], dtype=float)
+    ds = open_source(path, grib_filter, want)
     path = str(path)
     lat, lon = _horizontal(ds, path)
-    want = np.asarray(config["levels_hpa"], dtype=float)
     variables = list(config["variables"])
 
     def gather(quantity, to_units):
@@ -473,6 +561,20 @@ def grid_month_gridded(files: list[str], gauges: xr.Dataset, config: dict, month
     return ds
 
 
+def grib_keys(items: list[str], ap=None) -> dict:
+    """``KEY=VALUE`` words as cfgrib filter_by_keys (integer values as integers)."""
+    keys = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            msg = f"--grib-filter takes KEY=VALUE words (e.g. shortName=t), got {item!r}"
+            if ap is not None:
+                ap.error(msg)
+            raise GridError(msg)
+        keys[key] = int(value) if re.fullmatch(r"-?\d+", value) else value
+    return keys
+
+
 def main(argv: list[str] | None = None) -> int:
     from pipeline.common import integrity
     from pipeline.common.config import load_config
@@ -480,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = cli.parser("python -m pipeline.gridding.upper_air", __doc__)
     cli.add_config(ap)
-    ap.add_argument("--files", nargs="+", required=True, help="pressure-level netCDF files (any order)")
+    ap.add_argument("--files", nargs="+", required=True, help="pressure-level netCDF or GRIB files (any order)")
     ap.add_argument("--gauges", required=True, help="interim gauge netCDF of the month")
     ap.add_argument("--month", required=True, help="YYYY-MM")
     ap.add_argument("--grid", required=True, type=cli.grid_names, metavar="GRID[,GRID]",
@@ -488,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soundings-out", default=None,
                     help="also write an interim soundings file without profiles (for rules that read one)")
     ap.add_argument("--time", default=None, help="valid time of single-time files whose time coordinate is not CF")
+    ap.add_argument("--grib-filter", nargs="+", default=None, metavar="KEY=VALUE",
+                    help="cfgrib filter_by_keys for GRIB files, besides typeOfLevel=isobaricInhPa (e.g. shortName=t)")
     ap.add_argument("--out", required=True, help="fragment netCDF to write; with several grids it must contain '{grid}'")
 
     def body(args) -> int:
@@ -498,7 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         t0 = time.perf_counter()
         mapping = dict(config.get("data", {}).get("gridded", {}).get("variables") or {})
-        fields = [read_fields(f, config, mapping, args.time) for f in args.files]
+        grib_filter = grib_keys(args.grib_filter or [], ap)
+        fields = [read_fields(f, config, mapping, args.time, grib_filter) for f in args.files]
         gau = integrity.open_netcdf(args.gauges)
         for grid in args.grid:
             out = args.out.replace("{grid}", grid)
