@@ -125,6 +125,12 @@ def schema_defaults() -> dict:
     Keys without a default (``regions``, ``splits``) are absent, so only commands that
     do not read them (the ingest of a user's file) can run on these defaults.
     """
+    return copy.deepcopy(_schema_defaults())
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_defaults() -> dict:
+    """:func:`schema_defaults`, computed once per process (never modified: callers get copies)."""
     schema = dict(load_schema())
     schema.pop("required", None)
     config: dict = {}
@@ -143,7 +149,27 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     """Read a YAML config, apply nested ``overrides``, validate, fill defaults.
 
     A file that cannot be read, is not YAML or is not a mapping is a :class:`ConfigError` too.
+    Several steps of one process (python -m pipeline.steps) load the same file: a file
+    loaded before with the same bytes and the same overrides gives a copy of the validated
+    result instead of a second validation.
     """
+    try:
+        key = (str(Path(path).resolve()), Path(path).read_bytes(), json.dumps(overrides, sort_keys=True, default=str))
+    except (OSError, TypeError, ValueError):
+        key = None
+    if key is not None and key in _LOADED:
+        return copy.deepcopy(_LOADED[key])
+    config = _load_config(path, overrides)
+    if key is not None:
+        _LOADED.clear()  # one file at a time: the steps of a job share one config
+        _LOADED[key] = copy.deepcopy(config)
+    return config
+
+
+_LOADED: dict = {}
+
+
+def _load_config(path: str | Path, overrides: dict | None = None) -> dict:
     try:
         with open(path) as f:
             config = yaml.load(f, Loader=_YAML_LOADER)
