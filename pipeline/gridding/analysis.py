@@ -129,13 +129,16 @@ def analyse(station_xy: np.ndarray, values: np.ndarray, target_xy: np.ndarray, p
     in_cover = d2 <= params.coverage_radius_m**2
     station_d2 = _sq_dist(station_xy, station_xy) if params.method == "barnes" else None
 
-    # Fields sharing the same set of reporting stations share one weight matrix.
-    sets, which = np.unique(present.T, axis=0, return_inverse=True)
-    for k, station_set in enumerate(sets):
-        idx = np.flatnonzero(station_set)
+    # Fields sharing the same set of reporting stations share one weight matrix (grouped by
+    # the bytes of each field's station mask; fields of a group in ascending order).
+    groups: dict[bytes, list[int]] = {}
+    for f, station_set in enumerate(present.T):
+        groups.setdefault(station_set.tobytes(), []).append(f)
+    for members in groups.values():
+        idx = np.flatnonzero(present[:, members[0]])
         if idx.size == 0:
             continue
-        fields = np.flatnonzero(which.ravel() == k)
+        fields = np.asarray(members)
         near = in_search[:, idx]  # (G, n)
         if params.method == "barnes":
             if idx.size == 1:
@@ -314,9 +317,27 @@ def _gauge_inputs(gauges: xr.Dataset, config: dict, frames, proj, grid_name: str
                    region_of_points(config, gauges["lat"].values, gauges["lon"].values, grid_name), outside)
 
 
+def region1_cut(config: dict) -> tuple[slice, slice] | None:
+    """Where the region1 grid's analysis lies in the concat grid's, or None.
+
+    Under ``gridding.concat_analysis: separate`` every region-1 cell of the concat grid is
+    analysed from region-1 observations alone, at the same projected positions (one
+    projection for every grid), so it equals the region1 grid's cell value for value: the
+    region1 analysis is then the concat analysis cut out, not computed a second time.
+    """
+    if config["gridding"]["concat_analysis"] != "separate":
+        return None
+    concat, region1 = make_grid(config, "concat"), make_grid(config, "region1")
+    rows, cols = concat.region1_slices()
+    if not (np.array_equal(concat.lat[rows], region1.lat) and np.array_equal(concat.lon[cols], region1.lon)
+            and bool(region1.region1_mask.all())):
+        return None
+    return rows, cols
+
+
 def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: str,
                where: tuple[str, str] = ("soundings", "gauges"), frames_per_task: int = 8,
-               grid_name: str = "concat") -> xr.Dataset:
+               grid_name: str = "concat", concat_x: np.ndarray | None = None) -> xr.Dataset:
     """Grid one month of interim soundings and gauge totals onto the ``grid_name`` grid.
 
     Only observations inside the grid's region boxes contribute: the region1 grid sees
@@ -330,6 +351,9 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
     (time, channel, lat, lon) for every frame of the month, physical units, NaN where a
     cell is not covered or no data exist. Frames are computed as dask tasks on whatever
     scheduler is active (see :mod:`pipeline.common.compute`).
+
+    ``concat_x``: the analysis ``x`` of the same month on the concat grid; for the region1
+    grid under :func:`region1_cut` its region-1 cells are used instead of analysing again.
     """
     import dask
 
@@ -358,10 +382,16 @@ def grid_month(soundings: xr.Dataset, gauges: xr.Dataset, config: dict, month: s
             snd.region if config["gridding"]["concat_analysis"] == "separate" else None)
         for b in blocks
     ]
-    log.info("grid %s: %d frames, %d profiles, %d gauges, %d tasks", month, len(frames),
-             int((snd.frame_of >= 0).sum()), gau.values.shape[1], len(tasks))
-    parts = dask.compute(*tasks)
-    x = np.concatenate(parts, axis=0).reshape(len(frames), len(channels), *grid.shape)
+    cut = region1_cut(config) if grid_name == "region1" and concat_x is not None else None
+    if cut is not None and concat_x.shape[:2] == (len(frames), len(channels)):
+        log.info("grid %s: %d frames, %d profiles, %d gauges, region-1 cells of the concat analysis", month,
+                 len(frames), int((snd.frame_of >= 0).sum()), gau.values.shape[1])
+        x = np.ascontiguousarray(concat_x[:, :, cut[0], cut[1]])
+    else:
+        log.info("grid %s: %d frames, %d profiles, %d gauges, %d tasks", month, len(frames),
+                 int((snd.frame_of >= 0).sum()), gau.values.shape[1], len(tasks))
+        parts = dask.compute(*tasks)
+        x = np.concatenate(parts, axis=0).reshape(len(frames), len(channels), *grid.shape)
     ingest_qc = {kind: {k: int(v) for k, v in sorted(d.attrs.items()) if k.startswith("qc_")}
                  for kind, d in (("soundings", soundings), ("gauges", gauges))}
     return _fragment(x, config, month, grid_name, grid, frames, channels, p_sound.method, snd, gau, ingest_qc)

@@ -24,7 +24,7 @@ from pipeline.common import cf, cli, integrity
 from pipeline.common.atomic import atomic_path
 from pipeline.common.compute import dask_scheduler
 from pipeline.common.config import describe_times, load_config
-from pipeline.gridding.analysis import grid_month
+from pipeline.gridding.analysis import grid_month, region1_cut
 
 log = logging.getLogger("pipeline.gridding")
 
@@ -83,10 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         # An explicit engine keeps xarray from importing every backend plugin (MetPy's costs ~2 s).
         snd, gau = integrity.open_netcdf(args.soundings), integrity.open_netcdf(args.gauges)
+        concat_x = None
+        if "concat" in grids and "region1" in grids and region1_cut(config) is not None:
+            # concat first: the region1 analysis is its region-1 cells (region1_cut)
+            grids = ["concat"] + [g for g in grids if g != "concat"]
         for grid in grids:
             out = args.out.replace("{grid}", grid)
             with dask_scheduler(config, threads):
-                ds = grid_month(snd, gau, config, args.month, where=(args.soundings, args.gauges), grid_name=grid)
+                ds = grid_month(snd, gau, config, args.month, where=(args.soundings, args.gauges), grid_name=grid,
+                                concat_x=concat_x if grid == "region1" else None)
+            if grid == "concat":
+                concat_x = ds["x"].values
             write_fragment(ds, out)
             covered = np.isfinite(ds["x"].values).mean()
             log.info("grid %s %s: wrote %s (%d frames, %.1f%% of values covered) in %.1f s", args.month, grid, out,
