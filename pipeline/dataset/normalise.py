@@ -116,10 +116,23 @@ def _shape(v: np.ndarray, ndim: int, channel_axis: int) -> np.ndarray:
     return np.asarray(v).reshape(shape)
 
 
+def _normalise_block(x: np.ndarray, rain: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """:func:`normalise` of a numpy block holding every channel: log1p on the rain
+    channel(s) only (the other channels never need it), then the z-score."""
+    xs = x.astype(np.float64)
+    if rain.any():
+        xs[:, rain] = np.log1p(xs[:, rain])
+    return (xs - mean) / std
+
+
 def normalise(x, stats: NormStats, channel_axis: int = 1):
     """Physical -> normalised (NaN stays NaN). Works on numpy and dask arrays."""
     is_rain = np.array([c == RAIN_CHANNEL for c in stats.channels])
     nd = x.ndim
+    if hasattr(x, "dask") and channel_axis == 1 and nd >= 2 and len(x.chunks[1]) == 1:
+        # one task per block, log1p on the rain channel only (same values as below)
+        return x.map_blocks(_normalise_block, is_rain, _shape(stats.mean, nd, channel_axis),
+                            _shape(stats.std, nd, channel_axis), dtype=np.float64)
     xs = x.astype(np.float64)
     if is_rain.any():
         import dask.array as da
