@@ -171,9 +171,10 @@ def write_dataset(ds: xr.Dataset, out: str | Path) -> None:
         if out.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w")
         else:
+            dtypes = {v: ds.variables[v].dtype for v in ds.data_vars}  # no DataArray built per variable
             enc = {v: {**integrity.NETCDF_CHECKSUM, **({**cf.INTERMEDIATE_COMPRESSION, "_FillValue": np.float32(np.nan)}
-                                                       if ds[v].dtype == np.float32 else {})}
-                   for v in ds.data_vars if ds[v].dtype.kind in "fiub"}
+                                                       if dt == np.float32 else {})}
+                   for v, dt in dtypes.items() if dt.kind in "fiub"}
             enc.update(cf.coordinate_encoding(ds))
             ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
 
