@@ -2,7 +2,9 @@
 
 Runs the workflow on the default config (or --configfile) in a fresh working directory,
 sampling the summed resident memory of Snakemake and its child processes every 0.25 s.
-Targets: <= 10 minutes and <= 4 GiB on 2 cores. Writes benchmarks/results/radar.json.
+Targets: <= 10 minutes and <= 4 GiB on 2 cores. Writes benchmarks/results/NAME.json: wall
+time, peak memory, each job's time and peak memory, the headline and CSI at 30 dBZ per model
+and training seed.
 
     python benchmarks/bench_radar.py [--workdir DIR] [--configfile FILE ...] [--name radar]
 """
@@ -30,9 +32,20 @@ def main() -> None:
     result = {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "cores_available": os.cpu_count(),
               "workdir": "(temporary)", "configfiles": [p.name for p in args.configfile],
               "targets": {"wall_s": 600, "peak_rss_gib": 4.0}}
+    # wall seconds and peak RSS (MB) of every job, from the rules' benchmark files
+    result["jobs"] = {}
+    for tsv in sorted((workdir / "logs" / "benchmarks" / "radar").glob("*.tsv")):
+        head, row = tsv.read_text().splitlines()[:2]
+        rec = dict(zip(head.split("\t"), row.split("\t")))
+        result["jobs"][tsv.stem] = {"s": float(rec["s"]), "max_rss_mb": float(rec["max_rss"])}
     m = workdir / "results" / "radar" / "metrics.json"
     if m.exists():
-        result["headline"] = json.loads(m.read_text()).get("headline")
+        metrics = json.loads(m.read_text())
+        result["headline"] = metrics.get("headline")
+        # CSI at 30 dBZ (6-60 min) of every model, and of each experiment's training seeds
+        result["csi@30dBZ"] = {k: {"mean": v["scores"]["csi@30dBZ"]["all"],
+                                   "by_seed": {s: x["csi@30dBZ"]["all"] for s, x in v.get("by_seed", {}).items()}}
+                               for k, v in metrics["models"].items()}
     print(json.dumps(result, indent=2))
     out = REPO / "benchmarks" / "results" / f"{args.name}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

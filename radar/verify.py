@@ -13,13 +13,17 @@ observed event frequency over the scored cells. Rain-rate thresholds use Marshal
 (:func:`radar.qpe.rain_from_dbz`). A score with a zero denominator is NaN (``null`` in JSON).
 
 Per-sample rows (sums and counts per sample and lead) are kept so the paired block
-bootstrap over samples (:mod:`evaluation.bootstrap`) is a weighted sum of rows.
+bootstrap over samples (:mod:`evaluation.bootstrap`) is a weighted sum of rows; with
+several training seeds per model the bootstrap also draws the seeds (:func:`compare`).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from evaluation.bootstrap import block_bootstrap_weights, bootstrap_p_value, percentile_interval
+from evaluation.bootstrap import (block_bootstrap_weights, bootstrap_p_value, percentile_interval, seed_draws,
+                                  seed_resampled_mean)
 from evaluation.scores import (categorical_from_counts, continuous_from_sums, continuous_rows,
                                contingency_rows, fss_from_sums, fss_rows)
 from evaluation.multiplicity import holm
@@ -216,44 +220,91 @@ def power_spectra(obs, fcst, mask=None, floor: float = 0.0, dx_km: float | None 
     return _clean({"wavelength_km": wl, "obs": out["obs"], "fcst": out["fcst"], "small_scale_power_ratio": ratio})
 
 
+def _seed_list(x) -> list:
+    """A forecast or rows dict of one training seed, or a list/tuple of them: a list."""
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def seed_mean(values, axis: int = 0) -> np.ndarray:
+    """Mean over training seeds of per-seed scores; a score undefined for a seed (NaN) is
+    left out, NaN only where it is undefined for every seed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(values, dtype=np.float64), axis=axis)
+
+
+def _seed_scores(rows_list: list, weights=None, all_leads=False) -> dict:
+    """Scores of every seed, stacked: ``(S, ...)`` without weights, ``(B, S, ...)`` with."""
+    per = [scores_from_totals(_sum(r, weights, all_leads)) for r in rows_list]
+    axis = 0 if weights is None else 1
+    return {k: np.stack([p[k] for p in per], axis=axis) for k in per[0]}
+
+
+def interval_text(n_seeds_a: int, n_seeds_b: int) -> tuple[str, str]:
+    """How the interval was obtained, and the caveat: over samples and training seeds when a
+    model has several seeds (no caveat); over samples only with one seed each, and then
+    training-run variability is not in the interval."""
+    if max(n_seeds_a, n_seeds_b) > 1:
+        return "paired block bootstrap over samples and training seeds", ""
+    return ("paired block bootstrap over samples",
+            "one training seed per experiment, so the variability between training runs is not in the interval")
+
+
 def compare(obs, fcst_a, fcst_b, mask, cfg: dict | None = None, seed: int = 0, name_a: str = "a",
-            name_b: str = "b", dx_km: float | None = None, rows_a: dict | None = None,
-            rows_b: dict | None = None) -> dict:
+            name_b: str = "b", dx_km: float | None = None, rows_a=None, rows_b=None) -> dict:
     """Model b (e.g. ``dualpol``) against its reference a (``reflectivity``) on the same
     samples: differences b - a of CSI (each dBZ threshold), FSS (each threshold and scale)
     and RMSE, over all leads and per lead, with paired block-bootstrap intervals over
     samples (blocks of ``block_length`` consecutive samples, circular) and p-values. The
     primary score is CSI at ``primary_threshold_dbz`` over all leads; its verdict is the
     one line. Every other comparison is secondary: ``p_holm`` is its Holm-adjusted p-value
-    over that family (evaluation/multiplicity.py), as in the main track. JSON-ready; schema in docs/contracts.md."""
+    over that family (evaluation/multiplicity.py), as in the main track.
+
+    Several training seeds: ``fcst_a`` / ``fcst_b`` (or ``rows_a`` / ``rows_b``) may be
+    lists, one forecast (rows of :func:`sample_rows`) per seed, all on the same samples.
+    Each model's score is then the mean over its seeds of each seed's own score, and the
+    bootstrap has two stages (evaluation/bootstrap.py): every resample applies the same
+    block weights to both models and, independently per model, draws its seeds with
+    replacement (:func:`evaluation.bootstrap.seed_draws`, key = the model's name, seed =
+    ``seed``); the resampled score is the mean over the drawn seeds. With one seed each the
+    numbers are those of the samples-only bootstrap. JSON-ready; schema in docs/contracts.md."""
     s = settings(cfg)
     if rows_a is None:
-        rows_a = sample_rows(obs, fcst_a, mask, s, dx_km)
+        rows_a = [sample_rows(obs, f, mask, s, dx_km) for f in _seed_list(fcst_a)]
     if rows_b is None:
-        rows_b = sample_rows(obs, fcst_b, mask, s, dx_km)
-    n = rows_a["cont"].shape[0]
+        rows_b = [sample_rows(obs, f, mask, s, dx_km) for f in _seed_list(fcst_b)]
+    rows_a, rows_b = _seed_list(rows_a), _seed_list(rows_b)
+    n = rows_a[0]["cont"].shape[0]
+    if any(r["cont"].shape[0] != n for r in rows_a + rows_b):
+        raise ValueError(f"{name_a} / {name_b}: every seed's forecast must cover the same {n} samples")
+    n_boot = int(s["bootstrap_samples"])
     rng = np.random.default_rng(seed)
-    w = block_bootstrap_weights(n, int(s["block_length"]), int(s["bootstrap_samples"]), rng)
+    w = block_bootstrap_weights(n, int(s["block_length"]), n_boot, rng)
+    draws_a = seed_draws(n_boot, len(rows_a), seed, name_a)
+    draws_b = seed_draws(n_boot, len(rows_b), seed, name_b)
     conf = float(s["confidence"])
-    meta = rows_a["meta"]
+    meta = rows_a[0]["meta"]
     keys = ["rmse"] + [f"csi@{t:g}dBZ" for t in meta["thresholds_dbz"]] + \
         [f"fss@{t:g}dBZ@{sc:g}km" for t in meta["thresholds_dbz"] for sc in meta["fss_scales_km"]]
     out = {"a": name_a, "b": name_b, "n_samples": n, "block_length": int(s["block_length"]),
-           "bootstrap_samples": int(s["bootstrap_samples"]), "confidence": conf,
+           "bootstrap_samples": n_boot, "confidence": conf, "seeds_a": len(rows_a), "seeds_b": len(rows_b),
+           "seeds_resampled": max(len(rows_a), len(rows_b)) > 1,
            "leads_min": [meta["step_minutes"] * (i + 1) for i in range(meta["n_leads"])], "scores": {}}
     for scope, all_leads in (("all", True), ("by_lead", False)):
-        pa, pb = scores_from_totals(_sum(rows_a, all_leads=all_leads)), scores_from_totals(_sum(rows_b, all_leads=all_leads))
-        ba = scores_from_totals(_sum(rows_a, w, all_leads))
-        bb = scores_from_totals(_sum(rows_b, w, all_leads))
+        sa, sb = _seed_scores(rows_a, all_leads=all_leads), _seed_scores(rows_b, all_leads=all_leads)
+        ba = _seed_scores(rows_a, w, all_leads)
+        bb = _seed_scores(rows_b, w, all_leads)
         for k in keys:
-            d = bb[k] - ba[k]
+            pa, pb = seed_mean(sa[k]), seed_mean(sb[k])
+            d = seed_resampled_mean(bb[k], draws_b) - seed_resampled_mean(ba[k], draws_a)
             lo, hi = percentile_interval(d, conf)
-            diff = pb[k] - pa[k]
+            diff = pb - pa
             orient = -1 if k == "rmse" else 1
-            entry = {"a": pa[k], "b": pb[k], "difference": diff, "ci_low": lo, "ci_high": hi,
+            entry = {"a": pa, "b": pb, "difference": diff, "ci_low": lo, "ci_high": hi,
                      "p_value": bootstrap_p_value(d)}
             if all_leads:
                 entry["verdict"] = verdict(float(diff), float(lo), float(hi), orient)
+                entry["a_by_seed"], entry["b_by_seed"] = sa[k], sb[k]
             else:
                 entry["verdict"] = [verdict(float(x), float(y), float(z), orient) for x, y, z in zip(diff, lo, hi)]
             out["scores"].setdefault(k, {})[scope] = entry
@@ -273,11 +324,17 @@ def compare(obs, fcst_a, fcst_b, mask, cfg: dict | None = None, seed: int = 0, n
     p = out["scores"][primary]["all"]
     out["primary"] = primary
     out["verdict"] = p["verdict"]
+    out["interval"], out["caveat"] = interval_text(len(rows_a), len(rows_b))
 
     def fmt(x, spec):
         return "n/a" if x is None or not np.isfinite(x) else format(float(x), spec)
+    seeds = ""
+    if out["seeds_resampled"]:
+        each = f"{len(rows_a)} training seeds each" if len(rows_a) == len(rows_b) else \
+            f"{len(rows_b)} and {len(rows_a)} training seeds"
+        seeds = f" (means over {each})"
     out["line"] = (f"{name_b} vs {name_a}: CSI >= {float(s['primary_threshold_dbz']):g} dBZ (6-60 min) "
-                   f"{fmt(p['b'], '.3f')} vs {fmt(p['a'], '.3f')}, difference {fmt(p['difference'], '+.3f')} "
-                   f"[{fmt(p['ci_low'], '+.3f')}, {fmt(p['ci_high'], '+.3f')}] ({conf:.0%} paired block bootstrap "
-                   f"over samples, {p_text(p['p_value'], int(s['bootstrap_samples']))}): {p['verdict']}")
+                   f"{fmt(p['b'], '.3f')} vs {fmt(p['a'], '.3f')}{seeds}, difference {fmt(p['difference'], '+.3f')} "
+                   f"[{fmt(p['ci_low'], '+.3f')}, {fmt(p['ci_high'], '+.3f')}] ({conf:.0%} {out['interval']}, "
+                   f"{p_text(p['p_value'], n_boot)}): {p['verdict']}" + (f"; {out['caveat']}" if out["caveat"] else ""))
     return _clean(out)

@@ -1,8 +1,9 @@
 # The dual-polarisation radar track (README "Radar"; issue 17): a separate target,
 # `snakemake --cores 2 results/radar`, not part of the main job. Radar nature run ->
 # CAPPI store -> training per experiment and seed -> nowcasts of the test split ->
-# verification, paired block-bootstrap comparison of each experiment with its reference,
-# report (results/radar/report.md, metrics.json, skill_by_lead.png).
+# verification, paired block-bootstrap comparison (over samples and training seeds) of each
+# experiment with its reference, report (results/radar/report.md, metrics.json,
+# skill_by_lead.png).
 from radar.dataset import experiments as _radar_experiments  # noqa: E402
 from radar.train import train_settings as _radar_train_settings  # noqa: E402
 
@@ -80,13 +81,15 @@ rule radar_predict:
 
 rule radar_report:
     input:
-        nowcasts=expand(f"{RADAR_RUNS}/nowcasts/{{rexp}}_seed{RADAR_SEEDS[0]}.nc", rexp=RADAR_EXPERIMENTS),
+        nowcasts=expand(f"{RADAR_RUNS}/nowcasts/{{rexp}}_seed{{rseed}}.nc", rexp=RADAR_EXPERIMENTS, rseed=RADAR_SEEDS),
         curves=expand(f"{RADAR_RUNS}/{{rexp}}/seed{{rseed}}/loss_curve.png", rexp=RADAR_EXPERIMENTS, rseed=RADAR_SEEDS),
     output:
         directory("results/radar"),
     params:
         settings=settings("radar", "seed"),
-        pairs=" ".join(f"{e}={RADAR_RUNS}/nowcasts/{e}_seed{RADAR_SEEDS[0]}.nc" for e in RADAR_EXPERIMENTS),
+        # every seed's nowcast: EXP=FILE once per seed (the report averages over seeds and
+        # resamples them in the bootstrap)
+        pairs=" ".join(f"{e}={RADAR_RUNS}/nowcasts/{e}_seed{s}.nc" for e in RADAR_EXPERIMENTS for s in RADAR_SEEDS),
     threads: 2
     log:
         "logs/radar/report.log",
