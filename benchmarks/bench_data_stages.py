@@ -13,7 +13,8 @@ Per month of data it records the wall time (the whole run / months) and the CPU 
 (user + system of every job, from the benchmark files, plus Snakemake's own process, /
 months), and per month the CPU and wall time of that month's own jobs (`per_month`). On a
 shared machine the wall time is noisy; the CPU time is not, and CPU time / usable cores
-(`cpu_bound_wall_s_per_month`) is the wall time the same work takes on idle cores.
+(`cpu_bound_wall_s_per_month`) is the wall time the same work takes on idle cores. The
+machine's load averages at the start and end of the run are recorded with them.
 
     python benchmarks/bench_data_stages.py [--workdir DIR] [--configfile FILE] [--name NAME]
 """
@@ -93,6 +94,7 @@ def main() -> None:
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
     t0 = time.perf_counter()
     proc = start_workflow(workdir, args.configfile, args.cores, TARGETS)
     ps = psutil.Process(proc.pid)
@@ -105,6 +107,7 @@ def main() -> None:
             break
         time.sleep(0.25)
     wall = time.perf_counter() - t0
+    load_end = os.getloadavg()
     if proc.returncode:
         sys.exit(f"workflow failed ({proc.returncode}); see {workdir / 'bench.log'}")
     months = len(list((workdir / "data" / "gridded" / "region1").glob("*.nc")))
@@ -130,6 +133,10 @@ def main() -> None:
         "cores_available": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)),
         "snakemake_cores": args.cores,
+        # the machine's 1/5/15-minute load averages when the run started and ended: a
+        # load above cores_usable means other work shared the cores (wall time inflated)
+        "load_average_start": [round(x, 2) for x in load_start],
+        "load_average_end": [round(x, 2) for x in load_end],
         "targets": {"wall_s_per_month": 2.5},
         "rules": rules,
         "per_month": per_month,
