@@ -178,7 +178,14 @@ def twelve_hour_totals(hourly: pd.DataFrame, stations: pd.Index, frame_times: pd
     unknown = ~h["station"].isin(stations)
     counts["qc_unknown_station_records"] = int(unknown.sum())
     h = h[~unknown]
-    dup = h.duplicated(["station", "time"], keep="first")
+    # duplicates on (station index, time as integers): the same rows as on the strings
+    # (station ids are unique), without hashing the id strings
+    if stations.is_unique and h["time"].dtype == "datetime64[ns]":
+        codes = pd.DataFrame({"station": stations.get_indexer(h["station"]),
+                              "time": h["time"].to_numpy().view(np.int64)}, index=h.index)
+        dup = codes.duplicated(keep="first")
+    else:
+        dup = h.duplicated(["station", "time"], keep="first")
     counts["qc_duplicate_hours"] = int(dup.sum())
     h = h[~dup]
     rain = h["rain_mm"].to_numpy(float)
