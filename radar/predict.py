@@ -19,7 +19,8 @@ from pipeline.common import cli
 log = logging.getLogger("radar.predict")
 
 
-def predict(config: dict, cappi, checkpoint, batch_size: int = 8):
+def predict(config: dict, cappi, checkpoint, batch_size: int = 8, split: str = "test"):
+    """Nowcasts of ``split`` (``test``; ``validation`` for model selection, docs/model_selection.md)."""
     import torch
     import xarray as xr
 
@@ -33,9 +34,9 @@ def predict(config: dict, cappi, checkpoint, batch_size: int = 8):
     a = load(ds, config, ck["experiment"], norm=ck["norm"])
     if a.channels != ck["channels"]:
         raise ValueError(f"{checkpoint}: trained on channels {ck['channels']}, the store gives {a.channels}")
-    d = SequenceDataset(a, "test", config)
+    d = SequenceDataset(a, split, config)
     if len(d) == 0:
-        raise ValueError(f"{cappi}: no test sample (radar.splits)")
+        raise ValueError(f"{cappi}: no {split} sample (radar.splits)")
     fr = a.frames
     preds, obs, inputs = [], [], []
     with torch.no_grad():

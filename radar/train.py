@@ -4,20 +4,22 @@ DBZH out (``python -m radar.train --config C --cappi STORE --experiment E --seed
 The model is the main track's ConvLSTM U-Net as an encoder-forecaster
 (:class:`training.model.ConvLSTMUNet` with ``n_frames = radar.frames.output_steps``:
 a ConvLSTM forecaster unrolled over the output frames from the decoder's state, the
-regression head applied to each). Settings: the top-level ``model`` / ``train`` sections
-overridden by ``radar.model`` / ``radar.train`` (:data:`MODEL_DEFAULTS`,
-:data:`TRAIN_DEFAULTS` are the radar defaults, small enough for the default run on 2 CPU
-cores). Losses: the regression losses of :mod:`training.losses` (``mse``,
-``weighted_mse``, ``logcosh``) on the target scale (dBZ above the floor / 10), masked by
-coverage and finite target; ``balanced`` (thresholds in mm / 12 h) and the bins head are
-refused. AdamW with the main track's warm-up + cosine schedule
-(:func:`training.train.lr_lambda`), gradient clipping, early stopping on the validation
-split (patience), a wall-clock budget. Outputs in ``--out``: ``model.pt`` (best
-validation epoch: model args and state, normalisation, channels, frames), ``log.csv``,
-``loss_curve.png``.
+regression head applied to each). Settings: ``radar.model`` / ``radar.train``; their
+defaults are written once, in schemas/config.schema.yaml (:func:`schema_section`), and
+were chosen on the validation split to fit the default run on 2 CPU cores
+(docs/model_selection.md, "Radar"). Losses: the regression losses of
+:mod:`training.losses` (``mse``, ``weighted_mse``, ``logcosh``) on the target scale (dBZ
+above the floor / 10), masked by coverage and finite target; ``balanced`` (thresholds in
+mm / 12 h) and the bins head are refused. AdamW with the main track's warm-up + cosine
+schedule (:func:`training.train.lr_lambda`), gradient clipping, early stopping on the
+validation split (patience), an optional wall-clock budget (``time_budget_minutes``; 0 =
+off, the default, so that results do not depend on the machine's load). Outputs in
+``--out``: ``model.pt`` (best validation epoch: model args and state, normalisation,
+channels, frames), ``log.csv``, ``loss_curve.png``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -30,23 +32,30 @@ from pipeline.common.errors import ConfigError, TrainingDivergedError
 
 log = logging.getLogger("radar.train")
 
-MODEL_DEFAULTS = {"hidden": [8, 16], "kernel_size": 3, "attention": "none", "attention_mode": "final",
-                  "norm": "group", "groups": 4, "dropout": 0.0}
-TRAIN_DEFAULTS = {"epochs": 6, "batch_size": 4, "lr": 3e-3, "weight_decay": 1e-4, "schedule": "cosine",
-                  "warmup_fraction": 0.05, "grad_clip": 1.0, "loss": "mse", "loss_alpha": 1.0,
-                  "early_stopping_patience": 3, "time_budget_minutes": 3.0, "device": "cpu",
-                  "seeds": [0], "max_batches_per_epoch": 0}
 LOSSES = ("mse", "weighted_mse", "logcosh")
 
 
+@functools.lru_cache(maxsize=None)
+def _schema_defaults_json(section: str) -> str:
+    from pipeline.common.config import schema_defaults
+
+    return json.dumps(schema_defaults()["radar"][section])
+
+
+def schema_section(section: str) -> dict:
+    """The defaults of ``radar.model`` or ``radar.train``: those of schemas/config.schema.yaml,
+    the one place they are written (a fresh copy per call)."""
+    return json.loads(_schema_defaults_json(section))
+
+
 def model_settings(config: dict) -> dict:
-    out = dict(MODEL_DEFAULTS)
+    out = schema_section("model")
     out.update(((config.get("radar") or {}).get("model")) or {})
     return out
 
 
 def train_settings(config: dict) -> dict:
-    out = dict(TRAIN_DEFAULTS)
+    out = schema_section("train")
     out.update(((config.get("radar") or {}).get("train")) or {})
     if out["loss"] not in LOSSES:
         raise ConfigError(f"config key 'radar.train.loss': the radar track supports {list(LOSSES)}, "

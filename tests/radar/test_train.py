@@ -1,12 +1,16 @@
 """radar.train: the encoder-forecaster learns moving echoes (loss drops on a tiny store);
 the main track's one-frame model is unchanged by the n_frames option."""
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from tests.radar.synthetic import make_cappi
+
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = {"radar": {"model": {"hidden": [8, 8], "groups": 4},
                   "train": {"epochs": 4, "batch_size": 8, "lr": 1e-2, "early_stopping_patience": 10,
@@ -62,3 +66,34 @@ def test_balanced_loss_refused():
 
     with pytest.raises(ConfigError, match="radar.train.loss"):
         train_settings({"radar": {"train": {"loss": "balanced"}}})
+
+
+def test_defaults_are_the_schemas():
+    """radar.model / radar.train defaults are written once, in the schema: a config without
+    them trains with the schema's values, and a validated config has the same ones."""
+    import radar.train as rt
+    from pipeline.common.config import load_schema, validate_config
+
+    props = load_schema()["properties"]["radar"]["properties"]
+    want_train = {k: v["default"] for k, v in props["train"]["properties"].items()}
+    want_model = {k: v["default"] for k, v in props["model"]["properties"].items()}
+    assert rt.train_settings({}) == want_train and rt.model_settings({}) == want_model
+    assert not hasattr(rt, "TRAIN_DEFAULTS") and not hasattr(rt, "MODEL_DEFAULTS")
+    assert want_train["time_budget_minutes"] == 0  # off: results do not depend on the machine's load
+    assert rt.train_settings({"radar": {"train": {"epochs": 2}}})["epochs"] == 2
+    rt.train_settings({})["seeds"].append(99)  # callers get copies
+    assert rt.train_settings({})["seeds"] == want_train["seeds"]
+    cfg = validate_config(yaml.safe_load(open(REPO / "config.yaml")))
+    assert rt.train_settings(cfg) == want_train and rt.model_settings(cfg) == want_model
+
+
+@pytest.mark.parametrize("budget, epochs_run", [(0.0, 2), (1e-9, 1)])
+def test_time_budget_is_an_option(tmp_path, budget, epochs_run):
+    from radar.train import train
+
+    store = tmp_path / "cappi.zarr"
+    make_cappi(n_times=70, ny=8, nx=8, heights=(1000.0,)).to_zarr(store)
+    cfg = {"radar": {**TINY["radar"], "model": {"hidden": [4], "groups": 2},
+                     "train": {**TINY["radar"]["train"], "epochs": 2, "batch_size": 16,
+                               "time_budget_minutes": budget}}}
+    assert train(cfg, store, "reflectivity", 0, tmp_path / "o", show_progress=False)["epochs_run"] == epochs_run
