@@ -177,6 +177,24 @@ def _reltime_parts(reltime: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ok, minute_missing
 
 
+def header_dates(year, month, day) -> pd.Series:
+    """Dates of the header fields, NaT where they are not a date: the values of
+    ``pd.to_datetime(DataFrame(year, month, day), errors="coerce")`` (a datetime64 Series;
+    callers convert it to datetime64[ns]), computed with numpy
+    calendar arithmetic when every year lies in 1678-2261 and every month and day in
+    0-99 (pandas' own path, per header, for anything else)."""
+    y, m, d = (np.asarray(a, dtype=np.int64) for a in (year, month, day))
+    if y.size == 0 or not (((y >= 1678) & (y <= 2261) & (m >= 0) & (m <= 99) & (d >= 0) & (d <= 99)).all()):
+        return pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d}), errors="coerce")
+    months = (y - 1970) * 12 + np.clip(m, 1, 12) - 1
+    first = months.astype("datetime64[M]").astype("datetime64[D]")
+    days_in_month = ((months + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(np.int64)
+    valid = (m >= 1) & (m <= 12) & (d >= 1) & (d <= days_in_month)
+    out = np.where(valid, (first + (d - 1).astype("timedelta64[D]")).astype("datetime64[us]"),
+                   np.datetime64("NaT", "us"))
+    return pd.Series(out)
+
+
 def _checked_records(rec: HeaderedRecords, counts: dict):
     """Decode headers and levels and mark every malformed line (first reason wins, in this
     order); returns (header rows, header fields, header dates, level fields)."""
@@ -196,8 +214,7 @@ def _checked_records(rec: HeaderedRecords, counts: dict):
     hour, reltime = hv["hour"], hv["reltime"]
     rec.mark((hour != 99) & ((hour < 0) | (hour > 23)), h_idx, "HOUR must be 00-23 or 99")
     rec.mark((reltime != 9999) & ~_reltime_parts(reltime)[0], h_idx, "RELTIME must be HHMM, HH99 or 9999")
-    dates = pd.to_datetime(
-        pd.DataFrame({"year": hv["year"], "month": hv["month"], "day": hv["day"]}), errors="coerce")
+    dates = header_dates(hv["year"], hv["month"], hv["day"])
     rec.mark(np.asarray(dates.isna()), h_idx, "YEAR/MONTH/DAY is not a valid date")
     rec.mark(hv["numlev"] < 0, h_idx, "NUMLEV is negative")
     return hrows, hv, dates, lv
