@@ -137,7 +137,8 @@ def report_md(m: dict) -> str:
     exps = {k: v for k, v in m["models"].items() if "by_seed" in v}
     if exps:
         score = "csi@30dBZ"
-        lines += ["", f"Per training seed ({score.upper()}, all leads; spread = sample standard deviation over seeds):",
+        lines += ["", f"Per training seed (CSI at 30 dBZ over leads {m['leads_min'][0]}-{m['leads_min'][-1]} min; "
+                  "sd = sample standard deviation over seeds):",
                   "", "| model | per seed | mean | sd |", "|---|---|---|---|"]
         for k, v in exps.items():
             per = ", ".join(f"{sd}: {_fmt(v['by_seed'][str(sd)][score]['all'])}" for sd in v["seeds"])
