@@ -180,9 +180,17 @@ def twelve_hour_totals(hourly: pd.DataFrame, stations: pd.Index, frame_times: pd
     h = h[~unknown]
     # duplicates on (station index, time as integers): the same rows as on the strings
     # (station ids are unique), without hashing the id strings
-    if stations.is_unique and h["time"].dtype == "datetime64[ns]":
-        codes = pd.DataFrame({"station": stations.get_indexer(h["station"]),
-                              "time": h["time"].to_numpy().view(np.int64)}, index=h.index)
+    hour_ns = 3_600_000_000_000
+    t_ns = h["time"].to_numpy().view(np.int64) if h["time"].dtype == "datetime64[ns]" else None
+    if stations.is_unique and t_ns is not None and len(t_ns) and not (t_ns % hour_ns).any() \
+            and not h["time"].isna().any():
+        # one integer key per record: station index and hour (times are whole hours)
+        hour = t_ns // hour_ns
+        key = stations.get_indexer(h["station"]).astype(np.int64) * (int(hour.max() - hour.min()) + 1) \
+            + (hour - hour.min())
+        dup = pd.Series(key, index=h.index).duplicated(keep="first")
+    elif stations.is_unique and t_ns is not None:
+        codes = pd.DataFrame({"station": stations.get_indexer(h["station"]), "time": t_ns}, index=h.index)
         dup = codes.duplicated(keep="first")
     else:
         dup = h.duplicated(["station", "time"], keep="first")
