@@ -78,9 +78,18 @@ def dotted(path) -> str:
 
 
 def get(config: dict, path):
-    for p in path:
-        config = config[p]
-    return config
+    """The value at ``path``; in the main config, a key it leaves out gives its schema default
+    (e.g. radar.model.hidden, whose default is written only in the schema)."""
+    node = config
+    try:
+        for p in path:
+            node = node[p]
+        return node
+    except KeyError:
+        default = dict(walk()).get(tuple(path), {}).get("default") if config is BASE else None
+        if default is None:
+            raise
+        return copy.deepcopy(default)
 
 
 def mutated(path, value=None, delete: bool = False, base: dict = BASE) -> dict:
@@ -400,7 +409,8 @@ def random_invalid_case(rng: random.Random, pool: dict[str, list[Case]]) -> Case
         node = dict(walk())[path]
         return case("wrong_type", path, rng.choice(wrong_values(node)))
     if cls == "unknown_key":
-        path, _ = rng.choice(list(objects()))
+        # not a map of named entries (experiments, radar.experiments): a new name there is an entry
+        path, _ = rng.choice([(p, n) for p, n in objects() if not isinstance(n.get("additionalProperties"), dict)])
         name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randrange(3, 12))) + "_x"
         value = random_value(rng)
         return Case("unknown_key", f"{dotted(path)}.{name}", mutated(path + (name,), value), dotted(path + (name,)),
