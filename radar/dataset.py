@@ -109,6 +109,7 @@ class Arrays:
     norm: dict  # {var: {"mean", "std", "floor"}}
     frames: dict
     coverage: np.ndarray  # (y, x) bool
+    target_height_m: float = 0.0  # height of the target CAPPI
 
 
 def _channels(ds, exp: dict) -> list[tuple[str, float]]:
@@ -165,7 +166,20 @@ def load(ds, config: dict, experiment: str, norm: dict | None = None) -> Arrays:
     valid = np.isfinite(dbz) & cov[None]
     y = np.maximum((dbz - float(fr["dbz_floor"])) / float(fr["target_scale_dbz"]), 0.0).astype(np.float32)
     return Arrays(x=x, y=y, valid=valid, times=np.asarray(ds["time"].values), norm=norm,
-                  channels=[f"{v}@{h:g}" for v, h in chans], frames=fr, coverage=cov)
+                  channels=[f"{v}@{h:g}" for v, h in chans], frames=fr, coverage=cov, target_height_m=th)
+
+
+def persistence_base(arrays: Arrays) -> tuple[int, tuple[float, float]]:
+    """The input channel holding the target (DBZH at the target height) and the affine map
+    ``(a, b)`` that takes its normalised values to the target scale (``a * x + b``): the
+    persistence base of ``radar.model.base: persistence``."""
+    name = f"DBZH@{arrays.target_height_m:g}"
+    if name not in arrays.channels:
+        raise ConfigError(f"radar.model.base: persistence needs {name} among the experiment's inputs; "
+                          f"they are {arrays.channels}")
+    n, fr = arrays.norm["DBZH"], arrays.frames
+    scale = float(fr["target_scale_dbz"])
+    return arrays.channels.index(name), (float(n["std"]) / scale, (float(n["mean"]) - float(fr["dbz_floor"])) / scale)
 
 
 def to_dbz(target, frames: dict):

@@ -7,7 +7,8 @@ experiment and seed (:func:`radar.train.train`), predicts the *validation* split
 (:func:`radar.predict.predict` with ``split="validation"``) and scores it
 (:func:`radar.verify.verify_nowcast`): CSI and frequency bias at 30 dBZ, RMSE, the best
 validation loss, epochs run and seconds per epoch. Persistence on the same validation
-samples is scored for reference. The test split is never read. Writes ``DIR/selection.json``
+samples is scored for reference. The quantile map of ``radar.model.calibration`` is judged
+on validation alone: fitted on its first half (in time), scored on its second half. The test split is never read. Writes ``DIR/selection.json``
 (one row per variant, appended as each finishes) and prints a table.
 """
 from __future__ import annotations
@@ -34,6 +35,25 @@ def _scores(obs, fcst, mask, ecfg) -> dict:
             "frequency_bias@30dBZ": s["frequency_bias@30dBZ"]["all"], "rmse": s["rmse"]["all"]}
 
 
+def _split_half_quantile_map(p, per, mask, ecfg) -> dict:
+    """The quantile map of ``radar.model.calibration`` judged on validation alone: fitted on
+    the first half of the validation samples (in time), scored on the second half, with the
+    raw nowcast and persistence scored on the same second half."""
+    from radar.calibration import apply_quantile_map, fit_quantile_map
+
+    n = p.sizes["sample"]
+    h = n // 2
+    if h == 0 or h == n:
+        return {}
+    fc = p["nowcast"].values
+    fq, oq = fit_quantile_map(fc[:h], p["observed"].values[:h], mask)
+    second = slice(h, n)
+    mapped = p["nowcast"][second].copy(data=apply_quantile_map(fc[second], fq, oq))
+    return {"second_half": {"n": n - h, "raw": _scores(p["observed"][second], p["nowcast"][second], mask, ecfg),
+                            "quantile_map": _scores(p["observed"][second], mapped, mask, ecfg),
+                            "persistence": _scores(p["observed"][second], per[second], mask, ecfg)}}
+
+
 def run_variant(config: dict, cappi, experiment: str, seed: int, out_dir: Path) -> dict:
     from radar import baselines
     from radar.dataset import frames_settings
@@ -55,6 +75,7 @@ def run_variant(config: dict, cappi, experiment: str, seed: int, out_dir: Path) 
     floor = float(frames_settings(config)["dbz_floor"])
     per = baselines.persistence(p["inputs"].fillna(floor), p.sizes["lead"])
     out["persistence"] = _scores(p["observed"], per, mask, ecfg)
+    out.update(_split_half_quantile_map(p, per, mask, ecfg))
     out["n_validation"] = int(p.sizes["sample"])
     return out
 
@@ -95,6 +116,12 @@ def _main(args) -> None:
                          "best val loss %.4f at epoch %d/%d, %.1f s/epoch, %.0f s", name, e, seed, v["csi@30dBZ"],
                          r["persistence"]["csi@30dBZ"], v["frequency_bias@30dBZ"], v["rmse"], r["best_val_loss"],
                          r["best_epoch"], r["epochs_run"], r["s_per_epoch"], r["train_s"])
+                if "second_half" in r:
+                    h = r["second_half"]
+                    log.info("%s %s seed %d: second half of validation, CSI@30 raw %.3f, quantile-mapped %.3f "
+                             "(bias %.2f), persistence %.3f", name, e, seed, h["raw"]["csi@30dBZ"],
+                             h["quantile_map"]["csi@30dBZ"], h["quantile_map"]["frequency_bias@30dBZ"],
+                             h["persistence"]["csi@30dBZ"])
 
 
 if __name__ == "__main__":

@@ -63,14 +63,24 @@ def train_settings(config: dict) -> dict:
     return out
 
 
-def build_model(in_channels: int, config: dict):
-    from radar.dataset import frames_settings
+def build_model(in_channels: int, config: dict, arrays=None):
+    """The encoder-forecaster; with ``radar.model.base: persistence`` (``arrays`` needed)
+    it forecasts changes to the last input frame of the target (``ConvLSTMUNet(base_channel=...)``)."""
+    from radar.dataset import frames_settings, persistence_base
     from training.model import ConvLSTMUNet
 
     m = model_settings(config)
+    base = {}
+    if m["base"] == "persistence":
+        if arrays is None:
+            raise ValueError("radar.model.base: persistence needs the experiment's arrays")
+        channel, affine = persistence_base(arrays)
+        base = {"base_channel": channel, "base_affine": affine}
+    elif m["base"] != "none":
+        raise ConfigError(f"config key 'radar.model.base': none or persistence, got {m['base']!r}")
     return ConvLSTMUNet(in_channels, tuple(m["hidden"]), m["kernel_size"], m["attention"], m["attention_mode"],
                         m["norm"], m["groups"], "regression", dropout=m["dropout"],
-                        n_frames=int(frames_settings(config)["output_steps"]))
+                        n_frames=int(frames_settings(config)["output_steps"]), **base)
 
 
 def run_epoch(model, loader, loss_kind, alpha, device, optimizer=None, scheduler=None, grad_clip=0.0,
@@ -125,7 +135,7 @@ def train(config: dict, cappi, experiment: str, seed: int, out_dir, show_progres
     tl = torch.utils.data.DataLoader(tr, batch_size=int(tc["batch_size"]), shuffle=True, generator=g)
     vl = torch.utils.data.DataLoader(va, batch_size=int(tc["batch_size"]), shuffle=False)
     device = torch.device(tc["device"] if tc["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = build_model(len(arrays.channels), config).to(device)
+    model = build_model(len(arrays.channels), config, arrays).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=float(tc["lr"]), weight_decay=float(tc["weight_decay"]))
     steps = len(tl) if not tc["max_batches_per_epoch"] else min(len(tl), int(tc["max_batches_per_epoch"]))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(int(tc["epochs"]) * steps, tc["schedule"],

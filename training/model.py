@@ -281,6 +281,9 @@ class ConvLSTMUNet(nn.Module):
         bin_edges_mm=ModelConfig.bin_edges_mm,
         dropout: float = 0.0,
         n_frames: int = 1,
+        base_channel: int | None = None,
+        base_affine=(1.0, 0.0),
+        base_min: float = 0.1,
     ):
         super().__init__()
         cfg = ModelConfig(tuple(hidden), kernel_size, attention, attention_mode, norm, groups, head,
@@ -296,6 +299,20 @@ class ConvLSTMUNet(nn.Module):
                              f"with head {head!r}")
         if n_frames > 1:
             self.args["n_frames"] = n_frames  # absent for one frame: the main track's args unchanged
+        # Persistence base (the radar track's ``radar.model.base: persistence``): every
+        # output frame is the last input frame of channel ``base_channel`` (brought to the
+        # target scale by ``a * x + b``, ``base_affine = (a, b)``) changed by the network:
+        # ``softplus(head + softplus^-1(max(base, base_min)))``. The head starts at zero,
+        # so an untrained network forecasts persistence and learns what changes.
+        if base_channel is not None:
+            if head != "regression" or not 0 <= int(base_channel) < int(in_channels) or float(base_min) <= 0:
+                raise ValueError(f"base_channel needs the regression head, 0 <= base_channel < in_channels and "
+                                 f"base_min > 0; got {base_channel!r}, {head!r}, {in_channels}, {base_min!r}")
+            self.args.update(base_channel=int(base_channel), base_affine=[float(v) for v in base_affine],
+                             base_min=float(base_min))
+        self.base_channel = None if base_channel is None else int(base_channel)
+        self.base_affine = tuple(float(v) for v in base_affine)
+        self.base_min = float(base_min)
         self.n_frames = n_frames
         self.head_kind = head
         self.n_out = 1 if head == "regression" else len(cfg.bin_edges_mm) + 1
@@ -321,6 +338,15 @@ class ConvLSTMUNet(nn.Module):
         # created after everything else so the one-frame model's parameters and their
         # initialisation order are those of the main track.
         self.forecaster = ConvLSTMCell(hidden[0], hidden[0], kernel_size, norm, groups) if n_frames > 1 else None
+        if self.base_channel is not None:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def base_offset(self, x: torch.Tensor) -> torch.Tensor:
+        """softplus^-1 of the persistence base, (B, 1, H, W), from the unpadded input."""
+        a, b = self.base_affine
+        base = (a * x[:, -1, self.base_channel] + b).clamp(min=self.base_min).unsqueeze(1)
+        return base + torch.log(-torch.expm1(-base))  # log(expm1(base)), stable
 
     @classmethod
     def from_config(cls, in_channels: int, cfg: ModelConfig) -> "ConvLSTMUNet":
@@ -329,6 +355,7 @@ class ConvLSTMUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, h, w = x.shape[1], x.shape[-2], x.shape[-1]  # x: (B, T, C, H, W)
+        offset = self.base_offset(x) if self.base_channel is not None else None
         m = 2**self.depth
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:  # zero = the normalised mean; cropped back below
@@ -351,11 +378,12 @@ class ConvLSTMUNet(nn.Module):
             for _ in range(self.n_frames):
                 hf, cf = self.forecaster(hf, (hf, cf))
                 frames.append(self.head(self.dropout(hf)))  # (B, 1, H_pad, W_pad)
-            return F.softplus(torch.cat(frames, dim=1))[..., :h, :w]  # >= 0, target scale
-        out = self.head(self.dropout(y))  # (B, n_out, H_pad, W_pad)
+            out = torch.cat(frames, dim=1)[..., :h, :w]
+            return F.softplus(out if offset is None else out + offset)  # >= 0, target scale
+        out = self.head(self.dropout(y))[..., :h, :w]  # (B, n_out, H, W)
         if self.head_kind == "regression":
-            out = F.softplus(out)  # (B, 1, H_pad, W_pad), >= 0, target scale
-        return out[..., :h, :w]  # bins head: (B, n_bins, H, W) logits
+            out = F.softplus(out if offset is None else out + offset)  # (B, 1, H, W), >= 0, target scale
+        return out  # bins head: (B, n_bins, H, W) logits
 
 
 # ---------------------------------------------------------------------- accounting

@@ -97,3 +97,43 @@ def test_time_budget_is_an_option(tmp_path, budget, epochs_run):
                      "train": {**TINY["radar"]["train"], "epochs": 2, "batch_size": 16,
                                "time_budget_minutes": budget}}}
     assert train(cfg, store, "reflectivity", 0, tmp_path / "o", show_progress=False)["epochs_run"] == epochs_run
+
+
+def test_persistence_base_starts_at_persistence_and_learns(tmp_path):
+    """radar.model.base: persistence: the untrained network forecasts the last input frame of
+    the target (on the target scale, floored at base_min) for every lead; the checkpoint
+    rebuilds the same model; the head gets gradients."""
+    import xarray as xr
+
+    from radar.dataset import SequenceDataset, load, persistence_base
+    from radar.train import build_model
+    from training.checkpoint import model_from_checkpoint
+
+    store = tmp_path / "cappi.zarr"
+    make_cappi(n_times=40, ny=12, nx=12).to_zarr(store)
+    cfg = {"radar": {**TINY["radar"], "model": {**TINY["radar"]["model"], "base": "persistence"}}}
+    with xr.open_zarr(store) as ds:
+        a = load(ds.load(), cfg, "dualpol")
+    channel, (ka, kb) = persistence_base(a)
+    assert a.channels[channel] == f"DBZH@{a.target_height_m:g}"
+    torch.manual_seed(0)
+    model = build_model(len(a.channels), cfg, a)
+    x, y, m = SequenceDataset(a, "train", cfg)[0]
+    with torch.no_grad():
+        out = model(x[None])[0]
+    # the last input frame on the target scale, from the store's own DBZH (not the model's map)
+    s = int(SequenceDataset(a, "train", cfg).starts[0]) + 3
+    want = np.maximum(a.y[s], 0.1)
+    want = np.where(np.isfinite(want), want, 0.1)
+    assert out.shape == (3, 12, 12)
+    np.testing.assert_allclose(out.numpy(), np.broadcast_to(want, out.shape), rtol=1e-4, atol=1e-5)
+    assert ka == pytest.approx(a.norm["DBZH"]["std"] / 10.0) and kb == pytest.approx(a.norm["DBZH"]["mean"] / 10.0)
+    loss = ((model(x[None])[0] - y) ** 2 * m).sum()
+    loss.backward()
+    assert model.head.weight.grad.abs().sum() > 0
+    ck = {"model_args": model.args, "model_state": model.state_dict()}
+    again = model_from_checkpoint(ck)
+    with torch.no_grad():
+        assert torch.equal(again(x[None]), model.eval()(x[None]))
+    with pytest.raises(Exception, match="base"):
+        build_model(len(a.channels), {"radar": {**cfg["radar"], "model": {"base": "optical_flow"}}}, a)
