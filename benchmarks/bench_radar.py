@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--name", default="radar", help="name of the results JSON")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-radar-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     wall, peak = run_measured(workdir, args.configfile, 2, ["results/radar"])
     result = {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "cores_available": os.cpu_count(),
               "workdir": "(temporary)", "configfiles": [p.name for p in args.configfile],

@@ -95,6 +95,11 @@ def evaluate(config: dict, nowcast_files: dict, baseline_names=("persistence", "
     rows.update({k: [verify.sample_rows(obs, f, mask, ecfg)] for k, f in base.items()})
     models = {e: _model_entry([verify.verify_nowcast(obs, None, mask, ecfg, rows=r) for r in rows[e]], seeds[e])
               for e in data}
+    for e, ds in data.items():  # the nowcasts' post-processing (radar.model.calibration)
+        models[e]["calibration"] = str(ds[0].attrs.get("calibration", "none"))
+        if all("nowcast_uncalibrated" in d for d in ds):
+            models[e]["uncalibrated_scores"] = _model_entry(
+                [verify.verify_nowcast(obs, d["nowcast_uncalibrated"], mask, ecfg) for d in ds], seeds[e])["scores"]
     models.update({k: verify.verify_nowcast(obs, None, mask, ecfg, rows=rows[k][0]) for k in base})
     out = {"n_samples": int(first.sizes["sample"]), "leads_min": [6 * i for i in range(1, n_leads + 1)],
            "seeds": seeds, "models": models, "comparisons": {}}
@@ -125,6 +130,13 @@ def report_md(m: dict) -> str:
         lines += [m["headline"], ""]
     for name, c in m["comparisons"].items():
         lines += [f"- {c['line']}"]
+    mapped = [k for k, v in m["models"].items() if v.get("calibration") == "quantile_map"]
+    if mapped:
+        lines += ["", f"The nowcasts of {', '.join(mapped)} are quantile-mapped per lead with a map fitted on the "
+                  "validation split (radar.model.calibration); the network's own nowcasts score "
+                  + "; ".join(f"{k}: CSI at 30 dBZ {_fmt(m['models'][k]['uncalibrated_scores']['csi@30dBZ']['all'])}, "
+                              f"RMSE {_fmt(m['models'][k]['uncalibrated_scores']['rmse']['all'])}"
+                              for k in mapped if "uncalibrated_scores" in m["models"][k]) + "."]
     cols = ("rmse", "csi@20dBZ", "csi@30dBZ", "csi@40dBZ")
     lines += ["", f"{m['n_samples']} test samples, leads {m['leads_min'][0]}-{m['leads_min'][-1]} min. "
               "Experiments: the mean over training seeds of each seed's score.", "",

@@ -78,3 +78,18 @@ def test_predict_maps_test_nowcasts_with_the_validation_fit(tmp_path):
     # the validation split itself is never mapped (model selection scores it)
     v = predict(cfg, store, tmp_path / "model.pt", split="validation")
     assert v.attrs["calibration"] == "none"
+    # the report scores the mapped nowcasts and, beside them, the network's own
+    from radar.report import evaluate, report_md
+
+    p.to_netcdf(tmp_path / "r.nc")
+    ecfg = {**cfg, "seed": 0, "radar": {**cfg["radar"], "evaluation": {"bootstrap_samples": 20, "block_length": 2,
+                                                                         "fss_scales_km": [1.0]}}}
+    m = evaluate(ecfg, {"reflectivity": tmp_path / "r.nc"}, [])
+    r = m["models"]["reflectivity"]
+    o, u = p["observed"].values, p["nowcast_uncalibrated"].values
+    ok = np.isfinite(o) & p["mask"].values[None, None]
+    assert r["calibration"] == "quantile_map"
+    assert r["uncalibrated_scores"]["rmse"]["all"] == pytest.approx(float(np.sqrt(np.mean((u - o)[ok] ** 2))), rel=1e-5)
+    assert r["scores"]["rmse"]["all"] == pytest.approx(
+        float(np.sqrt(np.mean((p["nowcast"].values - o)[ok] ** 2))), rel=1e-5)
+    assert "quantile-mapped per lead with a map fitted on the validation split" in report_md(m)
