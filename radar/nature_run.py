@@ -86,7 +86,7 @@ DEFAULTS: dict = {
     "heights_m": [500, 1000, 2000, 3000, 4000, 6000],
     "melting_level_m": 3500.0,
     "steering": {"u_ms": 8.0, "v_ms": 3.0, "amplitude_ms": 4.0, "period_hours": 18.0},
-    "cells": {"birth_rate_per_hour": 4.0, "lifetime_min": [30, 90], "radius_km": [2.5, 5.0],
+    "cells": {"birth_rate_per_hour": 12.0, "lifetime_min": [30, 90], "radius_km": [2.5, 5.0],
               "max_water_gm3": [0.5, 3.0], "d0_mm": 1.5, "d0_cell_spread_mm": 0.25,
               "d0_life_swing_mm": 0.35, "mu": 3.0},
     "gauges": {"count": 40, "noise": 0.15, "bucket_mm": 0.2, "missing_fraction": 0.02},

@@ -2,14 +2,12 @@
 metrics.json holds the verdict line and the nowcast files have the contract's layout."""
 import json
 
-import pytest
 import xarray as xr
 
 from tests.workflow.conftest import REPO, TINY, job_counts, snakemake
 
 
-@pytest.mark.slow
-def test_results_radar_tiny(tmp_path):
+def test_results_radar_tiny(tmp_path):  # about 45 s on 2 cores: the issue asks for it in make test
     snakemake(tmp_path, "results/radar", "--configfile", str(TINY),
               str(REPO / "tests" / "radar" / "config.radar_tiny.yaml"), configfile=TINY)
     m = json.loads((tmp_path / "results" / "radar" / "metrics.json").read_text())
