@@ -6,11 +6,9 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, workflow.basedir)
 
-from pipeline.common.config import check_consistency, config_hash, period_months  # noqa: E402
+from pipeline.common.config import check_consistency, config_hash, period_months, sealed_config_text  # noqa: E402
 from pipeline.common.errors import ConfigError  # noqa: E402
 from pipeline.common.experiments import RELEARN_PREFIX, describe, experiments_config, frame_indices  # noqa: E402
 
@@ -37,14 +35,20 @@ def _effective_config_path():
 
     Steps read this file, so a step run by Snakemake sees exactly the config Snakemake
     validated (including --config overrides). The name carries the hash, so an existing
-    file never changes; re-runs are driven by the per-stage `settings` params below.
+    file never changes; re-runs are driven by the per-stage `settings` params below. The
+    file is sealed (pipeline.common.config.sealed_config_text): steps read it without
+    validating it again.
     """
     h = config_hash(config)
     path = Path(WORK) / ".config" / f"config-{h}.yaml"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+        try:
+            text = sealed_config_text(config)
+        except ConfigError as err:
+            raise WorkflowError(f"Invalid configuration: {err}")
+        tmp.write_text(text)
         tmp.replace(path)
     return str(path)
 

@@ -26,7 +26,6 @@ import json
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 
 CONVENTIONS = "CF-1.8"
 
@@ -80,6 +79,7 @@ def upper_air_names(variables: Iterable[str], levels: Iterable[float]) -> list[s
 
 def time_bounds(times, hours: float) -> np.ndarray:
     """(time, 2) datetime64[ns] bounds ``[t - hours, t]`` of sums over the ``hours`` ending at ``t``."""
+    import pandas as pd
     t = pd.DatetimeIndex(times).values.astype("datetime64[ns]")
     return np.stack([t - np.timedelta64(int(round(hours * 3600)), "s").astype("timedelta64[ns]"), t], axis=1)
 

@@ -15,12 +15,14 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import numpy as np
-import pandas as pd
 import yaml
+
+if TYPE_CHECKING:  # pandas and jsonschema load on first use: the short workflow jobs skip their start-up
+    import jsonschema
+    import pandas as pd
 
 from pipeline.common.errors import ConfigError
 
@@ -32,6 +34,8 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _validator_with_defaults(cls):
     """A jsonschema validator class that fills in each property's ``default``."""
+    import jsonschema
+
     validate_properties = cls.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -54,6 +58,8 @@ def _parsed_schema() -> dict:
 @functools.lru_cache(maxsize=1)
 def _validator():
     """The schema's validator (filling defaults), built once per process."""
+    import jsonschema
+
     return _validator_with_defaults(jsonschema.Draft202012Validator)(_parsed_schema())
 
 
@@ -89,7 +95,7 @@ def _path_order(path) -> list:
 _PATTERN_NAMES = {r"^\d{4}-\d{2}-\d{2}$": "a date YYYY-MM-DD", r"^\d{4}-\d{2}$": "a month YYYY-MM"}
 
 
-def schema_error_message(e: jsonschema.ValidationError) -> str:
+def schema_error_message(e: "jsonschema.ValidationError") -> str:
     """``config key 'a.b': <what>``, naming the key and showing the offending value.
 
     An unknown key is named itself (``model.foo``), a missing required key too
@@ -131,6 +137,8 @@ def schema_defaults() -> dict:
 @functools.lru_cache(maxsize=1)
 def _schema_defaults() -> dict:
     """:func:`schema_defaults`, computed once per process (never modified: callers get copies)."""
+    import jsonschema
+
     schema = dict(load_schema())
     schema.pop("required", None)
     config: dict = {}
@@ -159,7 +167,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
         key = None
     if key is not None and key in _LOADED:
         return copy.deepcopy(_LOADED[key])
-    config = _load_config(path, overrides)
+    config = _sealed_config(key[1]) if key is not None and not overrides else None
+    if config is None:
+        config = _load_config(path, overrides)
     if key is not None:
         _LOADED.clear()  # one file at a time: the steps of a job share one config
         _LOADED[key] = copy.deepcopy(config)
@@ -167,6 +177,44 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
 
 
 _LOADED: dict = {}
+
+#: First line of a config file written by the workflow after validating it (:func:`sealed_config_text`).
+SEAL_PREFIX = "# validated config, seal "
+
+
+@functools.lru_cache(maxsize=1)
+def _validation_fingerprint() -> bytes:
+    """The schema and this module's source: what decides whether a config is valid."""
+    return hashlib.sha256(Path(SCHEMA_PATH).read_bytes() + Path(__file__).read_bytes()).digest()
+
+
+def _seal(body: bytes) -> str:
+    return hashlib.sha256(_validation_fingerprint() + body).hexdigest()
+
+
+def sealed_config_text(config: dict) -> str:
+    """``config`` validated (defaults filled) as YAML, under a first line that seals it.
+
+    The seal is a SHA-256 of the YAML text together with the schema and the validation code.
+    :func:`load_config` reads a file whose seal matches without validating it again, so the
+    workflow's many short jobs, which all read the config the workflow validated, skip
+    jsonschema's start-up and the validation (benchmarks/bench_data_stages.py). Any edit
+    of the file, the schema or the validation code breaks the seal, and the file is then
+    validated as any other.
+    """
+    body = yaml.safe_dump(validate_config(json.loads(json.dumps(config))), sort_keys=False)
+    return f"{SEAL_PREFIX}{_seal(body.encode())}\n{body}"
+
+
+def _sealed_config(data: bytes) -> dict | None:
+    """The config of a sealed file (:func:`sealed_config_text`) whose seal holds, else None."""
+    first, sep, body = data.partition(b"\n")
+    if not sep or not first.startswith(SEAL_PREFIX.encode()):
+        return None
+    if first[len(SEAL_PREFIX):].decode("ascii", "replace") != _seal(body):
+        return None
+    config = yaml.load(body, Loader=_YAML_LOADER)
+    return config if isinstance(config, dict) else None
 
 
 def _load_config(path: str | Path, overrides: dict | None = None) -> dict:
@@ -286,14 +334,14 @@ def _check_regions(config: dict) -> None:
                           f"{side} side, the boxes must share {shared} exactly")
 
 
-def _date(key: str, value: str) -> pd.Timestamp:
-    """A YYYY-MM-DD (or YYYY-MM: its first day) config value as a Timestamp; a ConfigError
-    when it is not a calendar date or lies outside :data:`DATE_RANGE`."""
+def _date(key: str, value: str) -> np.datetime64:
+    """A YYYY-MM-DD (or YYYY-MM: its first day) config value as a datetime64[D]; a
+    ConfigError when it is not a calendar date or lies outside :data:`DATE_RANGE`."""
     try:
-        t = pd.Timestamp(value)
+        t = np.datetime64(str(value).strip(), "D")
     except ValueError as err:
         raise ConfigError(f"config key '{key}': {value!r} is not a calendar date ({err})") from None
-    if not pd.Timestamp(DATE_RANGE[0]) <= t <= pd.Timestamp(DATE_RANGE[1]):
+    if not np.datetime64(DATE_RANGE[0], "D") <= t <= np.datetime64(DATE_RANGE[1], "D"):
         raise ConfigError(f"config key '{key}': {value!r} lies outside the supported dates "
                           f"{DATE_RANGE[0]} .. {DATE_RANGE[1]}")
     return t
@@ -315,7 +363,7 @@ def _check_period_and_splits(config: dict) -> None:
         if first > last:
             raise ConfigError(f"config keys 'splits.{name}.start' {s[name]['start']} and 'splits.{name}.end' "
                               f"{s[name]['end']}: start after end")
-        n_frames = ((last - first).days + 1) * 24 // step  # end date is inclusive
+        n_frames = (int((last - first) // np.timedelta64(1, "D")) + 1) * 24 // step  # end date is inclusive
         if n_frames < n_in + n_lead:
             raise ConfigError(
                 f"config key 'splits.{name}': {s[name]['start']} .. {s[name]['end']} holds {n_frames} frames, "
@@ -325,7 +373,7 @@ def _check_period_and_splits(config: dict) -> None:
         days[name] = (first, last)
     window_h = n_in * step
     for a, b in zip(order, order[1:]):
-        gap_h = (days[b][0] - days[a][1]).days * 24 - 24  # end date is inclusive
+        gap_h = int((days[b][0] - days[a][1]) // np.timedelta64(1, "D")) * 24 - 24  # end date is inclusive
         if gap_h < window_h:
             raise ConfigError(
                 f"config key 'splits.{b}.start': {s[b]['start']} leaves a gap of {gap_h} h after "
@@ -398,12 +446,14 @@ def config_hash(config: dict, keys: tuple[str, ...] | None = None) -> str:
 
 def period_months(config: dict) -> list[str]:
     """Months of the study period as 'YYYY-MM' strings."""
+    import pandas as pd
     p = config["period"]
     return [str(m) for m in pd.period_range(p["start"], p["end"], freq="M")]
 
 
 def month_frame_times(month: str, step_hours: int = 12) -> pd.DatetimeIndex:
     """Frame times (UTC, tz-naive) inside a month: 00 and 12 UTC of every day."""
+    import pandas as pd
     per = pd.Period(month, "M")
     start = per.start_time
     end = (per + 1).start_time - pd.Timedelta(hours=step_hours)
@@ -413,6 +463,7 @@ def month_frame_times(month: str, step_hours: int = 12) -> pd.DatetimeIndex:
 def in_month(times, month) -> np.ndarray:
     """Which ``times`` fall in ``month`` (a ``YYYY-MM`` string or a monthly Period):
     ``[month start, next month start)``, as a bool array."""
+    import pandas as pd
     per = pd.Period(month, "M")
     t = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
     return np.asarray((t >= per.start_time) & (t < (per + 1).start_time))
@@ -422,6 +473,7 @@ def time_periods(times, step_hours: int = 12, limit: int = 10) -> list[str]:
     """Frame ``times`` as runs of consecutive frames (``step_hours`` apart), for messages and
     attributes: ``['2020-03-01T00 .. 2020-03-07T12 (14 frames)', '2020-04-02T12 (1 frame)']``;
     beyond ``limit`` runs one last entry says how many more there are."""
+    import pandas as pd
     t = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]")).sort_values()
     if not len(t):
         return []
@@ -443,11 +495,13 @@ def describe_times(times, step_hours: int = 12) -> str:
 
 
 def previous_month(month: str) -> str:
+    import pandas as pd
     return str(pd.Period(month, "M") - 1)
 
 
 def split_of_times(times, config: dict) -> np.ndarray:
     """Name of the split ('train'|'val'|'test'|'') of each frame time (by date range)."""
+    import pandas as pd
     times = pd.DatetimeIndex(times)
     out = np.full(len(times), "", dtype=object)
     for name, rng in config["splits"].items():

@@ -12,8 +12,8 @@ fields written digit by digit for all rows at once; there is no per-line Python 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
+from pipeline.common.times import calendar_fields
 from pipeline.readers.igra2 import (COORD_SCALE, FLAG_COLUMNS, HEADER_FIELDS, HEADER_TEXT, HEADER_WIDTH,
                                     LEVEL_FIELDS, LEVEL_WIDTH, ZERO_PADDED)
 
@@ -74,12 +74,11 @@ def level_records(fields: dict[str, np.ndarray]) -> np.ndarray:
     return buf
 
 
-def header_records(station_id, times: pd.DatetimeIndex, reltime, numlev, lat, lon,
+def header_records(station_id, times: np.ndarray, reltime, numlev, lat, lon,
                    p_src: str = "ncdc-gts") -> np.ndarray:
     """(S, HEADER_WIDTH) uint8 header records; lat/lon in degrees, reltime HHMM."""
-    t = pd.DatetimeIndex(times)
-    ints = {"year": t.year.to_numpy(), "month": t.month.to_numpy(), "day": t.day.to_numpy(),
-            "hour": t.hour.to_numpy(), "reltime": reltime, "numlev": numlev,
+    t = np.asarray(times, dtype="datetime64[ns]")
+    ints = {**calendar_fields(t), "reltime": reltime, "numlev": numlev,
             "lat": np.round(np.asarray(lat) * COORD_SCALE).astype(np.int64),
             "lon": np.round(np.asarray(lon) * COORD_SCALE).astype(np.int64)}
     buf = np.full((len(t), HEADER_WIDTH), SPACE, np.uint8)
@@ -124,7 +123,7 @@ def station_list_bytes(ids, lat, lon, elev, names, first_year, last_year, nobs) 
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def gauge_csv_bytes(station_ids: np.ndarray, times: pd.DatetimeIndex, tenths: np.ndarray,
+def gauge_csv_bytes(station_ids: np.ndarray, times: np.ndarray, tenths: np.ndarray,
                     present: np.ndarray, empty: np.ndarray) -> bytes:
     """CSV ``station,time,rain_mm``; rows station-major, then time.
 
@@ -133,7 +132,7 @@ def gauge_csv_bytes(station_ids: np.ndarray, times: pd.DatetimeIndex, tenths: np
     """
     ids = np.asarray(station_ids, dtype="S")
     wid = ids.dtype.itemsize
-    tstr = np.asarray(pd.DatetimeIndex(times).strftime("%Y-%m-%dT%H:%M"), dtype="S16")
+    tstr = np.datetime_as_string(np.asarray(times, dtype="datetime64[ns]"), unit="m").astype("S16")
     rows_s, rows_t = np.nonzero(present.T)  # station-major
     n = rows_s.size
     vw = 7  # value field width, padded on the left with PAD bytes then removed

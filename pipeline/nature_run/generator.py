@@ -37,14 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pipeline.nature_run import formats as fmt
 from pipeline.nature_run import physics as phys
 from pipeline.common import cli
 from pipeline.common.atomic import atomic_path, write_bytes_if_changed
-from pipeline.common.config import load_config, month_frame_times
+from pipeline.common.config import load_config, period_months
 from pipeline.common.errors import ConfigError
+from pipeline.common.times import HOUR, calendar_fields, month_frame_times, month_index, month_start, parse_month, time_range
 from pipeline.gridding.geometry import make_grid
 
 log = logging.getLogger("pipeline.nature_run.generator")
@@ -147,13 +147,12 @@ def _stations_csv(net: Network) -> str:
 
 
 def month_number(month: str) -> int:
-    per = pd.Period(month, "M")
-    return per.year * 12 + per.month - 1
+    return month_index(month)
 
 
 # ----------------------------------------------------------------------------- the atmosphere at points
 
-def columns_at(config: dict, seed: int, world: str, times: pd.DatetimeIndex, lon: np.ndarray,
+def columns_at(config: dict, seed: int, world: str, times: np.ndarray, lon: np.ndarray,
                lat: np.ndarray) -> phys.Columns:
     """Column scalars (T, P) of the world at frame times and points."""
     geo = phys.make_geometry(config["regions"])
@@ -166,7 +165,7 @@ def columns_at(config: dict, seed: int, world: str, times: pd.DatetimeIndex, lon
                              along[:, None] * ones, across[:, None] * ones, geo)
 
 
-def hourly_rain(config: dict, seed: int, world: str, hour_ends: pd.DatetimeIndex, lon, lat) -> np.ndarray:
+def hourly_rain(config: dict, seed: int, world: str, hour_ends: np.ndarray, lon, lat) -> np.ndarray:
     """Truth rain (mm) of each hour ending at ``hour_ends`` at points: (T, P)."""
     geo = phys.make_geometry(config["regions"])
     mid = phys.hours_since_day0(hour_ends) - 0.5
@@ -177,7 +176,7 @@ def hourly_rain(config: dict, seed: int, world: str, hour_ends: pd.DatetimeIndex
 # ----------------------------------------------------------------------------- truth
 
 def truth_month(config: dict, seed: int, world: str, month: str, rain_hourly: np.ndarray,
-                hour_ends: pd.DatetimeIndex) -> "Truth":
+                hour_ends: np.ndarray) -> "Truth":
     grid = make_grid(config, "concat")
     frames = month_frames(month)
     glat, glon = np.meshgrid(grid.lat, grid.lon, indexing="ij")
@@ -194,7 +193,8 @@ def truth_month(config: dict, seed: int, world: str, month: str, rain_hourly: np
     elev = phys.terrain(glon, glat, geo)
     p_sfc = phys.pressure_at_height(fine, z, np.broadcast_to(elev.ravel(), z.shape[:-1]))
     # 12 h rain ending at each frame: hours ending in (t - 12 h, t]
-    pos = hour_ends.get_indexer(frames)
+    pos = np.searchsorted(hour_ends, frames)
+    assert (hour_ends[pos] == frames).all(), "every frame is an hour end"
     csum = np.concatenate([np.zeros((1, rain_hourly.shape[1])), np.cumsum(rain_hourly, axis=0)])
     rain12 = csum[pos + 1] - csum[pos + 1 - 12]
 
@@ -235,7 +235,7 @@ TRUTH_VARIABLES = {
 class Truth:
     """Truth fields of one month on the concat grid (numpy arrays, see TRUTH_VARIABLES)."""
 
-    time: pd.DatetimeIndex
+    time: np.ndarray
     level: np.ndarray
     lat: np.ndarray
     lon: np.ndarray
@@ -272,7 +272,7 @@ def netcdf_bytes(truth: Truth) -> bytes:
             t = nc.createVariable("time", "i8", ("time",))
             t.units = "hours since 1970-01-01 00:00:00"
             t.calendar = "proleptic_gregorian"
-            t[:] = ((truth.time - pd.Timestamp("1970-01-01")) // pd.Timedelta(hours=1)).to_numpy()
+            t[:] = (truth.time.astype("datetime64[h]") - np.datetime64("1970-01-01T00", "h")).astype(np.int64)
             for name, vals, units in (("level", truth.level, "hPa"), ("lat", truth.lat, "degrees_north"),
                                       ("lon", truth.lon, "degrees_east")):
                 var = nc.createVariable(name, "f8", (name,))
@@ -288,7 +288,7 @@ def netcdf_bytes(truth: Truth) -> bytes:
         return path.read_bytes()
 
 
-def month_frames(month: str) -> pd.DatetimeIndex:
+def month_frames(month: str) -> np.ndarray:
     return month_frame_times(month, 12)
 
 
@@ -476,7 +476,7 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
     # the rows above are ordered frame-major then station; each station's file takes its own
     row_start = np.concatenate([[0], np.cumsum(numlev.ravel())])
     minute = rng.integers(0, 60, (F, S))
-    rel = np.where(frames.hour.to_numpy()[:, None] == 0, 2300, 1100) + minute
+    rel = np.where(calendar_fields(frames)["hour"][:, None] == 0, 2300, 1100) + minute
     rel = np.where(net.sonde_has_reltime[None, :], rel, 9999)
 
     out = {}
@@ -497,8 +497,7 @@ def soundings_month(config: dict, seed: int, world: str, month: str, net: Networ
 
 def gauges_month(month: str, net: Network, rain_hourly: np.ndarray, rng: np.random.Generator) -> bytes:
     """Hourly gauge CSV of the hours ending in the month: rain_hourly (T, G) truth mm."""
-    per = pd.Period(month, "M")
-    ends = pd.date_range(per.start_time, (per + 1).start_time - pd.Timedelta(hours=1), freq="h")
+    ends = time_range(month_start(month), month_start(month, 1) - HOUR)
     T, G = rain_hourly.shape
     assert T == ends.size
     # gauge-scale variability: gamma-distributed hourly factor with mean 1
@@ -520,10 +519,8 @@ def generate_month(config: dict, month: str, world: str, seed: int) -> tuple[dic
     """All files of one month as {relative path: bytes}, and its truth dataset."""
     net = make_network(config, seed)
     grid = make_grid(config, "concat")
-    per = pd.Period(month, "M")
     # hour ends needed: gauges [month start, next month start), truth from start - 11 h
-    hour_ends = pd.date_range(per.start_time - pd.Timedelta(hours=11),
-                              (per + 1).start_time - pd.Timedelta(hours=1), freq="h")
+    hour_ends = time_range(month_start(month) - 11 * HOUR, month_start(month, 1) - HOUR)
     glat, glon = np.meshgrid(grid.lat, grid.lon, indexing="ij")
     lon = np.concatenate([glon.ravel(), net.gauge_lon])
     lat = np.concatenate([glat.ravel(), net.gauge_lat])
@@ -623,15 +620,14 @@ def resolve(args: argparse.Namespace) -> tuple[dict, list[str], str, int, bool]:
         return config, [], syn["world"], int(syn["seed"]), False
     if args.month is not None:
         try:
-            month = str(pd.Period(args.month, "M"))
+            month = parse_month(args.month)
         except ValueError:
             raise ConfigError(f"--month: {args.month!r} is not a YYYY-MM month") from None
         if month != args.month:
             raise ConfigError(f"--month: {args.month!r} is not a YYYY-MM month")
         months, full = [month], False
     else:
-        months, full = [str(m) for m in pd.period_range(config["period"]["start"], config["period"]["end"],
-                                                         freq="M")], True
+        months, full = period_months(config), True
     return config, months, syn["world"], int(syn["seed"]), full
 
 

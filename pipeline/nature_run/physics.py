@@ -32,13 +32,14 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+
+from pipeline.common.times import hours_since
 
 RD = 287.04749  # J kg-1 K-1, dry-air gas constant (MetPy's value)
 G0 = 9.80665  # m s-2, standard gravity (MetPy's value)
 EPSILON = 0.6219569  # Rd / Rv (MetPy's value)
 KAPPA_LAPSE = RD * 0.0065 / G0  # exponent of T(p) for a 6.5 K/km lapse rate
-DAY0 = pd.Timestamp("1900-01-01")  # absolute day numbers count from here (non-negative)
+DAY0 = np.datetime64("1900-01-01T00", "ns")  # absolute day numbers count from here (non-negative)
 KM_PER_DEG = 111.195  # km per degree of latitude
 MAX_LIFETIME_DAYS = 4.0
 KERNEL_HALF_DAYS = 6  # steering kicks further than this (days) have no effect
@@ -87,8 +88,7 @@ def make_geometry(regions: dict) -> Geometry:
 
 def hours_since_day0(times) -> np.ndarray:
     """Times as float hours since DAY0."""
-    t = pd.DatetimeIndex(times)
-    return ((t - DAY0) / pd.Timedelta(hours=1)).to_numpy(float)
+    return hours_since(times, DAY0)
 
 
 def season(hours: np.ndarray) -> np.ndarray:

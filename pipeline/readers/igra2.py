@@ -32,12 +32,15 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from pipeline.common.errors import InvalidSoundingError
 from pipeline.readers.fixed_width import HeaderedRecords, decode_text, scaled
+
+if TYPE_CHECKING:  # pandas loads on first use: the short workflow jobs skip its start-up
+    import pandas as pd
 
 MISSING = -9999
 REMOVED = -8888
@@ -108,6 +111,7 @@ LEVEL_COLUMNS = ["profile", "line", "lvltyp2", "pressure", "geopotential_height"
 
 
 def empty_raw() -> RawSoundings:
+    import pandas as pd
     s = pd.DataFrame({c: pd.Series(dtype=float) for c in SOUNDING_COLUMNS})
     s["station"] = s["station"].astype(object)
     s["file"] = s["file"].astype(object)
@@ -120,6 +124,7 @@ def empty_raw() -> RawSoundings:
 
 def concat_raw(parts: list[RawSoundings]) -> RawSoundings:
     """Join several readers' results, renumbering profiles and adding counts."""
+    import pandas as pd
     parts = [p for p in parts if p is not None]
     if not parts:
         return empty_raw()
@@ -183,6 +188,7 @@ def header_dates(year, month, day) -> pd.Series:
     callers convert it to datetime64[ns]), computed with numpy
     calendar arithmetic when every year lies in 1678-2261 and every month and day in
     0-99 (pandas' own path, per header, for anything else)."""
+    import pandas as pd
     y, m, d = (np.asarray(a, dtype=np.int64) for a in (year, month, day))
     if y.size == 0 or not (((y >= 1678) & (y <= 2261) & (m >= 0) & (m <= 99) & (d >= 0) & (d <= 99)).all()):
         return pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d}), errors="coerce")
@@ -236,6 +242,7 @@ def _minutes_of_day(hv: dict, live: np.ndarray, counts: dict) -> tuple[np.ndarra
 def _soundings_frame(rec: HeaderedRecords, hrows, hv: dict, dates, minutes, keep: np.ndarray,
                      counts: dict) -> pd.DataFrame:
     """One row per kept sounding; the mobile-platform position sentinels become NaN (counted)."""
+    import pandas as pd
     sel = np.flatnonzero(keep)
     station = decode_text(hrows[sel], *HEADER_TEXT["id"])
     lat = hv["lat"][sel].astype(float) / COORD_SCALE
@@ -252,6 +259,7 @@ def _soundings_frame(rec: HeaderedRecords, hrows, hv: dict, dates, minutes, keep
 
 def _levels_frame(rec: HeaderedRecords, lv: dict, lkeep: np.ndarray, keep: np.ndarray, counts: dict) -> pd.DataFrame:
     """One row per kept level record, in the units of :class:`RawSoundings`."""
+    import pandas as pd
     new_id = np.cumsum(keep) - 1
     missing = (MISSING, REMOVED)
     counts["qc_source_removed_values"] = int(sum(np.count_nonzero(lv[n][lkeep] == REMOVED)
@@ -294,6 +302,7 @@ def read_station_list(path: str | Path) -> pd.DataFrame:
     The mobile-platform sentinels (lat -98.8888, lon -998.8888, elevation -998.8) and
     unknown elevation (-999.9) become NaN.
     """
+    import pandas as pd
     text = read_bytes(path).decode("latin-1")
     colspecs = [(0, 11), (12, 20), (21, 30), (31, 37), (38, 40), (41, 71), (72, 76), (77, 81), (82, 88)]
     names = ["id", "lat", "lon", "elevation", "state", "name", "first_year", "last_year", "n_obs"]
