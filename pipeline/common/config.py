@@ -150,6 +150,8 @@ def _schema_defaults() -> dict:
 def qc_settings(qc: dict | None = None) -> dict:
     """The ``qc`` section: the schema's defaults updated with ``qc`` (for callers that hold a
     partial section, or none; a loaded config already has every key)."""
+    if qc and all(k in qc for k in _parsed_schema()["properties"]["qc"]["properties"]):
+        return dict(qc)  # a loaded config's section is complete: no defaults to compute
     return {**schema_defaults().get("qc", {}), **(qc or {})}
 
 
