@@ -14,7 +14,7 @@ help:
 	@echo "make run       set up, then snakemake --cores $(CORES) results/exp2 (embedded default data)"
 	@echo "make study     like run, with three training seeds per experiment (configs/study.yaml, ~15 min on 2 cores)"
 	@echo "make control   like run, in the control world of the nature run (configs/control.yaml; run make clean first)"
-	@echo "make attribution  three seeds per experiment and the relearned attribution of every region-2 group (configs/attribution_study.yaml, ~1 h on 2 cores)"
+	@echo "make attribution  three seeds per experiment and the relearned attribution of every region-2 group (configs/attribution_study.yaml, ~1.5 h on 2 cores)"
 	@echo "make test      set up, then the test suite (slow tests excluded)"
 	@echo "make test-all  the test suite including slow tests"
 	@echo "make report    snakemake --report report.html after a run"
