@@ -17,7 +17,8 @@ def start_workflow(workdir: Path, configfiles, cores: int, targets, extra=()) ->
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", *map(str, configfiles), "--workflow-profile", str(REPO / "profiles" / "local"),
            "--cores", str(cores), *targets, *extra]
-    log = open(workdir / "bench.log", "w")
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    log = open(Path(workdir) / "bench.log", "w")
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
