@@ -456,19 +456,18 @@ def period_months(config: dict) -> list[str]:
 def month_frame_times(month: str, step_hours: int = 12) -> pd.DatetimeIndex:
     """Frame times (UTC, tz-naive) inside a month: 00 and 12 UTC of every day."""
     import pandas as pd
-    per = pd.Period(month, "M")
-    start = per.start_time
-    end = (per + 1).start_time - pd.Timedelta(hours=step_hours)
-    return pd.date_range(start, end, freq=f"{step_hours}h")
+
+    from pipeline.common import times
+    return pd.DatetimeIndex(times.month_frame_times(str(month), step_hours))
 
 
 def in_month(times, month) -> np.ndarray:
     """Which ``times`` fall in ``month`` (a ``YYYY-MM`` string or a monthly Period):
     ``[month start, next month start)``, as a bool array."""
-    import pandas as pd
-    per = pd.Period(month, "M")
-    t = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
-    return np.asarray((t >= per.start_time) & (t < (per + 1).start_time))
+    from pipeline.common.times import month_start
+
+    t = np.asarray(times, dtype="datetime64[ns]")
+    return (t >= month_start(str(month))) & (t < month_start(str(month), 1))
 
 
 def time_periods(times, step_hours: int = 12, limit: int = 10) -> list[str]:
@@ -497,8 +496,9 @@ def describe_times(times, step_hours: int = 12) -> str:
 
 
 def previous_month(month: str) -> str:
-    import pandas as pd
-    return str(pd.Period(month, "M") - 1)
+    from pipeline.common.times import parse_month
+
+    return str(np.datetime64(parse_month(month), "M") - 1)
 
 
 def split_of_times(times, config: dict) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 The nature run's month jobs use these instead of pandas, so a job does not pay pandas'
 start-up (about 0.4 s of CPU, for about 1.5 s of work; README "Performance"). The results
-equal pandas' (``tests/common/test_times.py``).
+equal pandas' (``tests/test_startup.py``).
 """
 from __future__ import annotations
 
