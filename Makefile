@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CORES  ?= 8
+# Test processes (pytest-xdist, tests/conftest.py). 0 runs them in one process.
+TEST_WORKERS ?= 2
 # Extra Snakemake arguments for run and study, e.g. make run ARGS="--dry-run"
 ARGS   ?=
 
@@ -15,7 +17,7 @@ help:
 	@echo "make study     like run, with three training seeds per experiment (configs/study.yaml, ~15 min on 2 cores)"
 	@echo "make control   like run, in the control world of the nature run (configs/control.yaml; run make clean first)"
 	@echo "make attribution  three seeds per experiment and the relearned attribution of every region-2 group (configs/attribution_study.yaml, ~1.5 h on 2 cores)"
-	@echo "make test      set up, then the test suite (slow tests excluded)"
+	@echo "make test      set up, then the test suite (slow tests excluded; TEST_WORKERS=2 processes)"
 	@echo "make test-all  the test suite including slow tests"
 	@echo "make report    snakemake --report report.html after a run"
 	@echo "make bench     the benchmarks in benchmarks/"
@@ -43,10 +45,10 @@ attribution: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake results/attribution --cores $(CORES) --workflow-profile profiles/local --configfile config.yaml configs/attribution_study.yaml $(ARGS)
 
 test: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow"
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist load
 
 test-all: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load
 
 report: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores 1 --report report.html results/exp2
