@@ -96,3 +96,13 @@ def information(rec: dict) -> dict:
     return {"records": int(len(rec["target"])), "r2_zh": round(r_zh, 3), "r2_dualpol": round(r_dp, 3),
             "gain": round(r_dp - r_zh, 3), "r2_zh_true_phase": round(r_phase, 3),
             "r2_zh_true_lifetime": round(r_life, 3)}
+
+
+def partial_correlation(x, y, control) -> float:
+    """Correlation of x and y after removing from both their linear regression on ``control``
+    (and a cubic in it)."""
+    c = np.asarray(control, float)
+    basis = np.column_stack([np.ones_like(c), c, c ** 2, c ** 3])
+    rx = x - basis @ np.linalg.lstsq(basis, x, rcond=None)[0]
+    ry = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+    return float(np.corrcoef(rx, ry)[0, 1])

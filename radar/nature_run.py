@@ -285,14 +285,13 @@ class World:
         self.n_cells = n
         self.control = bool(s["control"])
         self._ctl_rng_seed = [s["seed"], 17, 1]
-        # the control relation: D0 of a mature cell (p = 0.5) as a function of Z/W
-        # growth-phase drop sorting by the updraft: a cell that develops fast has a strong
-        # updraft, so a D0 excess proportional to ln(life_geo / life), largest at birth and
-        # gone at the peak (mean square over a life 1/6)
+        # drop sorting by the updraft: a cell that develops fast has a strong updraft, so a
+        # D0 excess of d0_updraft_mm ln(life_geo / life) throughout its life
         self.life_geo = math.sqrt(c["lifetime_min"][0] * c["lifetime_min"][1]) / s["step_minutes"]
-        ln_range = math.log(c["lifetime_min"][1] / c["lifetime_min"][0])
+        # the control world's D0 noise: the variance of the default world's D0 departures
+        # (cell spread, life-cycle swing over a life, updraft term over these cells)
         self.d0_sd = math.sqrt(c["d0_cell_spread_mm"] ** 2 + c["d0_life_swing_mm"] ** 2 / 2
-                               + c["d0_updraft_mm"] ** 2 * ln_range ** 2 / 12 / 6)
+                               + c["d0_updraft_mm"] ** 2 * float(np.var(np.log(self.life))))
 
     def cell_positions(self, k: int):
         """Active cells at step k: index, phase p in [0,1], x, y (m)."""
@@ -383,47 +382,6 @@ class World:
         d0m = self.s["cells"]["d0_mm"]
         z_ref = 10 ** 3.5  # 35 dBZ
         return d0m * (np.maximum(z_lin, 1.0) / z_ref) ** 0.05
-
-
-def cell_samples(world: World, lead_steps: int, height_index: int = 0) -> dict:
-    """Diagnostics of the information in Z_DR / K_DP: at each active cell's centre and step,
-    Z_H, Z_DR, K_DP now (at ``height_index``) and the change of Z_H at the cell's centre
-    ``lead_steps`` later (following the cell). Arrays of equal length (cells alive then)."""
-    rows = []
-    cache = {}
-
-    def at(k, x, y):
-        if k not in cache:
-            cache[k] = world.fields(k)
-        f = cache[k]
-        jx = int(np.argmin(np.abs(world.x - x)))
-        jy = int(np.argmin(np.abs(world.x - y)))
-        return (f["DBZH"][height_index, jy, jx], f["ZDR"][height_index, jy, jx], f["KDP"][height_index, jy, jx])
-
-    for k in range(world.s["steps"] - lead_steps):
-        idx, p, cx, cy = world.cell_positions(k)
-        idx2, p2, cx2, cy2 = world.cell_positions(k + lead_steps)
-        later = dict(zip(idx2, zip(cx2, cy2)))
-        for i, xi, yi in zip(idx, cx, cy):
-            if i not in later:
-                continue
-            z, zdr, kdp = at(k, xi, yi)
-            z2 = at(k + lead_steps, *later[i])[0]
-            if z > 0:
-                rows.append((z, zdr, kdp, z2 - z))
-        cache.pop(k, None)
-    a = np.array(rows, float).reshape(-1, 4)
-    return {"dbz": a[:, 0], "zdr": a[:, 1], "kdp": a[:, 2], "dbz_change": a[:, 3]}
-
-
-def partial_correlation(x, y, control) -> float:
-    """Correlation of x and y after removing from both their linear regression on ``control``
-    (and a cubic in it)."""
-    c = np.asarray(control, float)
-    basis = np.column_stack([np.ones_like(c), c, c ** 2, c ** 3])
-    rx = x - basis @ np.linalg.lstsq(basis, x, rcond=None)[0]
-    ry = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 # --------------------------------------------------------------------------- writers
