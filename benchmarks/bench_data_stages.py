@@ -146,7 +146,8 @@ def main() -> None:
     ap.add_argument("--name", default="data_stages", help="name of the results JSON")
     args = ap.parse_args()
     if args.repeats < 1:
-        sys.exit(f"error: --repeats must be at least 1, got {args.repeats}")
+        print(f"error: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+        sys.exit(2)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     runs = []
     for i in range(args.repeats):
