@@ -206,8 +206,9 @@ def _samples(control: bool):
                                                          "cells": {"birth_rate_per_hour": 8.0}}}})
     from radar.information import cell_records
 
-    rec = cell_records(nr.World(s), [s["heights_m"][0]], 3, 0)
-    return nr.World(s), {"dbz": rec["dbz"][:, 0], "zdr": rec["zdr"][:, 0], "kdp": rec["kdp"][:, 0],
+    world = nr.World(s)
+    rec = cell_records(world, [s["heights_m"][0]], 3, 0)
+    return world, {"dbz": rec["dbz"][:, 0], "zdr": rec["zdr"][:, 0], "kdp": rec["kdp"][:, 0],
                          "dbz_change": rec["target"]}
 
 
