@@ -6,7 +6,7 @@ split with the best checkpoint, and scores it on region 1's loss-mask cells. The
 split is never opened: this script is how the defaults were chosen (docs/model_selection.md).
 
     python benchmarks/validation_study.py --data-dir data/processed --out benchmarks/results/validation_study.json \
-        [--only NAME ...] [--exp exp1 exp2] [--epochs N]
+        [--config config.yaml [OVERLAY ...]] [--only NAME ...] [--exp exp1 exp2] [--seed 0 1 2] [--epochs N]
 
 Each candidate is a set of config overrides on top of config.yaml. Results are appended per
 candidate (a rerun skips candidates already in the output file, so the study can be run in
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.common.config import load_config  # noqa: E402
 
-GRID = {"exp1": "region1", "exp2": "concat"}
 QUANTILES = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
 
 # name -> overrides (section -> {key: value})
@@ -52,7 +52,20 @@ CANDIDATES: dict[str, dict] = {
                                "train": {"loss": "cross_entropy", "batch_size": 4, "lr": 0.001}},
     "bins_ce_warmup_dropout": {"model": {"head": "bins", "dropout": 0.1},
                                "train": {"loss": "cross_entropy", "warmup_fraction": 0.1}},
+    # the defaults as they stand, and the region-2 group dropout on top of them (joined grid)
+    "defaults": {},
+    "region2_group_dropout_0.25": {"train": {"region2_group_dropout": 0.25}},
+    "region2_group_dropout_0.5": {"train": {"region2_group_dropout": 0.5}},
 }
+
+
+def _deep_update(base: dict, over: dict) -> dict:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
 
 
 def merged(config: dict, overrides: dict, epochs: int | None) -> dict:
@@ -108,7 +121,9 @@ def run_one(name: str, config: dict, exp: str, data_dir: Path, threads: int, see
     from training.predict import predict
     from training.train import train
 
-    data = data_dir / f"{GRID[exp]}.zarr"
+    from pipeline.common.experiments import experiment
+
+    data = data_dir / f"{experiment(config, exp).grid}.zarr"
     truth = xr.open_zarr(data_dir / "region1.zarr")
     mask = truth["loss_mask"].values.astype(bool)
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,25 +152,30 @@ def run_one(name: str, config: dict, exp: str, data_dir: Path, threads: int, see
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", required=True, type=Path)
-    ap.add_argument("--config", default=str(ROOT / "config.yaml"))
+    ap.add_argument("--config", nargs="+", default=[str(ROOT / "config.yaml")],
+                    help="config files, later ones override earlier ones (e.g. a relearn overlay that "
+                         "declares exp2_without_GROUP)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "validation_study.json"))
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--exp", nargs="+", default=["exp1"])
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, nargs="+", default=[0])
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    config = load_config(args.config)
+    overrides: dict = {}
+    for extra in args.config[1:]:
+        _deep_update(overrides, yaml.safe_load(Path(extra).read_text()) or {})
+    config = load_config(args.config[0], overrides or None)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     for name, over in CANDIDATES.items():
         if args.only and name not in args.only:
             continue
-        for exp in args.exp:
-            key = f"{name}/{exp}/seed{args.seed}/epochs{args.epochs or config['train']['epochs']}"
+        for exp, seed in ((e, s) for s in args.seed for e in args.exp):
+            key = f"{name}/{exp}/seed{seed}/epochs{args.epochs or config['train']['epochs']}"
             if key in results:
                 continue
-            res = run_one(name, merged(config, over, args.epochs), exp, args.data_dir, args.threads, args.seed)
+            res = run_one(name, merged(config, over, args.epochs), exp, args.data_dir, args.threads, seed)
             res["overrides"] = over
             results[key] = res
             print(key, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()

@@ -96,6 +96,7 @@ class TrainConfig:
     schedule: str = _field("train", "schedule")  # cosine decay to 0 after warm-up, or constant
     warmup_fraction: float = _field("train", "warmup_fraction")  # linear warm-up, fraction of all steps
     grad_clip: float = _field("train", "grad_clip")  # max global gradient L2 norm; 0 disables
+    region2_group_dropout: float = _field("train", "region2_group_dropout")  # P(hold a region-2 group at 0), training
     loss: str = _field("train", "loss")  # see training/losses.py
     loss_alpha: float = _field("train", "loss_alpha")  # slope alpha of the weighted_mse weight
     target_transform: str = _field("train", "target_transform")  # loss scale: log1p or mm

@@ -273,6 +273,48 @@ def input_selection(ds, exp: "experiments_mod.Experiment", frames: FramesConfig)
     return InputSelection(channels, idx, zero, names, identity)
 
 
+class GroupDropout:
+    """Training-time dropout of whole region-2 input groups (``train.region2_group_dropout``).
+
+    Each sample of a batch holds each region-2 variable group that the experiment takes from
+    region 2 (:data:`pipeline.common.experiments.VARIABLE_GROUPS`) at its training mean, 0
+    after normalisation, on region 2's cells, with probability ``p``, independently per
+    group and sample, in every input frame. Region 1 always keeps every channel. The draws
+    come from ``generator`` (seeded per epoch by the trainer), so a resumed run draws the
+    same masks."""
+
+    def __init__(self, groups: dict, region2: np.ndarray, p: float):
+        self.names = list(groups)
+        self.channels = torch.from_numpy(np.stack([groups[g] for g in self.names]))  # (G, C) bool
+        self.region2 = torch.from_numpy(np.asarray(region2, bool))  # (H, W)
+        self.p = float(p)
+
+    @classmethod
+    def for_selection(cls, ds, selection: InputSelection | None, p: float) -> "GroupDropout | None":
+        """The dropout of the region-2 groups that ``selection`` takes from ``ds``'s region 2;
+        None when ``p`` is 0, the grid has no region 2 or region 2 contributes nothing."""
+        if p <= 0 or "region1_mask" not in ds:
+            return None
+        region2 = ~ds["region1_mask"].values.astype(bool)
+        if not region2.any():
+            return None
+        var, _ = layout.channel_coordinates(ds)
+        if selection is None:
+            used, given = np.arange(var.size), np.ones(var.size, bool)
+        else:
+            used, given = selection.channels, ~selection.region2_zero
+        groups = {g: experiments_mod.group_mask(var[used], (g,)) & given for g in experiments_mod.VARIABLE_GROUPS}
+        groups = {g: m for g, m in groups.items() if m.any()}
+        return cls(groups, region2, p) if groups else None
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``x`` (B, T, C, H, W) with the drawn groups held at 0 on region-2 cells."""
+        drop = torch.rand((x.shape[0], len(self.names)), generator=generator) < self.p  # (B, G)
+        chan = (drop.float() @ self.channels.float()) > 0  # (B, C): any dropped group holds it
+        held = chan[:, :, None, None] & self.region2[None, None]  # (B, C, H, W)
+        return x.masked_fill(held[:, None].to(x.device), 0.0)
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Items: (x (T, C, H, W) float32, y (1, H, W) target scale, mask (1, H, W) float32).
 

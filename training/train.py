@@ -52,7 +52,7 @@ from training import checkpoint as ckpt_io
 from training import distributed
 from training.config import as_dict, frames_config, model_config, train_config
 from pipeline.common.experiments import experiment as declared_experiment
-from training.data import (TrainingDataError, WindowDataset, input_selection, make_loader, normalisation_of,
+from training.data import (GroupDropout, TrainingDataError, WindowDataset, input_selection, make_loader, normalisation_of,
                            open_processed, split_samples)
 from training.losses import make_loss
 from training.model import ConvLSTMUNet, count_flops, count_parameters
@@ -138,8 +138,11 @@ def lr_lambda(total_steps: int, schedule: str, warmup_fraction: float = 0.0):
 
 # -------------------------------------------------------------------- epoch loops
 def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, scheduler=None, scaler=None,
-              desc: str = "", progress: bool = True, dist_ctx: distributed.Context | None = None) -> float:
+              desc: str = "", progress: bool = True, dist_ctx: distributed.Context | None = None,
+              augment: Callable | None = None) -> float:
     """One pass; trains when ``optimizer`` is given. Returns the mask-weighted mean loss.
+    ``augment(x)``, when given, is applied to each training batch's inputs (the region-2
+    group dropout).
 
     A batch whose loss is NaN or inf stops the run (:class:`TrainingDivergedError`, naming
     the epoch, the batch, the value and whether inputs, targets or weights are to blame)
@@ -156,6 +159,8 @@ def run_epoch(model, loader, tc, device, amp_dtype, loss_fn, optimizer=None, sch
     ctx = torch.enable_grad() if train else torch.no_grad()
     with ctx:
         for k, (x, y, mask) in enumerate(bar):
+            if train and augment is not None:
+                x = augment(x)
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             mask = mask.to(device, non_blocking=True)
@@ -267,6 +272,7 @@ class Trainer:
     base: dict                      # checkpoint header (model args, configs, data, run_key)
     n_params: int
     flops_forward: float
+    group_dropout: GroupDropout | None = None  # train.region2_group_dropout on the joined grid
 
 
 #: ``on_epoch(epoch, row, trainer)`` of :func:`train`: called after each completed epoch (1-based).
@@ -331,7 +337,11 @@ def build_trainer(config: dict, data_path, exp: str, seed: int) -> Trainer:
     base = _checkpoint_base(config, ds, data_path, model, fc, mc, tc, exp, seed)
     base["experiment"] = {**entry.as_dict(), **selection.as_dict()}  # prediction applies the same selection
     base["run_key"] = run_key(base, config)
-    return Trainer(sets, model, optimizer, scheduler, scaler, loss_fn, device, amp_dtype, base, n_params, fwd)
+    dropout = GroupDropout.for_selection(ds, selection, tc.region2_group_dropout)
+    if dropout is not None:
+        log.info(f"region-2 group dropout: p = {dropout.p:g} for each of {', '.join(dropout.names)} in training")
+    return Trainer(sets, model, optimizer, scheduler, scaler, loss_fn, device, amp_dtype, base, n_params, fwd,
+                   dropout)
 
 
 def resume_progress(tr: Trainer, out_dir: Path, resume: bool, main: bool = True) -> Progress:
@@ -426,8 +436,13 @@ def train(config: dict, data_path, exp: str, seed: int, out_dir, resume: bool = 
         t0 = time.perf_counter()
         loader = distributed.loader(tr.sets["train"], tc, ctx, seed * 100_003 + epoch, cuda)
         lr = tr.optimizer.param_groups[0]["lr"]
+        augment = None
+        if tr.group_dropout is not None:  # its own generator per epoch (and rank): exact resume
+            gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 1_000_003 * (1 + ctx.rank))
+            augment = lambda x, gen=gen: tr.group_dropout(x, gen)  # noqa: E731
         tl = run_epoch(model, loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, tr.optimizer, tr.scheduler,
-                       tr.scaler, desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress, dist_ctx=ddp)
+                       tr.scaler, desc=f"{exp} s{seed} epoch {epoch + 1}/{tc.epochs}", progress=progress, dist_ctx=ddp,
+                       augment=augment)
         vl = run_epoch(tr.model, val_loader, tc, tr.device, tr.amp_dtype, tr.loss_fn, desc="  val",
                        progress=progress, dist_ctx=ddp)
         if not math.isfinite(tl) or not math.isfinite(vl):  # the batches were finite: the sum overflowed

@@ -177,3 +177,39 @@ def test_relearn_errors_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match="config key '(attribution.relearn|experiments.exp2_without_rain)'") as err:
         experiments_config(tiny_config(**overrides))
     assert message in str(err.value)
+
+
+def test_region2_group_dropout_holds_whole_groups_at_zero_on_region2_only():
+    """train.region2_group_dropout: p = 1 holds every group region 2 contributes at 0 on
+    region-2 cells (region 1 untouched, held groups stay held), p = 0.5 drops each group in
+    about half the samples, whole (every level, every frame), and the same generator seed
+    draws the same masks."""
+    from training.data import GroupDropout
+
+    ds = _store()
+    sel = input_selection(ds, _exp(grid="concat", region2_variables=["temperature"]), FRAMES)
+    assert GroupDropout.for_selection(ds, sel, 0.0) is None
+    r1 = ds["region1_mask"].values
+    x = torch.from_numpy(_items(ds, _exp(grid="concat", region2_variables=["temperature"]))[0])
+    x = x.repeat(200, 1, 1, 1, 1)  # (400, T, C, H, W): region-2 wind already 0 by the selection
+    drop = GroupDropout.for_selection(ds, sel, 1.0)
+    assert drop.names == ["temperature"]  # wind is not given by region 2, so nothing to drop
+    out = drop(x, torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_array_equal(out[..., r1], x.numpy()[..., r1])
+    assert (out[..., ~r1] == 0).all()
+    everything = input_selection(ds, experiments_config({})["exp2"], FRAMES)
+    drop = GroupDropout.for_selection(ds, everything, 0.5)
+    assert drop.names == ["rain", "temperature", "wind"]
+    xs = torch.from_numpy(_items(ds, experiments_config({})["exp2"])[0]).repeat(200, 1, 1, 1, 1)
+    out = drop(xs, torch.Generator().manual_seed(1)).numpy()
+    np.testing.assert_array_equal(out[..., r1], xs.numpy()[..., r1])
+    var = np.array([n.split("_")[0] for n in everything.names])
+    held = out[..., ~r1] == 0  # (N, T, C, cells): inputs are in [1, 2], so 0 means held
+    for group, names in (("temperature", ["temperature"]), ("wind", ["u", "v"]), ("rain", ["rain"])):
+        h = held[:, :, np.isin(var, names)]
+        per_sample = h.reshape(len(h), -1)
+        assert (per_sample.all(1) | ~per_sample.any(1)).all()  # whole group, every frame and level
+        assert 0.4 < per_sample.all(1).mean() < 0.6, group  # 400 samples at p = 0.5
+    again = drop(xs, torch.Generator().manual_seed(1)).numpy()
+    np.testing.assert_array_equal(out, again)
+    assert GroupDropout.for_selection(ds.drop_vars("region1_mask"), everything, 0.5) is None

@@ -176,6 +176,33 @@ def test_exact_resume_equals_uninterrupted(processed_concat, tmp_path):
     assert [r["train_loss"] for r in a["log"]] == [r["train_loss"] for r in b["log"]]
 
 
+def test_region2_group_dropout_trains_resumes_exactly_and_spares_validation(processed_concat, tmp_path):
+    """train.region2_group_dropout changes the training (other weights than without it), a
+    killed and resumed run ends with the same weights (the masks' generator is seeded per
+    epoch), and validation is never dropped: the logged validation loss is the loss of the
+    saved weights on the undropped inputs."""
+    from training.config import train_config
+    from training.train import build_trainer, run_epoch, train
+
+    cfg = tiny_config(train={"epochs": 2, "region2_group_dropout": 0.5})
+    plain = tiny_config(train={"epochs": 2})
+    train(plain, processed_concat, "exp2", 3, tmp_path / "plain", threads=1, progress=False)
+    train(cfg, processed_concat, "exp2", 3, tmp_path / "straight", threads=1, progress=False)
+    train(cfg, processed_concat, "exp2", 3, tmp_path / "killed", threads=1, progress=False, stop_after_epochs=1)
+    train(cfg, processed_concat, "exp2", 3, tmp_path / "killed", resume=True, threads=1, progress=False)
+    p, a, b = (ckpt_io.load(tmp_path / d / "checkpoint_last.pt") for d in ("plain", "straight", "killed"))
+    for k in a["model_state"]:
+        assert torch.equal(a["model_state"][k], b["model_state"][k]), k
+    assert any(not torch.equal(a["model_state"][k], p["model_state"][k]) for k in a["model_state"])
+    assert a["train"]["region2_group_dropout"] == 0.5
+    tr = build_trainer(cfg, processed_concat, "exp2", 3)
+    assert tr.group_dropout is not None and tr.group_dropout.names == ["rain", "temperature"]
+    tr.model.load_state_dict(a["model_state"])
+    loader = torch.utils.data.DataLoader(tr.sets["val"], batch_size=4)
+    val = run_epoch(tr.model, loader, train_config(cfg), tr.device, None, tr.loss_fn, progress=False)
+    assert val == pytest.approx(a["log"][-1]["val_loss"], rel=1e-5)
+
+
 def test_early_stopping(processed_concat, tmp_path):
     from training.train import train
 
