@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.common.config import load_config  # noqa: E402
+from pipeline.common.config import deep_update, load_config  # noqa: E402
 
 QUANTILES = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
 
@@ -57,15 +57,6 @@ CANDIDATES: dict[str, dict] = {
     "region2_group_dropout_0.25": {"train": {"region2_group_dropout": 0.25}},
     "region2_group_dropout_0.5": {"train": {"region2_group_dropout": 0.5}},
 }
-
-
-def _deep_update(base: dict, over: dict) -> dict:
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _deep_update(base[k], v)
-        else:
-            base[k] = copy.deepcopy(v)
-    return base
 
 
 def merged(config: dict, overrides: dict, epochs: int | None) -> dict:
@@ -164,7 +155,7 @@ def main() -> int:
     args = ap.parse_args()
     overrides: dict = {}
     for extra in args.config[1:]:
-        _deep_update(overrides, yaml.safe_load(Path(extra).read_text()) or {})
+        overrides = deep_update(overrides, yaml.safe_load(Path(extra).read_text()) or {})
     config = load_config(args.config[0], overrides or None)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
