@@ -201,3 +201,27 @@ def test_omp_wait_policy_is_set_in_one_place():
     assert hits == [Path("training/__init__.py")]
     r = run("-c", "import os, training.train; print(os.environ['OMP_WAIT_POLICY'])")
     assert r.returncode == 0 and r.stdout.strip() == "PASSIVE", r.stderr
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.yaml")))
+def test_every_shipped_config_overlay_validates_over_the_default(overlay):
+    """configs/*.yaml are used as `--configfile config.yaml configs/X.yaml`: each, merged over
+    the default config, passes the schema, and every key it sets arrives as given."""
+    from pipeline.common.cli import DEFAULT_CONFIG
+    from pipeline.common.config import load_config
+
+    over = yaml.safe_load((Path(__file__).parents[1] / "configs" / overlay).read_text())
+    cfg = load_config(DEFAULT_CONFIG, over)
+
+    def leaves(d, prefix=()):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from leaves(v, prefix + (k,))
+            else:
+                yield prefix + (k,), v
+
+    for path, value in leaves(over):
+        got = cfg
+        for k in path:
+            got = got[k]
+        assert got == value, (overlay, path)

@@ -299,8 +299,9 @@ def test_updraft_leads_reflectivity_by_the_fallout_time():
     w0 = nr.World(nr.settings({"seed": 1, "radar": {"nature_run": {"steps": 30}}}))
     import yaml
 
-    overlay = yaml.safe_load((Path(__file__).parents[2] / "configs" / "radar_lagged.yaml").read_text())
-    assert overlay["radar"]["nature_run"]["cells"] == LAGGED
+    for name in ("radar_lagged.yaml", "radar_study.yaml"):  # the study: the same world over 6 days
+        overlay = yaml.safe_load((Path(__file__).parents[2] / "configs" / name).read_text())
+        assert overlay["radar"]["nature_run"]["cells"] == LAGGED, name
     assert not w0.mature.any() and w0.fallout == 0 and np.array_equal(w0.span, w0.life)
 
 
