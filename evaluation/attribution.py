@@ -6,10 +6,24 @@ the model's inputs on region 2's cells only (the joined grid outside ``region1_m
 - **permutation** of one group of inputs: a variable (rain, temperature, dewpoint, wind = u
   and v, geopotential height), a level band (lower 1000-700 hPa, middle 500-300 hPa, upper
   250-100 hPa), or one input frame (its lag before the target time). The group's values on
-  region 2 are taken from another test sample, drawn by one fixed random permutation of the
-  samples: whole frames move together, with the same permutation for every region-2 cell,
-  so each field keeps its spatial structure and only its link to the target is broken.
-  ``attribution.repeats`` permutations are averaged;
+  region 2 are taken from a partner test sample: whole frames move together, with the same
+  partner for every region-2 cell, so each field keeps its spatial structure.
+  ``attribution.repeats`` draws of the partners are averaged. Where the partners come from
+  (``attribution.partners``):
+
+  - ``conditional`` (default): one of the ``attribution.neighbours`` samples nearest in
+    region-1 state (the region-1 area mean of every input channel and frame, standardised and
+    reduced to the principal components that explain 90% of its variance), never one whose
+    input window or target overlaps the sample's (at least input window + lead apart). The
+    region-2 inputs then still agree with region 1 about what both regions share (the season,
+    a large-scale flow over both), and only what region 2 says *beyond* region 1 is broken: the
+    importance is the information the model draws from region 2 (conditional permutation
+    importance, Strobl et al. 2008, BMC Bioinformatics 9:307). An input that carries nothing
+    beyond region 1 scores about 0 however much the model leans on it;
+  - ``marginal``: one fixed random permutation of all samples. Region 2 then also disagrees
+    with region 1 about the season and the shared flow, inputs the model never saw together,
+    so this measures how much the model *relies* on region 2, including on what region 1
+    repeats (Hooker et al. 2021, Statistics and Computing 31:82);
 - **occlusion**: every region-2 input replaced by its training mean (0 after the
   normalisation with training statistics);
 - **all region 2 permuted**: every region-2 input of the sample taken from the partner sample.
@@ -58,6 +72,9 @@ from pipeline.dataset import layout
 from training import checkpoint as ckpt_io
 
 log = logging.getLogger("evaluation.attribution")
+
+PARTNERS = ("conditional", "marginal")
+PCA_VARIANCE = 0.9  # share of the region-1 state's variance kept for matching conditional partners
 
 
 @dataclass
@@ -112,6 +129,54 @@ class ModifiedInputs(torch.utils.data.Dataset):
         return torch.where(self.mask, other, x), y, m
 
 
+def region1_features(dataset, region1: np.ndarray) -> np.ndarray:
+    """(N, T * C) area means over region 1 of every input channel and frame of each sample:
+    the state that conditional partners are matched on."""
+    cells = torch.from_numpy(np.asarray(region1, bool))
+    rows = []
+    for i in range(len(dataset)):
+        x = dataset[i][0]  # (T, C, H, W)
+        rows.append(x[..., cells].float().mean(dim=-1).reshape(-1).numpy())
+    return np.asarray(rows, np.float64)
+
+
+def conditional_partners(features: np.ndarray, times, min_gap, neighbours: int, rng: np.random.Generator,
+                         repeats: int = 1, variance: float = PCA_VARIANCE) -> list[np.ndarray]:
+    """Partners for conditional permutation: for each sample, one of its ``neighbours`` nearest
+    samples in region-1 state, drawn at random for each of ``repeats`` draws.
+
+    The state is ``features`` (N, F), standardised per column and reduced to the leading principal
+    components that explain ``variance`` of it; distances are Euclidean in that space. Samples whose
+    times lie less than ``min_gap`` apart (so whose input windows or targets overlap) are never
+    partners, nor is a sample its own. A sample keeps its region-1 inputs and gets region-2 inputs
+    from a time whose region-1 state was like its own, so the part of region 2 that region 1 already
+    tells (the season, a large-scale flow that covers both regions) stays consistent, and only what
+    region 2 says beyond it is broken.
+    """
+    f = np.asarray(features, np.float64)
+    n = len(f)
+    t = np.asarray(times, "datetime64[ns]")
+    if n < 2 or len(t) != n:
+        raise EvaluationError(f"conditional permutation needs 2 or more samples with times, got {n} and {len(t)}")
+    sd = f.std(axis=0)
+    z = (f[:, sd > 0] - f[:, sd > 0].mean(axis=0)) / sd[sd > 0]
+    if z.shape[1]:
+        u, s, _ = np.linalg.svd(z, full_matrices=False)
+        share = np.cumsum(s ** 2) / max(float((s ** 2).sum()), 1e-300)
+        keep = int(np.searchsorted(share, variance) + 1)
+        z = u[:, :keep] * s[:keep]
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=-1)
+    apart = np.abs(t[:, None] - t[None, :]) >= np.timedelta64(min_gap).astype("timedelta64[ns]")
+    d = np.where(apart, d, np.inf)
+    lonely = ~apart.any(axis=1)
+    if lonely.any():
+        raise EvaluationError(f"conditional permutation: sample at {t[np.argmax(lonely)]} has no other sample at least "
+                              f"{min_gap} apart; too few samples in the split")
+    k = int(min(max(1, neighbours), apart.sum(axis=1).min()))
+    near = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return [near[np.arange(n), rng.integers(0, k, n)] for _ in range(max(1, repeats))]
+
+
 def crps_rows(arrays: dict, edges, rain: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample CRPS sums and cell counts over ``cells`` (N, H, W) of region 1: of the
     distribution ``bin_prob`` (N, bins, H, W) when there is one, else of the deterministic
@@ -150,14 +215,20 @@ def _truth(ld, rs: slice, cs: slice) -> tuple[np.ndarray, np.ndarray]:
 
 
 def attribute(checkpoint, data_path, repeats: int = 1, batch_size: int = 32, threads: int | None = None,
-              progress: bool = True) -> dict:
-    """Importance of every variant (see the module docstring); the JSON-ready result."""
+              progress: bool = True, partners: str = "conditional", neighbours: int = 10,
+              split: str = "test") -> dict:
+    """Importance of every variant (see the module docstring) on ``split``; the JSON-ready result.
+    ``partners``: ``conditional`` (region-2 inputs from one of the ``neighbours`` samples nearest in
+    region-1 state, :func:`conditional_partners`) or ``marginal`` (one random permutation of all
+    samples)."""
+    if partners not in PARTNERS:
+        raise EvaluationError(f"partners {partners!r}: must be one of {list(PARTNERS)}")
     from evaluation.compare import plan_bootstrap
     from training.predict import load_for_prediction, predict_array, region1_window
     from training.train import default_threads
 
     torch.set_num_threads(threads or default_threads())
-    ld = load_for_prediction(checkpoint, data_path, "test")
+    ld = load_for_prediction(checkpoint, data_path, split)
     region1 = ld.ds["region1_mask"].values.astype(bool)
     if region1.all():
         raise EvaluationError(f"{data_path}: no region-2 cells (a region-1 store); give the joined grid's store")
@@ -172,19 +243,31 @@ def attribute(checkpoint, data_path, repeats: int = 1, batch_size: int = 32, thr
     boot = plan_bootstrap(ld.config, ld.samples.times)
     base = score(ld.dataset)
     rng = np.random.default_rng(ld.config["seed"])
-    partners = [rng.permutation(len(ld.samples)) for _ in range(max(1, repeats))]
+    min_gap = np.timedelta64((ld.fc.input_steps + ld.fc.lead_steps) * ld.fc.step_hours, "h")
+    if partners == "conditional":
+        state = region1_features(ld.dataset, region1)
+        draws = conditional_partners(state, ld.samples.times.values, min_gap, neighbours, rng, repeats)
+    else:
+        draws = [rng.permutation(len(ld.samples)) for _ in range(max(1, repeats))]
+    times = ld.samples.times.values
+    gaps = np.concatenate([np.abs(times[d] - times) for d in draws]).astype("timedelta64[h]").astype(np.int64)
+    matching = {"partners": partners, "neighbours": int(neighbours) if partners == "conditional" else None,
+                "min_gap_hours": int(min_gap.astype(np.int64)) if partners == "conditional" else None,
+                "pca_variance": PCA_VARIANCE if partners == "conditional" else None,
+                "median_partner_gap_hours": float(np.median(gaps))}
+    log.info(f"{partners} partners: median {matching['median_partner_gap_hours']:.0f} h apart")
     rows = []
     for v in variants(ld.ds, ld.fc.input_steps, ld.fc.step_hours):
-        runs = [score(ModifiedInputs(ld.dataset, ~region1, v, p)) for p in (partners[:1] if v.occlude else partners)]
+        runs = [score(ModifiedInputs(ld.dataset, ~region1, v, p)) for p in (draws[:1] if v.occlude else draws)]
         mean = (np.mean([r[0] for r in runs], axis=0), runs[0][1])
         row = {"kind": v.kind, "name": v.name, "channels": int(v.channels.sum()), "frames": int(v.frames.sum()),
                **importance(base, mean, boot.weights, boot.confidence)}
         rows.append(row)
         log.info(f"{v.kind} {v.name}: CRPS {row['crps']:.4f} ({row['relative_pct']:+.1f}% "
                  f"[{row['relative_ci_low']:+.1f}, {row['relative_ci_high']:+.1f}])")
-    return {"exp": str(ld.ck["exp"]), "seed": int(ld.ck["seed"]), "samples": len(ld.samples),
+    return {"exp": str(ld.ck["exp"]), "seed": int(ld.ck["seed"]), "split": split, "samples": len(ld.samples),
             "primary_score": "crps", "crps_original": float(base[0].sum() / base[1].sum()),
-            "repeats": max(1, repeats), "bootstrap": boot.meta, "variants": rows,
+            "repeats": max(1, repeats), "matching": matching, "bootstrap": boot.meta, "variants": rows,
             "provenance": {"checkpoint": str(checkpoint), "checkpoint_sha256": ckpt_io.sha256_of(checkpoint),
                            "data": str(data_path), "data_config_hash": str(ld.ds.attrs.get("config_hash", "")),
                            "train_config_hash": config_hash(ld.config), "versions": versions(),
@@ -219,11 +302,17 @@ def relearn_rows(comparisons: dict[str, str]) -> list[dict]:
 def report_lines(res: dict) -> list[str]:
     """A markdown table of the importances."""
     conf = f"{100 * res['bootstrap']['confidence']:g}%"
-    lines = [f"# Attribution of {res['exp']}'s skill to region-2 inputs (seed {res['seed']}, test split)", "",
+    split = {"val": "validation"}.get(res.get("split", "test"), res.get("split", "test"))
+    match = res.get("matching") or {"partners": "marginal"}
+    how = (f"conditional permutation: each sample's region-2 inputs from one of its {match['neighbours']} nearest "
+           f"samples in region-1 state, at least {match['min_gap_hours']} h apart (what region 2 adds beyond region 1)"
+           if match["partners"] == "conditional" else
+           "marginal permutation: region-2 inputs from any sample (reliance, including on what region 1 repeats)")
+    lines = [f"# Attribution of {res['exp']}'s skill to region-2 inputs (seed {res['seed']}, {split} split)", "",
              f"CRPS with the original inputs: {res['crps_original']:.4f} mm / 12 h over {res['samples']} samples. "
              f"Importance = CRPS with the variant minus CRPS with the original inputs (positive: the model uses "
              f"that information); {conf} paired block bootstrap intervals; permutations averaged over "
-             f"{res['repeats']}.", "",
+             f"{res['repeats']} draws; {how}.", "",
              "| kind | inputs | CRPS | change | change % | interval % | p |", "|---|---|---|---|---|---|---|"]
     if any(r["kind"] == "relearned" for r in res["variants"]):
         rel = [r for r in res["variants"] if r["kind"] == "relearned"]
@@ -267,9 +356,11 @@ def figure(res: dict, path) -> None:
         ax.set_title(kind + (" (input frame, hours before the target time)" if kind == "lag" else ""),
                      fontsize=9, loc="left")
     axes[-1, 0].set_xlabel(f"CRPS change (% of {res['exp']}; positive: the inputs help), {conf} interval")
-    fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted, occluded\nor dropped and "
-                 f"relearned (test split)" if "relearned" in kinds else
-                 f"{res['exp']}: CRPS change when region-2 inputs\nare permuted or occluded (test split)",
+    split = {"val": "validation"}.get(res.get("split", "test"), res.get("split", "test"))
+    partners = (res.get("matching") or {}).get("partners", "marginal")
+    fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted ({partners}), occluded\nor dropped "
+                 f"and relearned ({split} split)" if "relearned" in kinds else
+                 f"{res['exp']}: CRPS change when region-2 inputs\nare permuted ({partners}) or occluded ({split} split)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -292,6 +383,13 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", required=True, help="a joined-grid model's checkpoint.pt (exp2)")
     ap.add_argument("--data", required=True, help="the joined grid's processed store (concat.zarr)")
     ap.add_argument("--repeats", type=int, default=1, help="permutations averaged per variant (default 1)")
+    ap.add_argument("--partners", choices=PARTNERS, default="conditional",
+                    help="where a permuted sample's region-2 inputs come from: conditional (one of the --neighbours "
+                         "samples nearest in region-1 state, at least an input window and lead apart; default) or "
+                         "marginal (a random permutation of all samples)")
+    ap.add_argument("--neighbours", type=int, default=10, help="candidate partners per sample (default 10)")
+    ap.add_argument("--split", choices=("train", "val", "test"), default="test",
+                    help="samples scored (default test; val, the validation split, for choosing settings)")
     ap.add_argument("--batch-size", type=int, default=32, help="samples per prediction batch (default 32)")
     ap.add_argument("--out", required=True, help="output folder (attribution.json, attribution.md, attribution.png)")
     ap.add_argument("--relearn", nargs="*", default=[], metavar="GROUP=COMPARISON",
@@ -306,7 +404,10 @@ def main(argv=None) -> int:
                                       f"{list(VARIABLE_GROUPS)}")
             comparisons[group] = path
         relearned = relearn_rows(comparisons)  # before the predictions: a bad file fails fast
-        res = attribute(args.checkpoint, args.data, args.repeats, args.batch_size, args.threads, not args.no_progress)
+        if args.neighbours < 1:
+            raise EvaluationError(f"--neighbours {args.neighbours}: must be 1 or more")
+        res = attribute(args.checkpoint, args.data, args.repeats, args.batch_size, args.threads, not args.no_progress,
+                        args.partners, args.neighbours, args.split)
         res["variants"] += relearned
         write_outputs(res, args.out)
         log.info(f"wrote {args.out}")

@@ -18,6 +18,8 @@ rule attribution:
     params:
         settings=settings("attribution", "evaluation", "seed"),
         repeats=config["attribution"]["repeats"],
+        partners=config["attribution"]["partners"],
+        neighbours=config["attribution"]["neighbours"],
         relearn=" ".join(f"{g}=results/{RELEARN_PREFIX}{g}/comparison.json" for g in RELEARN),
     threads: 2
     resources:
@@ -28,4 +30,4 @@ rule attribution:
         "logs/benchmarks/attribution/exp2.tsv"
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m evaluation.attribution --checkpoint {input.checkpoint} --data {input.data}"
-        " --repeats {params.repeats} --relearn {params.relearn} --out {output} --threads {threads} --no-progress > {log} 2>&1"
+        " --repeats {params.repeats} --partners {params.partners} --neighbours {params.neighbours} --relearn {params.relearn} --out {output} --threads {threads} --no-progress > {log} 2>&1"

@@ -9,7 +9,9 @@ import pytest
 import torch
 import xarray as xr
 
-from evaluation.attribution import ModifiedInputs, Variant, crps_rows, importance, variants
+from evaluation.attribution import (ModifiedInputs, Variant, conditional_partners, crps_rows, importance,
+                                   region1_features, variants)
+from evaluation.inputs import EvaluationError
 from evaluation.bootstrap import block_bootstrap_weights
 from evaluation.probabilistic import crps_binned
 
@@ -98,3 +100,79 @@ def test_crps_rows_and_importance_against_worked_examples():
     assert worse["difference"] == pytest.approx(0.1) and worse["ci_low"] == pytest.approx(0.1)
     assert worse["relative_pct"] == pytest.approx(100 * 0.1 / (sums.sum() / counts.sum()))
 
+
+
+def _year(n: int = 730) -> np.ndarray:
+    return np.datetime64("2022-01-01T12", "ns") + np.arange(n) * np.timedelta64(12, "h")
+
+
+def test_conditional_partners_are_near_in_region1_state_and_apart_in_time():
+    rng = np.random.default_rng(3)
+    t = _year()
+    day = np.arange(t.size) / 2.0
+    season = np.c_[np.cos(2 * np.pi * day / 365), np.sin(2 * np.pi * day / 365)]
+    flow = np.convolve(rng.standard_normal(t.size + 20), np.ones(21) / 21, mode="valid")[:, None]
+    features = np.c_[season, 3 * flow, rng.standard_normal((t.size, 1)) * 1e-3]
+    gap = np.timedelta64(84, "h")
+    draws = conditional_partners(features, t, gap, neighbours=8, rng=np.random.default_rng(0), repeats=3)
+    assert len(draws) == 3 and all(d.shape == (t.size,) for d in draws)
+    for d in draws:
+        assert (d != np.arange(t.size)).all()
+        assert (np.abs(t[d] - t) >= gap).all()  # never an overlapping window or target
+    assert not np.array_equal(draws[0], draws[1])
+    # matched on the state: far nearer than a random partner (in season and in flow)
+    z = (features - features.mean(0)) / features.std(0)
+    near = np.linalg.norm(z[draws[0], :3] - z[:, :3], axis=1).mean()
+    rand = np.linalg.norm(z[rng.permutation(t.size), :3] - z[:, :3], axis=1).mean()
+    assert near < 0.25 * rand
+    again = conditional_partners(features, t, gap, neighbours=8, rng=np.random.default_rng(0), repeats=3)
+    assert all(np.array_equal(a, b) for a, b in zip(draws, again))  # seeded
+
+
+def test_conditional_permutation_costs_nothing_for_redundant_inputs():
+    """A worked example of why partners are matched: y = s + noise, region 1 sees s, region 2 sees
+    a copy of s (redundant) and an independent signal u that y also depends on. A fitted linear
+    model leans on both copies of s. Marginal permutation of the redundant copy costs a lot;
+    conditional permutation costs about nothing. The informative u keeps its importance."""
+    rng = np.random.default_rng(5)
+    t = _year()
+    day = np.arange(t.size) / 2.0
+    s = np.cos(2 * np.pi * day / 365) * 2 + np.convolve(rng.standard_normal(t.size + 30), np.ones(31) / 5.5,
+                                                         mode="valid")
+    u = rng.standard_normal(t.size)
+    r1 = s + 0.3 * rng.standard_normal(t.size)
+    r2 = s + 0.3 * rng.standard_normal(t.size)
+    y = s + 0.5 * u + 0.3 * rng.standard_normal(t.size)
+    coef = np.linalg.lstsq(np.c_[r1, r2, u], y, rcond=None)[0]
+    assert coef[1] > 0.3  # the model relies on the redundant copy
+
+    def mae(r2_, u_):
+        return np.abs(np.c_[r1, r2_, u_] @ coef - y).mean()
+
+    base = mae(r2, u)
+    gap = np.timedelta64(84, "h")
+    cond = conditional_partners(r1[:, None], t, gap, neighbours=10, rng=np.random.default_rng(1), repeats=5)
+    marg = [np.random.default_rng(i).permutation(t.size) for i in range(5)]
+    redundant_cond = np.mean([mae(r2[p], u) for p in cond]) - base
+    redundant_marg = np.mean([mae(r2[p], u) for p in marg]) - base
+    informative_cond = np.mean([mae(r2, u[p]) for p in cond]) - base
+    assert redundant_marg > 0.3
+    assert abs(redundant_cond) < 0.2 * redundant_marg
+    assert informative_cond > 0.15
+
+
+def test_conditional_partners_need_samples_far_enough_apart():
+    t = _year(5)  # 2 days: no two samples 84 h apart
+    with pytest.raises(EvaluationError, match="no other sample at least"):
+        conditional_partners(np.zeros((5, 2)), t, np.timedelta64(84, "h"), 10, np.random.default_rng(0))
+
+
+def test_region1_features_are_area_means_over_region1():
+    x = torch.arange(2 * 3 * 2 * 2 * 3, dtype=torch.float32).reshape(6, 2, 2, 3)  # (time, C, H, W)
+    base = _Windows(x, steps=2)
+    region1 = np.zeros((2, 3), bool)
+    region1[:, 1:] = True
+    f = region1_features(base, region1)
+    assert f.shape == (len(base), 2 * 2)
+    want = x[:2][..., torch.from_numpy(region1)].mean(-1).reshape(-1).numpy()
+    np.testing.assert_allclose(f[0], want)

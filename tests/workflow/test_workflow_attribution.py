@@ -23,6 +23,8 @@ def test_the_attribution_target_runs_on_the_main_jobs_model(tiny_run, tmp_path):
     out = workdir / "results" / "attribution"
     res = json.loads((out / "attribution.json").read_text())
     assert res["exp"] == "exp2" and res["primary_score"] == "crps" and res["samples"] > 0
+    assert res["split"] == "test" and res["matching"]["partners"] == "conditional"  # the config's default
+    assert res["matching"]["neighbours"] == 10 and res["matching"]["min_gap_hours"] > 0
     assert {r["kind"] for r in res["variants"]} == {"all", "occlusion", "variable", "level band", "lag", "relearned"}
     for r in res["variants"]:
         assert np.isfinite(r["crps"]) and r["ci_low"] <= r["difference"] <= r["ci_high"]
