@@ -56,6 +56,8 @@ CANDIDATES: dict[str, dict] = {
     "defaults": {},
     "region2_group_dropout_0.25": {"train": {"region2_group_dropout": 0.25}},
     "region2_group_dropout_0.5": {"train": {"region2_group_dropout": 0.5}},
+    # a static input channel that tells region 1's cells from region 2's
+    "region_channel": {"model": {"region_channel": True}},
 }
 
 

@@ -69,6 +69,7 @@ class ModelConfig:
     quantile: float | str = _field("model", "quantile")  # bins head: forecast = this quantile, or auto (fit on val)
     quantile_fit_mm: tuple[float, ...] = _field("model", "quantile_fit_mm")  # thresholds auto fits the bias at
     dropout: float = _field("model", "dropout")  # spatial dropout before the head (0 = off)
+    region_channel: bool = _field("model", "region_channel")  # static input channel: 1 on region 1, 0 on region 2
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))

@@ -63,6 +63,10 @@ class MemoryEstimate:
 def count_params(in_channels: int, mc: ModelConfig) -> int:
     from training.model import ConvLSTMUNet, count_parameters
 
+    import dataclasses
+
+    if mc.region_channel:  # one more input channel; the same parameters as one more data channel
+        in_channels, mc = in_channels + 1, dataclasses.replace(mc, region_channel=False)
     return count_parameters(ConvLSTMUNet.from_config(in_channels, mc))
 
 

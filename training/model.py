@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -284,6 +285,7 @@ class ConvLSTMUNet(nn.Module):
         base_channel: int | None = None,
         base_affine=(1.0, 0.0),
         base_min: float = 0.1,
+        region_shape=None,
     ):
         super().__init__()
         cfg = ModelConfig(tuple(hidden), kernel_size, attention, attention_mode, norm, groups, head,
@@ -313,6 +315,17 @@ class ConvLSTMUNet(nn.Module):
         self.base_channel = None if base_channel is None else int(base_channel)
         self.base_affine = tuple(float(v) for v in base_affine)
         self.base_min = float(base_min)
+        # Region channel (``model.region_channel``): a static (H, W) input, 1 on region 1's
+        # cells and 0 elsewhere, appended to every input frame; set by :meth:`set_region`,
+        # saved with the weights (a buffer).
+        if region_shape is None:
+            self.region = None
+        else:
+            h, w = (int(v) for v in region_shape)
+            if h < 1 or w < 1:
+                raise ValueError(f"region_shape must be two positive sizes, got {region_shape!r}")
+            self.args["region_shape"] = [h, w]
+            self.register_buffer("region", torch.ones(1, 1, 1, h, w))
         self.n_frames = n_frames
         self.head_kind = head
         self.n_out = 1 if head == "regression" else len(cfg.bin_edges_mm) + 1
@@ -320,7 +333,7 @@ class ConvLSTMUNet(nn.Module):
         self.depth = len(hidden) - 1
         self.attention_mode = attention_mode
         self.encoder = nn.ModuleList()
-        cin = in_channels
+        cin = in_channels + (1 if self.region is not None else 0)
         for i in range(self.depth):
             self.encoder.append(ConvLSTM(cin, hidden[i], kernel_size, norm, groups))
             cin = hidden[i]
@@ -348,14 +361,37 @@ class ConvLSTMUNet(nn.Module):
         base = (a * x[:, -1, self.base_channel] + b).clamp(min=self.base_min).unsqueeze(1)
         return base + torch.log(-torch.expm1(-base))  # log(expm1(base)), stable
 
+    def set_region(self, region1_mask) -> None:
+        """The region channel's values: ``region1_mask`` (H, W), true on region 1's cells."""
+        mask = torch.as_tensor(np.asarray(region1_mask, bool), dtype=torch.float32)
+        if self.region is None or tuple(mask.shape) != tuple(self.region.shape[-2:]):
+            raise ValueError(f"region mask of shape {tuple(mask.shape)} for a model with region shape "
+                             f"{None if self.region is None else tuple(self.region.shape[-2:])}")
+        self.region.copy_(mask.to(self.region.device)[None, None, None])
+
     @classmethod
-    def from_config(cls, in_channels: int, cfg: ModelConfig) -> "ConvLSTMUNet":
-        return cls(in_channels, cfg.hidden, cfg.kernel_size, cfg.attention, cfg.attention_mode, cfg.norm, cfg.groups,
-                   cfg.head, cfg.bin_edges_mm, cfg.dropout)
+    def from_config(cls, in_channels: int, cfg: ModelConfig, region1_mask=None) -> "ConvLSTMUNet":
+        """The model of ``cfg``; with ``cfg.region_channel`` the region channel is ``region1_mask``
+        (H, W), which is then required."""
+        shape = None
+        if cfg.region_channel:
+            if region1_mask is None:
+                raise ValueError("model.region_channel needs the grid's region1_mask")
+            shape = np.shape(region1_mask)
+        model = cls(in_channels, cfg.hidden, cfg.kernel_size, cfg.attention, cfg.attention_mode, cfg.norm, cfg.groups,
+                    cfg.head, cfg.bin_edges_mm, cfg.dropout, region_shape=shape)
+        if shape is not None:
+            model.set_region(region1_mask)
+        return model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, h, w = x.shape[1], x.shape[-2], x.shape[-1]  # x: (B, T, C, H, W)
         offset = self.base_offset(x) if self.base_channel is not None else None
+        if self.region is not None:
+            if tuple(x.shape[-2:]) != tuple(self.region.shape[-2:]):
+                raise ValueError(f"input grid {tuple(x.shape[-2:])} differs from the region channel's "
+                                 f"{tuple(self.region.shape[-2:])}")
+            x = torch.cat([x, self.region.to(x.dtype).expand(x.shape[0], t, 1, h, w)], dim=2)
         m = 2**self.depth
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:  # zero = the normalised mean; cropped back below

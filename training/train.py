@@ -316,7 +316,7 @@ def build_trainer(config: dict, data_path, exp: str, seed: int) -> Trainer:
             for s, smp in samples.items()}
     n_chan, n_lat, n_lon = len(selection.channels), ds.sizes["lat"], ds.sizes["lon"]
 
-    model = ConvLSTMUNet.from_config(n_chan, mc).to(device)
+    model = ConvLSTMUNet.from_config(n_chan, mc, ds["region1_mask"].values if mc.region_channel else None).to(device)
     n_params = count_parameters(model)
     shape1 = (1, len(selection.frames), n_chan, n_lat, n_lon)
     fwd = count_flops(model, shape1)

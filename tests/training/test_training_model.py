@@ -175,3 +175,35 @@ def test_parameter_and_flop_counts():
                 + 6 * p1 * 32 * 256 * 9 + 5 * p1 * 64 * 256 * 9  # bottleneck
                 + p0 * 64 * 128 * 9 + p1 * 64 * 32 * 4 + p0 * 32)  # decoder cell, up, head
     assert count_flops(m, (1, 6, 56, 24, 24)) == conv
+
+
+def test_region_channel_is_a_saved_static_input():
+    """model.region_channel: one more input channel, 1 on region 1 and 0 elsewhere, on every
+    frame; the forward pass equals a plain model fed that channel explicitly, it travels with
+    the weights (a buffer), and a grid of another shape is refused."""
+    import numpy as np
+
+    torch.manual_seed(1)
+    mask = np.zeros((8, 12), bool)
+    mask[:, 6:] = True  # region 1: the eastern half
+    m = ConvLSTMUNet.from_config(3, ModelConfig(hidden=(8, 16), groups=4, region_channel=True), mask).eval()
+    assert m.args["region_shape"] == [8, 12] and m.args["in_channels"] == 3
+    plain = ConvLSTMUNet(4, hidden=(8, 16), groups=4).eval()
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if k != "region"})
+    x = torch.randn(2, 3, 3, 8, 12)
+    explicit = torch.cat([x, torch.from_numpy(mask).float().expand(2, 3, 1, 8, 12)], dim=2)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), plain(explicit))
+        again = ConvLSTMUNet(**m.args)
+        again.load_state_dict(m.state_dict())  # the mask is restored with the weights
+        torch.testing.assert_close(again.eval()(x), m(x))
+        flipped = ConvLSTMUNet(**m.args)
+        flipped.load_state_dict(m.state_dict())
+        flipped.set_region(~mask)
+        assert not torch.allclose(flipped.eval()(x), m(x))  # the network sees where region 1 is
+    with pytest.raises(ValueError, match="differs from the region channel"):
+        m(torch.randn(1, 3, 3, 8, 8))
+    with pytest.raises(ValueError, match="needs the grid's region1_mask"):
+        ConvLSTMUNet.from_config(3, ModelConfig(hidden=(8, 16), groups=4, region_channel=True))
+    plain_args = ConvLSTMUNet.from_config(3, ModelConfig(hidden=(8, 16), groups=4)).args
+    assert "region_shape" not in plain_args  # off: the args (and run keys) of before

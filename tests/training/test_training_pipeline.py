@@ -377,3 +377,21 @@ def test_resume_after_killed_job_restores_best_and_ignores_foreign_state(process
     fresh = ckpt_io.load(run / "checkpoint_last.pt")
     assert fresh["run_key"] != ckpt_io.load(tmp_path / "straight" / "checkpoint_last.pt")["run_key"]
     assert [r["epoch"] for r in fresh["log"]] == [1, 2, 3]
+
+
+def test_region_channel_trains_and_predicts_from_the_checkpoint(processed_concat, tmp_path):
+    """model.region_channel: the trained model carries the store's region1_mask, and the
+    prediction (rebuilt from the checkpoint alone) uses it."""
+    from training.predict import predict
+    from training.train import train
+
+    cfg = tiny_config(model={"region_channel": True}, train={"epochs": 2})
+    train(cfg, processed_concat, "exp2", 0, tmp_path / "run", threads=1, progress=False)
+    ck = ckpt_io.load(tmp_path / "run" / "checkpoint.pt")
+    src = xr.open_zarr(processed_concat)
+    assert ck["model_args"]["region_shape"] == list(src["region1_mask"].shape)
+    np.testing.assert_array_equal(ck["model_state"]["region"][0, 0, 0].numpy(), src["region1_mask"].values)
+    assert ck["log"][-1]["train_loss"] < ck["log"][0]["train_loss"]  # it learns
+    predict(tmp_path / "run" / "checkpoint.pt", processed_concat, "test", tmp_path / "pred.zarr", threads=1,
+            progress=False)
+    assert np.isfinite(xr.open_zarr(tmp_path / "pred.zarr")["rain_mm_pred"].values).all()
