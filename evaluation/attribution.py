@@ -141,7 +141,7 @@ def region1_features(dataset, region1: np.ndarray) -> np.ndarray:
 
 
 def conditional_partners(features: np.ndarray, times, min_gap, neighbours: int, rng: np.random.Generator,
-                         repeats: int = 1, variance: float = PCA_VARIANCE) -> list[np.ndarray]:
+                         repeats: int = 1, variance: float = PCA_VARIANCE, block: int = 1024) -> list[np.ndarray]:
     """Partners for conditional permutation: for each sample, one of its ``neighbours`` nearest
     samples in region-1 state, drawn at random for each of ``repeats`` draws.
 
@@ -151,7 +151,8 @@ def conditional_partners(features: np.ndarray, times, min_gap, neighbours: int, 
     partners, nor is a sample its own. A sample keeps its region-1 inputs and gets region-2 inputs
     from a time whose region-1 state was like its own, so the part of region 2 that region 1 already
     tells (the season, a large-scale flow that covers both regions) stays consistent, and only what
-    region 2 says beyond it is broken.
+    region 2 says beyond it is broken. Distances are computed ``block`` samples at a time, so memory
+    grows as N x block (a decade of 12-hourly samples: about 60 MB).
     """
     f = np.asarray(features, np.float64)
     n = len(f)
@@ -165,15 +166,22 @@ def conditional_partners(features: np.ndarray, times, min_gap, neighbours: int, 
         share = np.cumsum(s ** 2) / max(float((s ** 2).sum()), 1e-300)
         keep = int(np.searchsorted(share, variance) + 1)
         z = u[:, :keep] * s[:keep]
-    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=-1)
-    apart = np.abs(t[:, None] - t[None, :]) >= np.timedelta64(min_gap).astype("timedelta64[ns]")
-    d = np.where(apart, d, np.inf)
-    lonely = ~apart.any(axis=1)
-    if lonely.any():
-        raise EvaluationError(f"conditional permutation: sample at {t[np.argmax(lonely)]} has no other sample at least "
-                              f"{min_gap} apart; too few samples in the split")
-    k = int(min(max(1, neighbours), apart.sum(axis=1).min()))
-    near = np.argsort(d, axis=1, kind="stable")[:, :k]
+    gap = np.timedelta64(min_gap).astype("timedelta64[ns]")
+    # samples far enough from sample i: times sorted, so they lie outside one contiguous window
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    close = (np.searchsorted(ts, t + gap, side="left") - np.searchsorted(ts, t - gap, side="right"))
+    if (close >= n).any():
+        raise EvaluationError(f"conditional permutation: sample at {t[np.argmax(close >= n)]} has no other sample at "
+                              f"least {min_gap} apart; too few samples in the split")
+    k = int(min(max(1, neighbours), n - close.max()))
+    near = np.empty((n, k), np.int64)
+    sq = (z ** 2).sum(axis=1)
+    for a in range(0, n, max(1, block)):
+        b = min(n, a + max(1, block))
+        d = sq[a:b, None] + sq[None, :] - 2.0 * (z[a:b] @ z.T)  # (block, N) squared distances
+        d[np.abs(t[a:b, None] - t[None, :]) < gap] = np.inf
+        near[a:b] = np.argsort(d, axis=1, kind="stable")[:, :k]
     return [near[np.arange(n), rng.integers(0, k, n)] for _ in range(max(1, repeats))]
 
 
@@ -243,18 +251,17 @@ def attribute(checkpoint, data_path, repeats: int = 1, batch_size: int = 32, thr
     boot = plan_bootstrap(ld.config, ld.samples.times)
     base = score(ld.dataset)
     rng = np.random.default_rng(ld.config["seed"])
-    min_gap = np.timedelta64((ld.fc.input_steps + ld.fc.lead_steps) * ld.fc.step_hours, "h")
+    times = ld.samples.times.values
+    matching = {"partners": partners, "neighbours": None, "min_gap_hours": None, "pca_variance": None}
     if partners == "conditional":
-        state = region1_features(ld.dataset, region1)
-        draws = conditional_partners(state, ld.samples.times.values, min_gap, neighbours, rng, repeats)
+        gap_hours = (ld.fc.input_steps + ld.fc.lead_steps) * ld.fc.step_hours
+        draws = conditional_partners(region1_features(ld.dataset, region1), times, np.timedelta64(gap_hours, "h"),
+                                     neighbours, rng, repeats)
+        matching.update(neighbours=int(neighbours), min_gap_hours=gap_hours, pca_variance=PCA_VARIANCE)
     else:
         draws = [rng.permutation(len(ld.samples)) for _ in range(max(1, repeats))]
-    times = ld.samples.times.values
-    gaps = np.concatenate([np.abs(times[d] - times) for d in draws]).astype("timedelta64[h]").astype(np.int64)
-    matching = {"partners": partners, "neighbours": int(neighbours) if partners == "conditional" else None,
-                "min_gap_hours": int(min_gap.astype(np.int64)) if partners == "conditional" else None,
-                "pca_variance": PCA_VARIANCE if partners == "conditional" else None,
-                "median_partner_gap_hours": float(np.median(gaps))}
+    gaps = np.concatenate([np.abs(times[d] - times) for d in draws]) / np.timedelta64(1, "h")
+    matching["median_partner_gap_hours"] = float(np.median(gaps))
     log.info(f"{partners} partners: median {matching['median_partner_gap_hours']:.0f} h apart")
     rows = []
     for v in variants(ld.ds, ld.fc.input_steps, ld.fc.step_hours):
@@ -299,10 +306,15 @@ def relearn_rows(comparisons: dict[str, str]) -> list[dict]:
     return rows
 
 
+def _split_label(res: dict) -> str:
+    split = res.get("split", "test")  # results written before the split was recorded: test
+    return "validation" if split == "val" else split
+
+
 def report_lines(res: dict) -> list[str]:
     """A markdown table of the importances."""
     conf = f"{100 * res['bootstrap']['confidence']:g}%"
-    split = {"val": "validation"}.get(res.get("split", "test"), res.get("split", "test"))
+    split = _split_label(res)
     match = res.get("matching") or {"partners": "marginal"}
     how = (f"conditional permutation: each sample's region-2 inputs from one of its {match['neighbours']} nearest "
            f"samples in region-1 state, at least {match['min_gap_hours']} h apart (what region 2 adds beyond region 1)"
@@ -356,7 +368,7 @@ def figure(res: dict, path) -> None:
         ax.set_title(kind + (" (input frame, hours before the target time)" if kind == "lag" else ""),
                      fontsize=9, loc="left")
     axes[-1, 0].set_xlabel(f"CRPS change (% of {res['exp']}; positive: the inputs help), {conf} interval")
-    split = {"val": "validation"}.get(res.get("split", "test"), res.get("split", "test"))
+    split = _split_label(res)
     partners = (res.get("matching") or {}).get("partners", "marginal")
     fig.suptitle(f"{res['exp']}: CRPS change when region-2 inputs are permuted ({partners}), occluded\nor dropped "
                  f"and relearned ({split} split)" if "relearned" in kinds else

@@ -27,7 +27,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from training.config import ModelConfig, frames_config, model_config
 
@@ -63,10 +63,8 @@ class MemoryEstimate:
 def count_params(in_channels: int, mc: ModelConfig) -> int:
     from training.model import ConvLSTMUNet, count_parameters
 
-    import dataclasses
-
     if mc.region_channel:  # one more input channel; the same parameters as one more data channel
-        in_channels, mc = in_channels + 1, dataclasses.replace(mc, region_channel=False)
+        in_channels, mc = in_channels + 1, replace(mc, region_channel=False)
     return count_parameters(ConvLSTMUNet.from_config(in_channels, mc))
 
 

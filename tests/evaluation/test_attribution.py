@@ -127,6 +127,9 @@ def test_conditional_partners_are_near_in_region1_state_and_apart_in_time():
     assert near < 0.25 * rand
     again = conditional_partners(features, t, gap, neighbours=8, rng=np.random.default_rng(0), repeats=3)
     assert all(np.array_equal(a, b) for a, b in zip(draws, again))  # seeded
+    for block in (1, 50, 10_000):  # computed in blocks of rows: the same partners whatever the block
+        other = conditional_partners(features, t, gap, 8, np.random.default_rng(0), repeats=3, block=block)
+        assert all(np.array_equal(a, b) for a, b in zip(draws, other)), block
 
 
 def test_conditional_permutation_costs_nothing_for_redundant_inputs():

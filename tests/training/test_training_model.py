@@ -207,3 +207,7 @@ def test_region_channel_is_a_saved_static_input():
         ConvLSTMUNet.from_config(3, ModelConfig(hidden=(8, 16), groups=4, region_channel=True))
     plain_args = ConvLSTMUNet.from_config(3, ModelConfig(hidden=(8, 16), groups=4)).args
     assert "region_shape" not in plain_args  # off: the args (and run keys) of before
+    from training.memory import count_params  # the memory estimate counts the channel without a grid
+
+    assert count_params(3, ModelConfig(hidden=(8, 16), groups=4, region_channel=True)) == count_parameters(m)
+    assert count_parameters(m) == count_parameters(plain)
